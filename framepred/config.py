@@ -1,0 +1,381 @@
+"""Config schemas: the one definition of every key a run accepts.
+
+The dataclasses below are registered in Hydra's ConfigStore as `train_schema`,
+`evaluate_schema`, `predict_schema` and `preview_schema`; each primary YAML in
+`configs/` lists its schema first in its defaults, so a misspelled key or a
+value of the wrong type fails in Hydra's composition, before any work starts.
+`validate()` adds the checks a type cannot express (ranges, the SSIM window
+against the frame size) and raises `FramepredError` naming the key.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import Enum
+from pathlib import Path
+from typing import Any
+
+from hydra.core.config_store import ConfigStore
+from omegaconf import MISSING
+
+from framepred.errors import FramepredError
+
+DEFAULT_POWER_FACTORS = [0.0448, 0.2856, 0.3001, 0.2363, 0.1333]  # Wang et al. 2003
+
+
+def config_dir() -> str:
+    """The folder holding the YAML configs: inside the installed package, or
+    `configs/` at the top of a source checkout (editable installs included)."""
+    package = Path(__file__).resolve().parent
+    for candidate in (package / "configs", package.parent / "configs"):
+        if (candidate / "train.yaml").is_file():
+            return str(candidate)
+    raise FramepredError(
+        f"config folder not found: looked for train.yaml in {package / 'configs'} "
+        f"and {package.parent / 'configs'}; reinstall framepred"
+    )
+
+
+class Source(str, Enum):
+    moving_digits = "moving_digits"
+    moving_mnist = "moving_mnist"
+    npy = "npy"
+    frames = "frames"
+    video = "video"
+
+
+class Interpolation(str, Enum):
+    nearest = "nearest"
+    bilinear = "bilinear"
+    bicubic = "bicubic"
+    lanczos = "lanczos"
+    area = "area"
+
+
+class OnBadFile(str, Enum):
+    error = "error"
+    skip = "skip"
+
+
+class Form(str, Enum):
+    next_frame = "next_frame"
+    encoder_forecaster = "encoder_forecaster"
+
+
+class Normalization(str, Enum):
+    # No batch normalization: its training-time statistics pool every frame of the
+    # sequence, so frame t would be normalized with frames after it (a time leak).
+    none = "none"
+    layer = "layer"
+    group = "group"
+
+
+class Activation(str, Enum):
+    sigmoid = "sigmoid"
+    hard_sigmoid = "hard_sigmoid"
+    linear = "linear"
+    relu = "relu"
+
+
+class LossName(str, Enum):
+    ssim = "ssim"
+    ms_ssim = "ms_ssim"
+    mse = "mse"
+    mae = "mae"
+    blend = "blend"
+
+
+class Structural(str, Enum):
+    ssim = "ssim"
+    ms_ssim = "ms_ssim"
+
+
+class Pixel(str, Enum):
+    mae = "mae"
+    mse = "mse"
+
+
+class Precision(str, Enum):
+    float32 = "float32"
+    mixed_float16 = "mixed_float16"
+    mixed_bfloat16 = "mixed_bfloat16"
+
+
+class Distribution(str, Enum):
+    none = "none"
+    mirrored = "mirrored"
+
+
+class Optimizer(str, Enum):
+    adam = "adam"
+    adamw = "adamw"
+
+
+class Schedule(str, Enum):
+    constant = "constant"
+    cosine = "cosine"
+
+
+class Split(str, Enum):
+    train = "train"
+    val = "val"
+    test = "test"
+
+
+@dataclass
+class DataConfig:
+    source: Source = Source.moving_digits
+    path: str | None = None  # file or folder, for sources read from disk
+    val_path: str | None = None  # a separate validation set, instead of a split of `path`
+    frame_size: list[int] = field(default_factory=lambda: [64, 64])  # [height, width]
+    channels: int = 1  # 1 = gray, 3 = RGB
+    context_frames: int = 10
+    future_frames: int = 10
+    seed: int = 0
+    # Procedural sources (moving_digits, moving_mnist): sequences per split.
+    train_sequences: int = 2000
+    val_sequences: int = 200
+    test_sequences: int = 200
+    num_digits: int = 2
+    digit_size: list[int] = field(default_factory=lambda: [18, 30])  # glyph height range, px
+    speed: list[float] = field(default_factory=lambda: [2.5, 4.5])  # px per frame range
+    # Sources read from disk.
+    layout: str = "auto"  # npy axes: auto | tbhw | bthw | bthwc
+    stride: int | None = None  # between windows of one sequence; null = one window length
+    val_fraction: float = 0.1
+    test_fraction: float = 0.1
+    resize: bool = True
+    interpolation: Interpolation = Interpolation.bilinear
+    on_bad_file: OnBadFile = OnBadFile.error
+    cache: str | None = None  # null | memory | a file path prefix
+    shuffle_buffer: int = 512
+    parallel_calls: int = -1  # -1 = tf.data.AUTOTUNE
+
+
+@dataclass
+class ModelConfig:
+    form: Form = Form.encoder_forecaster
+    filters: list[int] = field(default_factory=lambda: [64, 64])  # one ConvLSTM layer each
+    kernel_size: list[int] = field(default_factory=lambda: [3, 3])  # per layer, square
+    patch_size: int = 4  # space-to-depth per frame, as OpenSTL's ConvLSTM (patch_size=4)
+    normalization: Normalization = Normalization.none
+    output_activation: Activation = Activation.sigmoid
+
+
+@dataclass
+class LossConfig:
+    name: LossName = LossName.ssim
+    alpha: float = 0.84  # blend weight of the structural term (Zhao et al. 2017)
+    structural: Structural = Structural.ssim
+    pixel: Pixel = Pixel.mae
+    max_val: float = 1.0
+    filter_size: int = 11
+    filter_sigma: float = 1.5
+    power_factors: list[float] = field(default_factory=lambda: list(DEFAULT_POWER_FACTORS))
+
+
+@dataclass
+class TrainerConfig:
+    epochs: int = 10
+    batch_size: int = 16
+    learning_rate: float = 1e-3
+    steps_per_epoch: int | None = None  # null = the whole training split
+    validation_steps: int | None = None
+    optimizer: Optimizer = Optimizer.adam
+    weight_decay: float = 0.0
+    clipnorm: float | None = 1.0
+    schedule: Schedule = Schedule.constant
+    seed: int = 42
+    precision: Precision = Precision.float32
+    jit_compile: str = "auto"  # auto | true | false
+    steps_per_execution: int = 1
+    distribution: Distribution = Distribution.none
+    virtual_cpu_devices: int = 0  # split the CPU into N logical devices (tests of mirrored)
+    profile_batch: list[int] | None = None  # [first, last] batch to profile
+    resume: bool = True
+    backup_every_steps: int | None = None  # also back up mid-epoch, every N steps
+    forecast_images: int = 3  # validation sequences drawn in TensorBoard each epoch
+    verbose: str = "auto"
+
+
+@dataclass
+class TrainSchema:
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    loss: LossConfig = field(default_factory=LossConfig)
+    trainer: TrainerConfig = field(default_factory=TrainerConfig)
+    name: str = "framepred"
+
+
+@dataclass
+class EvaluateOptions:
+    split: Split = Split.val
+    batch_size: int = 16
+    steps: int | None = None  # batches to evaluate; null = the whole split
+
+
+@dataclass
+class EvaluateSchema:
+    checkpoint: str = MISSING
+    # Left empty, the data section comes from the run's saved config next to the
+    # checkpoint; `data=...` on the command line replaces it.
+    data: Any = None
+    evaluate: EvaluateOptions = field(default_factory=EvaluateOptions)
+
+
+@dataclass
+class PredictOptions:
+    steps: int | None = None  # future frames to forecast; null = as trained
+    fps: float = 5.0  # of the written GIF
+
+
+@dataclass
+class PredictSchema:
+    checkpoint: str = MISSING
+    input: str = MISSING
+    output: str = MISSING
+    predict: PredictOptions = field(default_factory=PredictOptions)
+
+
+@dataclass
+class PreviewOptions:
+    windows: int = 4
+    output: str | None = None  # null = the run folder
+
+
+@dataclass
+class PreviewSchema:
+    data: DataConfig = field(default_factory=DataConfig)
+    preview: PreviewOptions = field(default_factory=PreviewOptions)
+
+
+def register_schemas() -> None:
+    store = ConfigStore.instance()
+    store.store(name="train_schema", node=TrainSchema)
+    store.store(name="evaluate_schema", node=EvaluateSchema)
+    store.store(name="predict_schema", node=PredictSchema)
+    store.store(name="preview_schema", node=PreviewSchema)
+
+
+register_schemas()
+
+
+# --- checks a type cannot express --------------------------------------------------
+
+
+def _require(condition: bool, message: str) -> None:
+    if not condition:
+        raise FramepredError(message)
+
+
+def validate_data(data: Any, key: str = "data") -> None:
+    size = list(data.frame_size)
+    _require(
+        len(size) == 2 and all(s > 0 for s in size),
+        f"{key}.frame_size={size} is not valid; give [height, width], two positive integers",
+    )
+    _require(data.channels in (1, 3), f"{key}.channels={data.channels} must be 1 (gray) or 3 (RGB)")
+    _require(data.context_frames >= 1, f"{key}.context_frames={data.context_frames} must be >= 1")
+    _require(data.future_frames >= 1, f"{key}.future_frames={data.future_frames} must be >= 1")
+    for split in ("train", "val", "test"):
+        value = getattr(data, f"{split}_sequences")
+        _require(value >= 1, f"{key}.{split}_sequences={value} must be >= 1")
+    _require(data.num_digits >= 1, f"{key}.num_digits={data.num_digits} must be >= 1")
+    _require(
+        len(data.digit_size) == 2 and 4 <= data.digit_size[0] <= data.digit_size[1],
+        f"{key}.digit_size={list(data.digit_size)} must be [smallest, largest] glyph height, "
+        "with 4 <= smallest <= largest",
+    )
+    _require(
+        max(data.digit_size) < min(size),
+        f"{key}.digit_size={list(data.digit_size)} must be smaller than "
+        f"{key}.frame_size={size}",
+    )
+    _require(
+        len(data.speed) == 2 and 0 <= data.speed[0] <= data.speed[1],
+        f"{key}.speed={list(data.speed)} must be [slowest, fastest] in px per frame, "
+        "0 <= slowest <= fastest",
+    )
+    _require(data.stride is None or data.stride >= 1, f"{key}.stride={data.stride} must be >= 1")
+    for name in ("val_fraction", "test_fraction"):
+        value = getattr(data, name)
+        _require(0.0 <= value < 1.0, f"{key}.{name}={value} must be in [0, 1)")
+    _require(
+        data.val_fraction + data.test_fraction < 1.0,
+        f"{key}.val_fraction + {key}.test_fraction must leave sequences for training (< 1)",
+    )
+    _require(
+        data.layout in ("auto", "tbhw", "bthw", "bthwc"),
+        f"{key}.layout={data.layout!r} is not one of: auto, tbhw, bthw, bthwc",
+    )
+
+
+def validate(cfg: Any) -> None:
+    """Checks a composed training config; raises FramepredError naming the key."""
+    from framepred import losses  # Keras only; imported late to keep `--help` fast
+
+    data, model, loss, trainer = cfg.data, cfg.model, cfg.loss, cfg.trainer
+    validate_data(data)
+    height, width = data.frame_size
+
+    _require(model.filters and all(f >= 1 for f in model.filters),
+             f"model.filters={list(model.filters)} must list at least one positive width")
+    _require(
+        len(model.kernel_size) == len(model.filters) and all(k >= 1 for k in model.kernel_size),
+        f"model.kernel_size={list(model.kernel_size)} must give one positive size per layer "
+        f"of model.filters={list(model.filters)}",
+    )
+    _require(model.patch_size >= 1, f"model.patch_size={model.patch_size} must be >= 1")
+    _require(
+        height % model.patch_size == 0 and width % model.patch_size == 0,
+        f"data.frame_size={[height, width]} must be divisible by "
+        f"model.patch_size={model.patch_size}",
+    )
+
+    _require(0.0 <= loss.alpha <= 1.0, f"loss.alpha={loss.alpha} must be in [0, 1]")
+    _require(loss.max_val > 0, f"loss.max_val={loss.max_val} must be > 0")
+    _require(loss.filter_size >= 1, f"loss.filter_size={loss.filter_size} must be >= 1")
+    _require(loss.filter_sigma > 0, f"loss.filter_sigma={loss.filter_sigma} must be > 0")
+    # The SSIM metrics are logged whatever the loss, so every run needs the window.
+    _require(
+        min(height, width) >= loss.filter_size,
+        f"data.frame_size={[height, width]} is smaller than the SSIM window "
+        f"loss.filter_size={loss.filter_size}; use frames of at least "
+        f"{loss.filter_size}x{loss.filter_size} or a smaller loss.filter_size",
+    )
+    uses_ms_ssim = loss.name == LossName.ms_ssim or (
+        loss.name == LossName.blend and loss.structural == Structural.ms_ssim
+    )
+    if uses_ms_ssim:
+        scales = len(loss.power_factors)
+        _require(scales >= 1, "loss.power_factors must list at least one weight (one per scale)")
+        needed = losses.ms_ssim_min_size(scales, loss.filter_size)
+        _require(
+            min(height, width) >= needed,
+            f"MS-SSIM with {scales} scales (loss.power_factors) and loss.filter_size="
+            f"{loss.filter_size} needs frames of at least {needed}x{needed}, but "
+            f"data.frame_size={[height, width]}; use fewer power factors or larger frames",
+        )
+
+    _require(trainer.epochs >= 1, f"trainer.epochs={trainer.epochs} must be >= 1")
+    _require(trainer.batch_size >= 1, f"trainer.batch_size={trainer.batch_size} must be >= 1")
+    _require(trainer.learning_rate > 0,
+             f"trainer.learning_rate={trainer.learning_rate} must be > 0")
+    for name in ("steps_per_epoch", "validation_steps", "backup_every_steps"):
+        value = getattr(trainer, name)
+        _require(value is None or value >= 1, f"trainer.{name}={value} must be >= 1 or null")
+    _require(trainer.steps_per_execution >= 1,
+             f"trainer.steps_per_execution={trainer.steps_per_execution} must be >= 1")
+    _require(trainer.virtual_cpu_devices >= 0,
+             f"trainer.virtual_cpu_devices={trainer.virtual_cpu_devices} must be >= 0")
+    jit = str(trainer.jit_compile).lower()
+    _require(jit in ("auto", "true", "false"),
+             f"trainer.jit_compile={trainer.jit_compile!r} is not one of: auto, true, false")
+    if trainer.profile_batch is not None:
+        batches = list(trainer.profile_batch)
+        _require(
+            len(batches) == 2 and 1 <= batches[0] <= batches[1],
+            f"trainer.profile_batch={batches} must be [first, last] with 1 <= first <= last",
+        )
+    _require(trainer.forecast_images >= 0,
+             f"trainer.forecast_images={trainer.forecast_images} must be >= 0")

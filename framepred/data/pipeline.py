@@ -1,0 +1,70 @@
+"""tf.data pipelines: windows of a source -> batches [B, T, H, W, C], then
+(inputs, targets) pairs for the model form."""
+
+from __future__ import annotations
+
+import numpy as np
+import tensorflow as tf
+
+from framepred.data.source import SequenceSource
+
+
+def window_dataset(
+    source: SequenceSource,
+    length: int,
+    frame_shape: tuple[int, int, int],
+    batch_size: int,
+    stride: int | None = None,
+    shuffle: bool = False,
+    seed: int = 0,
+    repeat: bool = False,
+    cache: str | None = None,
+    shuffle_buffer: int = 512,
+    parallel_calls: int = -1,
+    drop_remainder: bool = False,
+) -> tf.data.Dataset:
+    """Batches of windows, float32 [B, length, H, W, C], read in parallel."""
+    index = np.asarray(source.windows(length, stride or length), dtype=np.int64)  # [N, 2]
+    if len(index) == 0:
+        raise ValueError("the source yields no window")  # sources check this with context
+    parallel = tf.data.AUTOTUNE if parallel_calls < 0 else parallel_calls
+
+    def read(window):
+        sequence, start = int(window[0]), int(window[1])
+        return source.read(sequence, start, start + length).astype(np.float32, copy=False)
+
+    def load(window):
+        frames = tf.numpy_function(read, [window], tf.float32, stateful=False)
+        frames.set_shape((length, *frame_shape))
+        return frames
+
+    dataset = tf.data.Dataset.from_tensor_slices(index)
+    if cache is None and shuffle:
+        # Shuffling the (sequence, start) pairs is free; shuffle frames only when cached.
+        dataset = dataset.shuffle(len(index), seed=seed, reshuffle_each_iteration=True)
+    dataset = dataset.map(load, num_parallel_calls=parallel, deterministic=True)
+    if cache is not None:
+        dataset = dataset.cache("" if cache == "memory" else cache)
+        if shuffle:
+            dataset = dataset.shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
+    if repeat:
+        dataset = dataset.repeat()
+    return dataset.batch(batch_size, drop_remainder=drop_remainder).prefetch(tf.data.AUTOTUNE)
+
+
+def split_window(frames, form: str, context_frames: int):
+    """(inputs, targets) of a window batch for the model form.
+
+    next_frame: inputs are frames 0..T-2, targets frames 1..T-1 (teacher forcing).
+    encoder_forecaster: inputs are the context, targets the future.
+    """
+    if form == "next_frame":
+        return frames[:, :-1], frames[:, 1:]
+    return frames[:, :context_frames], frames[:, context_frames:]
+
+
+def training_pairs(windows: tf.data.Dataset, form: str, context_frames: int) -> tf.data.Dataset:
+    return windows.map(
+        lambda frames: split_window(frames, form, context_frames),
+        num_parallel_calls=tf.data.AUTOTUNE,
+    )

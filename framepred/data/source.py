@@ -1,0 +1,34 @@
+"""The one interface every data source implements.
+
+A source is an indexable collection of sequences. `read(i, start, stop)` returns
+frames `start..stop-1` of sequence `i` as float32 [T, H, W, C] in [0, 1], already
+at the configured frame size and channel count. The pipeline cuts windows from
+sequences and never needs to know where the frames came from.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+class SequenceSource:
+    """Base class: a list of sequences, each read lazily."""
+
+    def __len__(self) -> int:
+        raise NotImplementedError
+
+    def num_frames(self, index: int) -> int:
+        """Frames in sequence `index`."""
+        raise NotImplementedError
+
+    def read(self, index: int, start: int = 0, stop: int | None = None) -> np.ndarray:
+        """Frames [start, stop) of sequence `index`: float32 [T, H, W, C] in [0, 1]."""
+        raise NotImplementedError
+
+    def windows(self, length: int, stride: int) -> list[tuple[int, int]]:
+        """(sequence, first frame) of every window of `length` frames, `stride` apart."""
+        return [
+            (index, start)
+            for index in range(len(self))
+            for start in range(0, self.num_frames(index) - length + 1, stride)
+        ]

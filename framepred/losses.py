@@ -1,0 +1,719 @@
+"""Per-frame losses for video prediction: SSIM, MS-SSIM, MSE, MAE and their blend.
+
+Every loss is first a plain function `(y_true, y_pred, **options) -> per-frame
+values`, and a thin `keras.losses.Loss` subclass wraps it for reduction and
+serialization (the layout of `keras/src/losses/losses.py`). Frames are the last
+three axes `[H, W, C]`; any leading axes are kept, so a video batch
+`[B, T, H, W, C]` gives `[B, T]` and an image batch `[B, H, W, C]` gives `[B]`.
+
+Only `keras.ops` is used, never TensorFlow, so the module runs under any
+Keras 3 backend. Statistics are computed in float32 whatever the input dtype,
+so mixed-precision models still get a float32 loss.
+
+`ssim` reproduces `tf.image.ssim` (Wang et al. 2004; VALID Gaussian filtering,
+biased covariance, mean over channels) but filters with the separable 1D
+Gaussian and runs all moment maps through one depthwise convolution; see
+`docs/perf_ssim.md` for the speed-up.
+"""
+
+import keras
+import numpy as np
+from keras import ops
+
+LOSS_NAMES = ("ssim", "ms_ssim", "mse", "mae", "blend")
+STRUCTURAL_NAMES = ("ssim", "ms_ssim")
+PIXEL_NAMES = ("mae", "mse")
+
+# Wang, Simoncelli & Bovik 2003, "Multiscale structural similarity for image
+# quality assessment", Table 1; the same defaults as `tf.image.ssim_multiscale`.
+MS_SSIM_POWER_FACTORS = (0.0448, 0.2856, 0.3001, 0.2363, 0.1333)
+
+# Below this value a scale's MS-SSIM factor x**p is continued linearly to 0.
+# x**p with 0 < p < 1 has an infinite slope at 0, which is why
+# `tf.image.ssim_multiscale` (relu, then pow) returns NaN/inf gradients once a
+# contrast-structure term is <= 0. The linear piece keeps the value continuous,
+# equal to TF's for x >= eps and for x <= 0, with a finite slope eps**(p - 1).
+_MS_SSIM_EPS = 1e-6
+
+
+# ---------------------------------------------------------------------------
+# Shape checks (static, at trace time)
+# ---------------------------------------------------------------------------
+
+
+def _check_frames(y_true, y_pred, min_size, what):
+    """Raises ValueError unless both are [..., H, W, C] of one shape, H, W >= min_size."""
+    shape_true, shape_pred = tuple(y_true.shape), tuple(y_pred.shape)
+    if len(shape_true) < 3 or len(shape_pred) < 3:
+        raise ValueError(
+            f"{what} needs frames with at least 3 axes [..., H, W, C]; got "
+            f"y_true.shape={shape_true}, y_pred.shape={shape_pred}."
+        )
+    compatible = len(shape_true) == len(shape_pred) and all(
+        a is None or b is None or a == b for a, b in zip(shape_true, shape_pred)
+    )
+    if not compatible:
+        raise ValueError(
+            f"{what} needs y_true and y_pred of the same shape; got "
+            f"y_true.shape={shape_true}, y_pred.shape={shape_pred}."
+        )
+    for shape in (shape_true, shape_pred):
+        height, width = shape[-3], shape[-2]
+        if (height is not None and height < min_size) or (
+            width is not None and width < min_size
+        ):
+            raise ValueError(
+                f"{what} needs frames of at least {min_size}x{min_size} (H x W); got "
+                f"y_true.shape={shape_true}, y_pred.shape={shape_pred}."
+            )
+    channels = shape_pred[-1] if shape_pred[-1] is not None else shape_true[-1]
+    if channels is None:
+        raise ValueError(
+            f"{what} needs a known channel count; got "
+            f"y_true.shape={shape_true}, y_pred.shape={shape_pred}."
+        )
+    return channels
+
+
+def _flatten_frames(x):
+    # [B, T, H, W, C] -> [B*T, H, W, C] (any number of leading axes)
+    return ops.reshape(x, (-1,) + tuple(x.shape[-3:]))
+
+
+def _unflatten_frames(values, like):
+    # [B*T] -> [B, T]: the leading axes of `like`, static where known.
+    leading = tuple(like.shape[:-3])
+    if all(d is not None for d in leading):
+        return ops.reshape(values, leading)
+    return ops.reshape(values, ops.shape(like)[:-3])
+
+
+# ---------------------------------------------------------------------------
+# SSIM
+# ---------------------------------------------------------------------------
+
+
+def _gaussian_1d(filter_size, filter_sigma):
+    """The 1D factor of TF's `_fspecial_gauss`: softmax(-c**2 / (2 sigma**2)).
+
+    TF's 2D kernel is softmax over i, j of (g_i + g_j), which factorizes exactly
+    into outer(softmax(g), softmax(g)); filtering with the 1D factor along H
+    and then W therefore gives the same result with 2k instead of k**2 taps.
+    """
+    coords = np.arange(filter_size, dtype=np.float64) - (filter_size - 1) / 2.0
+    logits = -0.5 * coords**2 / float(filter_sigma) ** 2
+    weights = np.exp(logits - logits.max())
+    return (weights / weights.sum()).astype(np.float32)
+
+
+def _gaussian_filter(maps, filter_size, filter_sigma):
+    """VALID separable Gaussian filter of every channel of [N, H, W, M] maps."""
+    channels = maps.shape[-1]
+    weights = _gaussian_1d(filter_size, filter_sigma)
+    # Depthwise kernels are [kh, kw, in_channels, multiplier].
+    kernel_h = np.tile(weights.reshape(filter_size, 1, 1, 1), (1, 1, channels, 1))
+    kernel_w = np.tile(weights.reshape(1, filter_size, 1, 1), (1, 1, channels, 1))
+    # [N, H, W, M] -> [N, H-k+1, W, M] -> [N, H-k+1, W-k+1, M]
+    maps = ops.depthwise_conv(maps, kernel_h, padding="valid")
+    return ops.depthwise_conv(maps, kernel_w, padding="valid")
+
+
+def _ssim_maps(x, y, max_val, filter_size, filter_sigma, k1, k2):
+    """Local luminance and contrast-structure maps, as TF's `_ssim_helper`.
+
+    Args:
+        x, y: float32 [N, H, W, C].
+
+    Returns:
+        (luminance, cs), each [N, H-k+1, W-k+1, C].
+    """
+    channels = x.shape[-1]
+    c1 = (k1 * max_val) ** 2
+    c2 = (k2 * max_val) ** 2
+    # One filter call for all moments: [N, H, W, C] x4 -> [N, H, W, 4C].
+    # x**2 + y**2 is filtered as one map, as TF does, since only the sum is used.
+    moments = ops.concatenate([x, y, ops.square(x) + ops.square(y), x * y], axis=-1)
+    moments = _gaussian_filter(moments, filter_size, filter_sigma)
+    mean_x = moments[..., :channels]
+    mean_y = moments[..., channels : 2 * channels]
+    mean_sq = moments[..., 2 * channels : 3 * channels]
+    mean_xy = moments[..., 3 * channels :]
+    num0 = mean_x * mean_y * 2.0
+    den0 = ops.square(mean_x) + ops.square(mean_y)
+    luminance = (num0 + c1) / (den0 + c1)
+    # cov_xy = E[xy] - mu_x mu_y; biased estimate (compensation 1.0), as TF and
+    # the MATLAB reference implementation of MS-SSIM.
+    cs = (mean_xy * 2.0 - num0 + c2) / (mean_sq - den0 + c2)
+    return luminance, cs
+
+
+def ssim(y_true, y_pred, max_val=1.0, filter_size=11, filter_sigma=1.5, k1=0.01, k2=0.03):
+    """Structural similarity of each frame, equal to `tf.image.ssim`.
+
+    Formula:
+
+    ```python
+    luminance = (2 mu_x mu_y + c1) / (mu_x**2 + mu_y**2 + c1)
+    cs = (2 sigma_xy + c2) / (sigma_x**2 + sigma_y**2 + c2)
+    ssim = mean_over_channels(mean_over_valid_pixels(luminance * cs))
+    ```
+
+    with Gaussian-weighted local statistics (VALID padding),
+    `c1 = (k1 * max_val)**2` and `c2 = (k2 * max_val)**2` (Wang et al. 2004).
+
+    Args:
+        y_true: Frames `[..., H, W, C]`, values in `[0, max_val]`.
+        y_pred: Frames of the same shape.
+        max_val: Dynamic range of the pixel values (1.0 or 255, for example).
+        filter_size: Width of the Gaussian window; H and W must be at least this.
+        filter_sigma: Standard deviation of the Gaussian window.
+        k1: Luminance stabilizer constant.
+        k2: Contrast stabilizer constant.
+
+    Returns:
+        float32 SSIM per frame, shape `[...]`: `[B, T]` for `[B, T, H, W, C]`.
+
+    Raises:
+        ValueError: if the shapes differ, have fewer than 3 axes, or H or W is
+            smaller than `filter_size` (checked on static shapes at trace time).
+    """
+    _check_frames(y_true, y_pred, filter_size, "ssim")
+    like = y_pred
+    # [B, T, H, W, C] -> [B*T, H, W, C]
+    x = _flatten_frames(ops.cast(y_true, "float32"))
+    y = _flatten_frames(ops.cast(y_pred, "float32"))
+    luminance, cs = _ssim_maps(x, y, max_val, filter_size, filter_sigma, k1, k2)
+    # [B*T, H', W', C] -> [B*T]: mean over pixels, then channels (as TF).
+    values = ops.mean(luminance * cs, axis=(1, 2, 3))
+    # [B*T] -> [B, T]
+    return _unflatten_frames(values, like)
+
+
+# ---------------------------------------------------------------------------
+# MS-SSIM
+# ---------------------------------------------------------------------------
+
+
+def ms_ssim_min_size(num_scales, filter_size=11):
+    """Smallest frame height/width that MS-SSIM with `num_scales` scales accepts.
+
+    Each scale halves the frame, rounding up (odd sizes are padded by one row or
+    column first, as in `tf.image.ssim_multiscale`), so the coarsest scale has
+    `ceil(size / 2**(n-1))` pixels, which must be at least `filter_size`:
+    `size >= (filter_size - 1) * 2**(n-1) + 1`. 161 for 5 scales and an 11-tap
+    window, 41 for 3 scales.
+    """
+    if num_scales < 1:
+        raise ValueError(f"ms_ssim needs at least one scale; got num_scales={num_scales}.")
+    return (filter_size - 1) * 2 ** (num_scales - 1) + 1
+
+
+def _downsample(x):
+    """Halves H and W like `tf.image.ssim_multiscale`: [N, H, W, C] -> [N, ceil(H/2), ceil(W/2), C].
+
+    TF pads an odd axis by one at the bottom/right with mode SYMMETRIC, which for
+    a pad of one repeats the edge row/column (not zeros), then 2x2-average-pools.
+    """
+    height, width, channels = x.shape[1], x.shape[2], x.shape[3]
+    if height % 2:
+        x = ops.concatenate([x, x[:, -1:, :, :]], axis=1)
+        height += 1
+    if width % 2:
+        x = ops.concatenate([x, x[:, :, -1:, :]], axis=2)
+        width += 1
+    # [N, H, W, C] -> [N, H/2, 2, W/2, 2, C] -> [N, H/2, W/2, C]
+    x = ops.reshape(x, (-1, height // 2, 2, width // 2, 2, channels))
+    return ops.mean(x, axis=(2, 4))
+
+
+def _safe_power(values, power):
+    """relu(values)**power with a finite gradient everywhere (see `_MS_SSIM_EPS`)."""
+    if power == 0:
+        return ops.ones_like(values)
+    eps = _MS_SSIM_EPS
+    curve = ops.power(ops.maximum(values, eps), power)
+    line = ops.maximum(values, 0.0) * (eps ** (power - 1.0))
+    return ops.where(values >= eps, curve, line)
+
+
+def ms_ssim(
+    y_true,
+    y_pred,
+    max_val=1.0,
+    power_factors=MS_SSIM_POWER_FACTORS,
+    filter_size=11,
+    filter_sigma=1.5,
+    k1=0.01,
+    k2=0.03,
+):
+    """Multi-scale SSIM of each frame, equal to `tf.image.ssim_multiscale`.
+
+    Formula:
+
+    ```python
+    ms_ssim = mean_over_channels(
+        prod_{j < n-1} relu(cs_j) ** p_j * relu(ssim_{n-1}) ** p_{n-1})
+    ```
+
+    where `cs_j` is the mean contrast-structure term at scale `j` (the frame
+    downsampled `j` times by 2) and `n = len(power_factors)` (Wang, Simoncelli &
+    Bovik 2003). Unlike TF, the gradient stays finite where a term is <= 0.
+
+    Args:
+        y_true: Frames `[..., H, W, C]`, values in `[0, max_val]`.
+        y_pred: Frames of the same shape.
+        max_val: Dynamic range of the pixel values.
+        power_factors: One exponent per scale, finest first.
+        filter_size: Width of the Gaussian window.
+        filter_sigma: Standard deviation of the Gaussian window.
+        k1: Luminance stabilizer constant.
+        k2: Contrast stabilizer constant.
+
+    Returns:
+        float32 MS-SSIM per frame, shape `[...]`.
+
+    Raises:
+        ValueError: if the shapes differ or H or W is below
+            `ms_ssim_min_size(len(power_factors), filter_size)`.
+    """
+    power_factors = tuple(float(p) for p in power_factors)
+    min_size = ms_ssim_min_size(len(power_factors), filter_size)
+    _check_frames(y_true, y_pred, min_size, f"ms_ssim with {len(power_factors)} scales")
+    like = y_pred
+    # [B, T, H, W, C] -> [B*T, H, W, C]
+    x = _flatten_frames(ops.cast(y_true, "float32"))
+    y = _flatten_frames(ops.cast(y_pred, "float32"))
+    product = None
+    for scale, power in enumerate(power_factors):
+        if scale > 0:
+            x, y = _downsample(x), _downsample(y)
+        luminance, cs = _ssim_maps(x, y, max_val, filter_size, filter_sigma, k1, k2)
+        if scale < len(power_factors) - 1:
+            # [N, H', W', C] -> [N, C]
+            term = ops.mean(cs, axis=(1, 2))
+        else:
+            term = ops.mean(luminance * cs, axis=(1, 2))
+        factor = _safe_power(term, power)
+        product = factor if product is None else product * factor
+    # [B*T, C] -> [B*T] -> [B, T]
+    return _unflatten_frames(ops.mean(product, axis=-1), like)
+
+
+# ---------------------------------------------------------------------------
+# Pixel losses
+# ---------------------------------------------------------------------------
+
+
+def mse(y_true, y_pred):
+    """Mean squared error of each frame: `mean((y_true - y_pred)**2)` over H, W, C.
+
+    Returns float32 `[...]` for frames `[..., H, W, C]`.
+    """
+    _check_frames(y_true, y_pred, 1, "mse")
+    error = ops.cast(y_true, "float32") - ops.cast(y_pred, "float32")
+    return ops.mean(ops.square(error), axis=(-3, -2, -1))
+
+
+def mae(y_true, y_pred):
+    """Mean absolute error of each frame: `mean(|y_true - y_pred|)` over H, W, C.
+
+    Returns float32 `[...]` for frames `[..., H, W, C]`.
+    """
+    _check_frames(y_true, y_pred, 1, "mae")
+    error = ops.cast(y_true, "float32") - ops.cast(y_pred, "float32")
+    return ops.mean(ops.abs(error), axis=(-3, -2, -1))
+
+
+# ---------------------------------------------------------------------------
+# Loss classes
+# ---------------------------------------------------------------------------
+
+
+def _expand_sample_weight(sample_weight, values_shape):
+    """[B] -> [B, 1] -> [B, T]: a lower-rank weight applies to whole sequences.
+
+    Keras 3's `squeeze_or_expand_to_same_rank` only fixes a rank difference of
+    one when the last axis is 1; a [B] weight against [B, T] values is rejected,
+    and when B == T it broadcasts [B] along the time axis, weighting frames
+    instead of sequences. Appending trailing axes and broadcasting first makes
+    the leading axes line up.
+    """
+    sample_weight = ops.convert_to_tensor(sample_weight)
+    weight_rank, values_rank = len(sample_weight.shape), len(values_shape)
+    if weight_rank == 0 or weight_rank >= values_rank:
+        return sample_weight
+    # [B] -> [B, 1]
+    sample_weight = ops.reshape(
+        sample_weight,
+        tuple(ops.shape(sample_weight)) + (1,) * (values_rank - weight_rank),
+    )
+    # [B, 1] -> [B, T]
+    return ops.broadcast_to(sample_weight, values_shape)
+
+
+class FrameLoss(keras.losses.Loss):
+    """Base of the per-frame losses: weights whole sequences or single frames.
+
+    `call` returns one value per frame (`[B, T]` or `[B]`). A `sample_weight`
+    of shape `[B]` weights whole sequences, `[B, T]` single frames.
+    """
+
+    def __init__(self, name=None, reduction="sum_over_batch_size", dtype=None):
+        super().__init__(name=name, reduction=reduction, dtype=dtype)
+        self._dtype_arg = dtype
+
+    def __call__(self, y_true, y_pred, sample_weight=None):
+        if sample_weight is not None:
+            # Per-frame values have the shape of the frames' leading axes.
+            frame_axes = tuple(y_pred.shape[:-3])
+            if any(d is None for d in frame_axes):
+                frame_axes = tuple(ops.shape(y_pred)[:-3])
+            sample_weight = _expand_sample_weight(sample_weight, frame_axes)
+        return super().__call__(y_true, y_pred, sample_weight=sample_weight)
+
+    def get_config(self):
+        config = super().get_config()
+        if self._dtype_arg is not None:
+            config["dtype"] = keras.dtype_policies.serialize(self._dtype_policy)
+        return config
+
+
+_REDUCTION_DOC = """reduction: How Keras reduces the per-frame values. `"sum_over_batch_size"`
+            (default) and `"mean"`: sum of the weighted values divided by their
+            number (frames, B*T); `"sum"`: their sum;
+            `"mean_with_sample_weight"`: their sum divided by the sum of the
+            (broadcast) weights; `"none"` or `None`: no reduction, `[B, T]`.
+        name: Name of the loss instance.
+        dtype: Dtype (or `keras.DTypePolicy`) Keras casts the inputs to and
+            returns the loss in; `None` means `keras.backend.floatx()`. The
+            statistics themselves are always float32."""
+
+
+@keras.saving.register_keras_serializable(package="framepred")
+class SSIMLoss(FrameLoss):
+    """`1 - ssim` per frame.
+
+    Formula:
+
+    ```python
+    loss = 1 - ssim(y_true, y_pred)  # per frame, see `framepred.losses.ssim`
+    ```
+
+    Args:
+        max_val: Dynamic range of the pixel values.
+        filter_size: Width of the Gaussian window.
+        filter_sigma: Standard deviation of the Gaussian window.
+        k1: Luminance stabilizer constant.
+        k2: Contrast stabilizer constant.
+        {reduction}
+    """
+
+    def __init__(
+        self,
+        max_val=1.0,
+        filter_size=11,
+        filter_sigma=1.5,
+        k1=0.01,
+        k2=0.03,
+        reduction="sum_over_batch_size",
+        name="ssim_loss",
+        dtype=None,
+    ):
+        super().__init__(name=name, reduction=reduction, dtype=dtype)
+        self.max_val = float(max_val)
+        self.filter_size = int(filter_size)
+        self.filter_sigma = float(filter_sigma)
+        self.k1 = float(k1)
+        self.k2 = float(k2)
+
+    def call(self, y_true, y_pred):
+        return 1.0 - ssim(
+            y_true, y_pred, self.max_val, self.filter_size, self.filter_sigma, self.k1, self.k2
+        )
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "max_val": self.max_val,
+            "filter_size": self.filter_size,
+            "filter_sigma": self.filter_sigma,
+            "k1": self.k1,
+            "k2": self.k2,
+        }
+
+
+@keras.saving.register_keras_serializable(package="framepred")
+class MSSSIMLoss(FrameLoss):
+    """`1 - ms_ssim` per frame.
+
+    Formula:
+
+    ```python
+    loss = 1 - ms_ssim(y_true, y_pred)  # per frame, see `framepred.losses.ms_ssim`
+    ```
+
+    Args:
+        max_val: Dynamic range of the pixel values.
+        power_factors: One exponent per scale, finest first; frames must be at
+            least `ms_ssim_min_size(len(power_factors), filter_size)` pixels.
+        filter_size: Width of the Gaussian window.
+        filter_sigma: Standard deviation of the Gaussian window.
+        k1: Luminance stabilizer constant.
+        k2: Contrast stabilizer constant.
+        {reduction}
+    """
+
+    def __init__(
+        self,
+        max_val=1.0,
+        power_factors=MS_SSIM_POWER_FACTORS,
+        filter_size=11,
+        filter_sigma=1.5,
+        k1=0.01,
+        k2=0.03,
+        reduction="sum_over_batch_size",
+        name="ms_ssim_loss",
+        dtype=None,
+    ):
+        super().__init__(name=name, reduction=reduction, dtype=dtype)
+        self.max_val = float(max_val)
+        self.power_factors = tuple(float(p) for p in power_factors)
+        self.filter_size = int(filter_size)
+        self.filter_sigma = float(filter_sigma)
+        self.k1 = float(k1)
+        self.k2 = float(k2)
+
+    def call(self, y_true, y_pred):
+        return 1.0 - ms_ssim(
+            y_true,
+            y_pred,
+            self.max_val,
+            self.power_factors,
+            self.filter_size,
+            self.filter_sigma,
+            self.k1,
+            self.k2,
+        )
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "max_val": self.max_val,
+            "power_factors": list(self.power_factors),
+            "filter_size": self.filter_size,
+            "filter_sigma": self.filter_sigma,
+            "k1": self.k1,
+            "k2": self.k2,
+        }
+
+
+@keras.saving.register_keras_serializable(package="framepred")
+class MSELoss(FrameLoss):
+    """Mean squared error per frame.
+
+    Formula:
+
+    ```python
+    loss = mean((y_true - y_pred)**2)  # over H, W, C of each frame
+    ```
+
+    Args:
+        {reduction}
+    """
+
+    def __init__(self, reduction="sum_over_batch_size", name="mse_loss", dtype=None):
+        super().__init__(name=name, reduction=reduction, dtype=dtype)
+
+    def call(self, y_true, y_pred):
+        return mse(y_true, y_pred)
+
+
+@keras.saving.register_keras_serializable(package="framepred")
+class MAELoss(FrameLoss):
+    """Mean absolute error per frame.
+
+    Formula:
+
+    ```python
+    loss = mean(|y_true - y_pred|)  # over H, W, C of each frame
+    ```
+
+    Args:
+        {reduction}
+    """
+
+    def __init__(self, reduction="sum_over_batch_size", name="mae_loss", dtype=None):
+        super().__init__(name=name, reduction=reduction, dtype=dtype)
+
+    def call(self, y_true, y_pred):
+        return mae(y_true, y_pred)
+
+
+def _check_choice(key, value, allowed):
+    if value not in allowed:
+        raise ValueError(f"{key}={value!r} is not supported; expected one of {allowed}.")
+
+
+@keras.saving.register_keras_serializable(package="framepred")
+class BlendLoss(FrameLoss):
+    """Structural + pixel loss per frame (Zhao et al. 2017).
+
+    Zhao, Gallo, Frosio & Kautz, "Loss Functions for Image Restoration with
+    Neural Networks", IEEE TCI 2017, found `0.84 * (1 - MS-SSIM) + 0.16 * L1`
+    better than either term alone: the structural term keeps edges and
+    contrast, the pixel term keeps colours and brightness.
+
+    Formula:
+
+    ```python
+    loss = alpha * (1 - structural(y_true, y_pred)) + (1 - alpha) * pixel(y_true, y_pred)
+    ```
+
+    Args:
+        alpha: Weight of the structural term, in `[0, 1]`.
+        structural: `"ssim"` or `"ms_ssim"`.
+        pixel: `"mae"` or `"mse"`.
+        max_val: Dynamic range of the pixel values.
+        filter_size: Width of the Gaussian window.
+        filter_sigma: Standard deviation of the Gaussian window.
+        power_factors: MS-SSIM exponents per scale (used when
+            `structural="ms_ssim"`).
+        k1: Luminance stabilizer constant.
+        k2: Contrast stabilizer constant.
+        {reduction}
+
+    Raises:
+        ValueError: for `alpha` outside `[0, 1]` or an unknown `structural` or
+            `pixel` name.
+    """
+
+    def __init__(
+        self,
+        alpha=0.84,
+        structural="ssim",
+        pixel="mae",
+        max_val=1.0,
+        filter_size=11,
+        filter_sigma=1.5,
+        power_factors=MS_SSIM_POWER_FACTORS,
+        k1=0.01,
+        k2=0.03,
+        reduction="sum_over_batch_size",
+        name="blend_loss",
+        dtype=None,
+    ):
+        super().__init__(name=name, reduction=reduction, dtype=dtype)
+        try:
+            alpha_ok = 0.0 <= float(alpha) <= 1.0
+        except (TypeError, ValueError):
+            alpha_ok = False
+        if not alpha_ok:
+            raise ValueError(f"alpha={alpha!r} is not supported; expected a number in [0, 1].")
+        _check_choice("structural", structural, STRUCTURAL_NAMES)
+        _check_choice("pixel", pixel, PIXEL_NAMES)
+        self.alpha = float(alpha)
+        self.structural = structural
+        self.pixel = pixel
+        self.max_val = float(max_val)
+        self.filter_size = int(filter_size)
+        self.filter_sigma = float(filter_sigma)
+        self.power_factors = tuple(float(p) for p in power_factors)
+        self.k1 = float(k1)
+        self.k2 = float(k2)
+
+    def call(self, y_true, y_pred):
+        if self.structural == "ssim":
+            similarity = ssim(
+                y_true, y_pred, self.max_val, self.filter_size, self.filter_sigma, self.k1, self.k2
+            )
+        else:
+            similarity = ms_ssim(
+                y_true,
+                y_pred,
+                self.max_val,
+                self.power_factors,
+                self.filter_size,
+                self.filter_sigma,
+                self.k1,
+                self.k2,
+            )
+        pixel = mae(y_true, y_pred) if self.pixel == "mae" else mse(y_true, y_pred)
+        return self.alpha * (1.0 - similarity) + (1.0 - self.alpha) * pixel
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "alpha": self.alpha,
+            "structural": self.structural,
+            "pixel": self.pixel,
+            "max_val": self.max_val,
+            "filter_size": self.filter_size,
+            "filter_sigma": self.filter_sigma,
+            "power_factors": list(self.power_factors),
+            "k1": self.k1,
+            "k2": self.k2,
+        }
+
+
+for _loss_class in (SSIMLoss, MSSSIMLoss, MSELoss, MAELoss, BlendLoss):
+    _loss_class.__doc__ = _loss_class.__doc__.replace("{reduction}", _REDUCTION_DOC)
+
+
+def build_loss(
+    name,
+    alpha=0.84,
+    structural="ssim",
+    pixel="mae",
+    max_val=1.0,
+    filter_size=11,
+    filter_sigma=1.5,
+    power_factors=MS_SSIM_POWER_FACTORS,
+):
+    """The loss instance for a config's `loss.name`, one of `LOSS_NAMES`.
+
+    Options a loss does not use are ignored (`alpha` only matters for "blend").
+
+    Raises:
+        ValueError: for a name outside `LOSS_NAMES`, or bad blend options.
+    """
+    _check_choice("loss name", name, LOSS_NAMES)
+    if name == "ssim":
+        return SSIMLoss(max_val=max_val, filter_size=filter_size, filter_sigma=filter_sigma)
+    if name == "ms_ssim":
+        return MSSSIMLoss(
+            max_val=max_val,
+            power_factors=power_factors,
+            filter_size=filter_size,
+            filter_sigma=filter_sigma,
+        )
+    if name == "mse":
+        return MSELoss()
+    if name == "mae":
+        return MAELoss()
+    return BlendLoss(
+        alpha=alpha,
+        structural=structural,
+        pixel=pixel,
+        max_val=max_val,
+        filter_size=filter_size,
+        filter_sigma=filter_sigma,
+        power_factors=power_factors,
+    )
+
+
+__all__ = [
+    "LOSS_NAMES",
+    "MS_SSIM_POWER_FACTORS",
+    "BlendLoss",
+    "FrameLoss",
+    "MAELoss",
+    "MSELoss",
+    "MSSSIMLoss",
+    "SSIMLoss",
+    "build_loss",
+    "mae",
+    "ms_ssim",
+    "ms_ssim_min_size",
+    "mse",
+    "ssim",
+]

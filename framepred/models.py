@@ -1,0 +1,226 @@
+"""Causal ConvLSTM forecasters (Shi et al. 2015), Keras layers only.
+
+Two forms, both causal in time (a prediction never sees an input frame later
+than the one it follows):
+
+- next_frame: [B, T, H, W, C] -> [B, T, H, W, C], output t predicts frame t+1 from
+  frames <= t. The future is forecast by feeding predictions back (`forecast`).
+- encoder_forecaster: an encoder reads the context [B, Tc, H, W, C]; its final
+  states start a forecaster that emits the future [B, Tf, H, W, C] (Shi et al. 2015).
+
+Unlike the keras-io ConvLSTM example we never end in `Conv3D(padding="same")`:
+its 3-frame temporal kernel lets output t see input t+1, the frame it must predict.
+Every layer here mixes time only through the recurrent state; convolutions are
+per frame. Frames are folded into patches first (space-to-depth, OpenSTL's
+`patch_size`), which makes the recurrent grid `patch_size**2` times cheaper.
+"""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+from keras import layers, ops
+
+
+@keras.saving.register_keras_serializable(package="framepred")
+class SpaceToDepth(layers.Layer):
+    """Per frame: [B, T, H, W, C] -> [B, T, H/p, W/p, p*p*C]."""
+
+    def __init__(self, block_size: int, **kwargs):
+        super().__init__(**kwargs)
+        self.block_size = int(block_size)
+
+    def call(self, frames):
+        p = self.block_size
+        if p == 1:
+            return frames
+        shape = ops.shape(frames)
+        _, _, height, width, channels = frames.shape
+        grid = ops.reshape(frames, (shape[0], shape[1], height // p, p, width // p, p, channels))
+        grid = ops.transpose(grid, (0, 1, 2, 4, 3, 5, 6))  # [B, T, H/p, W/p, p, p, C]
+        return ops.reshape(grid, (shape[0], shape[1], height // p, width // p, p * p * channels))
+
+    def compute_output_shape(self, input_shape):
+        b, t, h, w, c = input_shape
+        p = self.block_size
+        return (b, t, h // p, w // p, c * p * p)
+
+    def get_config(self):
+        return {**super().get_config(), "block_size": self.block_size}
+
+
+@keras.saving.register_keras_serializable(package="framepred")
+class DepthToSpace(layers.Layer):
+    """Per frame: [B, T, h, w, p*p*C] -> [B, T, h*p, w*p, C]; inverse of SpaceToDepth."""
+
+    def __init__(self, block_size: int, **kwargs):
+        super().__init__(**kwargs)
+        self.block_size = int(block_size)
+
+    def call(self, patches):
+        p = self.block_size
+        if p == 1:
+            return patches
+        shape = ops.shape(patches)
+        _, _, height, width, depth = patches.shape
+        channels = depth // (p * p)
+        grid = ops.reshape(patches, (shape[0], shape[1], height, width, p, p, channels))
+        grid = ops.transpose(grid, (0, 1, 2, 4, 3, 5, 6))  # [B, T, h, p, w, p, C]
+        return ops.reshape(grid, (shape[0], shape[1], height * p, width * p, channels))
+
+    def compute_output_shape(self, input_shape):
+        b, t, h, w, c = input_shape
+        p = self.block_size
+        return (b, t, h * p, w * p, c // (p * p))
+
+    def get_config(self):
+        return {**super().get_config(), "block_size": self.block_size}
+
+
+@keras.saving.register_keras_serializable(package="framepred")
+class ForecastQueries(layers.Layer):
+    """Zeros [B, future_frames, h, w, 1] for the forecaster to read.
+
+    Shi et al.'s forecaster has no input of its own; it unrolls from the encoder's
+    states. Keras' ConvLSTM2D needs an input sequence to set the number of steps,
+    so it gets an all-zero one, which carries no information.
+    """
+
+    def __init__(self, future_frames: int, **kwargs):
+        super().__init__(**kwargs)
+        self.future_frames = int(future_frames)
+
+    def call(self, context_features):
+        shape = ops.shape(context_features)
+        _, _, height, width, _ = context_features.shape
+        return ops.zeros((shape[0], self.future_frames, height, width, 1), dtype=self.compute_dtype)
+
+    def compute_output_shape(self, input_shape):
+        return (input_shape[0], self.future_frames, input_shape[2], input_shape[3], 1)
+
+    def get_config(self):
+        return {**super().get_config(), "future_frames": self.future_frames}
+
+
+def _normalization(kind: str, name: str):
+    # Per-frame statistics only; see config.Normalization on why not batch norm.
+    if kind == "layer":
+        return layers.LayerNormalization(axis=-1, name=name)
+    if kind == "group":
+        return layers.GroupNormalization(groups=-1, axis=-1, name=name)
+    return None
+
+
+def _head(features, channels: int, patch_size: int, activation: str):
+    """Per-frame 1x1 projection back to patches, then to frames. Float32, as the loss."""
+    patches = layers.Conv3D(
+        channels * patch_size * patch_size, kernel_size=1, name="head", dtype="float32"
+    )(features)  # kernel 1 in time: no frame sees another
+    frames = DepthToSpace(patch_size, name="to_frames", dtype="float32")(patches)
+    return layers.Activation(activation, name="forecast", dtype="float32")(frames)
+
+
+def build_next_frame(
+    frame_size, channels, filters=(64, 64), kernel_size=(3, 3), patch_size=4,
+    normalization="none", output_activation="sigmoid",
+) -> keras.Model:
+    """Stacked ConvLSTMs; output t is the forecast of frame t+1. Any sequence length."""
+    height, width = frame_size
+    frames = keras.Input((None, height, width, channels), name="frames")
+    x = SpaceToDepth(patch_size, name="to_patches")(frames)
+    for i, (width_i, kernel) in enumerate(zip(filters, kernel_size)):
+        x = layers.ConvLSTM2D(width_i, kernel, padding="same", return_sequences=True,
+                              name=f"convlstm_{i}")(x)
+        norm = _normalization(normalization, f"norm_{i}")
+        x = norm(x) if norm is not None else x
+    forecast = _head(x, channels, patch_size, output_activation)
+    return keras.Model(frames, forecast, name="next_frame_convlstm")
+
+
+def build_encoder_forecaster(
+    frame_size, channels, context_frames, future_frames, filters=(64, 64),
+    kernel_size=(3, 3), patch_size=4, normalization="none", output_activation="sigmoid",
+) -> keras.Model:
+    """Encoder ConvLSTMs read the context; their states start the forecaster's."""
+    height, width = frame_size
+    context = keras.Input((context_frames, height, width, channels), name="context")
+    x = SpaceToDepth(patch_size, name="to_patches")(context)
+    queries = ForecastQueries(future_frames, name="queries")(x)
+    states = []
+    for i, (width_i, kernel) in enumerate(zip(filters, kernel_size)):
+        x, h, c = layers.ConvLSTM2D(width_i, kernel, padding="same", return_sequences=True,
+                                    return_state=True, name=f"encoder_{i}")(x)
+        states.append((h, c))
+        norm = _normalization(normalization, f"encoder_norm_{i}")
+        x = norm(x) if norm is not None else x
+    y, outputs = queries, []
+    for i, (width_i, kernel) in enumerate(zip(filters, kernel_size)):
+        y = layers.ConvLSTM2D(width_i, kernel, padding="same", return_sequences=True,
+                              name=f"forecaster_{i}")(y, initial_state=list(states[i]))
+        norm = _normalization(normalization, f"forecaster_norm_{i}")
+        y = norm(y) if norm is not None else y
+        outputs.append(y)
+    # Shi et al. 2015 concatenate every forecaster layer's states for the prediction.
+    features = outputs[0] if len(outputs) == 1 else layers.Concatenate(axis=-1)(outputs)
+    forecast = _head(features, channels, patch_size, output_activation)
+    return keras.Model(context, forecast, name="encoder_forecaster_convlstm")
+
+
+def build_model(model_cfg, data_cfg) -> keras.Model:
+    """The model a config asks for."""
+    form = getattr(model_cfg.form, "value", model_cfg.form)
+    options = dict(
+        frame_size=tuple(data_cfg.frame_size),
+        channels=int(data_cfg.channels),
+        filters=tuple(model_cfg.filters),
+        kernel_size=tuple(model_cfg.kernel_size),
+        patch_size=int(model_cfg.patch_size),
+        normalization=getattr(model_cfg.normalization, "value", model_cfg.normalization),
+        output_activation=getattr(
+            model_cfg.output_activation, "value", model_cfg.output_activation),
+    )
+    if form == "next_frame":
+        return build_next_frame(**options)
+    return build_encoder_forecaster(
+        context_frames=int(data_cfg.context_frames),
+        future_frames=int(data_cfg.future_frames),
+        **options,
+    )
+
+
+def model_form(model: keras.Model) -> str:
+    """"next_frame" for models that take any sequence length, else "encoder_forecaster"."""
+    return "next_frame" if model.inputs[0].shape[1] is None else "encoder_forecaster"
+
+
+def forecast(model: keras.Model, context, steps: int) -> np.ndarray:
+    """Forecasts `steps` frames after `context` [B, Tc, H, W, C] -> [B, steps, H, W, C].
+
+    next_frame models roll out one frame at a time: the buffer holds the context and
+    the predictions so far, padded to a fixed length so the model is traced once.
+    Causality makes the padding harmless: output t only reads buffer[: t + 1].
+    encoder_forecaster models emit their trained horizon at once and, for longer
+    horizons, continue from their own last `Tc` frames.
+    """
+    context = np.asarray(context, dtype=np.float32)
+    batch, context_frames = context.shape[:2]
+    if model_form(model) == "next_frame":
+        buffer = np.concatenate(
+            [context, np.zeros((batch, steps - 1, *context.shape[2:]), np.float32)], axis=1
+        )
+        for k in range(steps):
+            predicted = np.asarray(model.predict_on_batch(buffer))
+            frame = predicted[:, context_frames - 1 + k]
+            if k + 1 < steps:
+                buffer[:, context_frames + k] = frame
+            else:
+                last = frame
+        return np.concatenate([buffer[:, context_frames:], last[:, None]], axis=1)
+
+    trained_context = model.inputs[0].shape[1]
+    history, produced = context, []
+    while sum(p.shape[1] for p in produced) < steps:
+        chunk = np.asarray(model.predict_on_batch(history[:, -trained_context:]))
+        produced.append(chunk)
+        history = np.concatenate([history, chunk], axis=1)
+    return np.concatenate(produced, axis=1)[:, :steps]

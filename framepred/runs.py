@@ -1,0 +1,103 @@
+"""The run folder: one definition of where a run writes what.
+
+    <run>/config.yaml          the composed config
+    <run>/train.log            the log (Hydra's job log)
+    <run>/checkpoints/best.keras, last.keras
+    <run>/tensorboard/         train/, validation/, images and hparams
+    <run>/metrics.json         per-step forecast metrics, model and copy-last baseline
+    <run>/backup/              resumable training state
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from framepred.errors import FramepredError
+
+
+@dataclass(frozen=True)
+class RunPaths:
+    root: Path
+
+    @property
+    def config(self) -> Path:
+        return self.root / "config.yaml"
+
+    @property
+    def log(self) -> Path:
+        return self.root / "train.log"
+
+    @property
+    def checkpoints(self) -> Path:
+        return self.root / "checkpoints"
+
+    @property
+    def best(self) -> Path:
+        return self.checkpoints / "best.keras"
+
+    @property
+    def last(self) -> Path:
+        return self.checkpoints / "last.keras"
+
+    @property
+    def tensorboard(self) -> Path:
+        return self.root / "tensorboard"
+
+    @property
+    def metrics(self) -> Path:
+        return self.root / "metrics.json"
+
+    @property
+    def backup(self) -> Path:
+        return self.root / "backup"
+
+    def create(self) -> RunPaths:
+        try:
+            for folder in (self.root, self.checkpoints, self.tensorboard):
+                folder.mkdir(parents=True, exist_ok=True)
+            probe = self.root / ".write-test"
+            probe.write_text("")
+            probe.unlink()
+        except OSError as error:
+            raise FramepredError(
+                f"output folder {self.root} cannot be written ({error.strerror}); "
+                "set hydra.run.dir to a writable folder"
+            ) from None
+        return self
+
+    @classmethod
+    def of_checkpoint(cls, checkpoint: str | Path) -> RunPaths:
+        """The run a checkpoint belongs to: <run>/checkpoints/<name>.keras."""
+        return cls(Path(checkpoint).resolve().parent.parent)
+
+
+def atomic_write(path: Path, write) -> None:
+    """Calls `write(tmp_path)`, then renames over `path`, so a kill mid-write never
+    leaves a truncated file. The temporary keeps `path`'s suffix (Keras checks it)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=path.suffix, dir=path.parent)
+    os.close(handle)
+    try:
+        write(tmp)
+        with open(tmp, "rb") as written:
+            os.fsync(written.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def write_json(path: Path, payload: Any) -> None:
+    def write(tmp):
+        with open(tmp, "w") as handle:
+            json.dump(payload, handle, indent=2)
+            handle.write("\n")
+
+    atomic_write(path, write)

@@ -1,0 +1,155 @@
+"""Train a forecaster:  python -m framepred.train [group=option ...] [key=value ...]
+
+    python -m framepred.train loss=ssim
+    python -m framepred.train loss=blend loss.alpha=0.7 trainer.epochs=20
+    python -m framepred.train -m loss=ssim,mse,blend
+    python -m framepred.train debug=fast
+
+Composes the config (configs/train.yaml), then: validate -> data -> model ->
+fit -> evaluate the forecast against the copy-last-frame baseline -> metrics.json.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import hydra
+from omegaconf import DictConfig, OmegaConf
+
+import framepred  # noqa: F401  (registers Keras objects, quiets TF start-up)
+from framepred import config
+from framepred.config import config_dir
+from framepred.errors import exit_on_user_error
+from framepred.runs import RunPaths, write_json
+
+log = logging.getLogger("framepred.train")
+
+
+def _value(option):
+    return getattr(option, "value", option)
+
+
+def build_loss(loss_cfg):
+    from framepred import losses
+
+    return losses.build_loss(
+        _value(loss_cfg.name),
+        alpha=float(loss_cfg.alpha),
+        structural=_value(loss_cfg.structural),
+        pixel=_value(loss_cfg.pixel),
+        max_val=float(loss_cfg.max_val),
+        filter_size=int(loss_cfg.filter_size),
+        filter_sigma=float(loss_cfg.filter_sigma),
+        power_factors=tuple(loss_cfg.power_factors),
+    )
+
+
+def build_metrics(loss_cfg):
+    import keras
+
+    from framepred import metrics
+
+    return [
+        metrics.SSIM(max_val=float(loss_cfg.max_val), filter_size=int(loss_cfg.filter_size),
+                     filter_sigma=float(loss_cfg.filter_sigma)),
+        metrics.PSNR(max_val=float(loss_cfg.max_val)),
+        keras.metrics.MeanSquaredError(name="mse"),
+        keras.metrics.MeanAbsoluteError(name="mae"),
+    ]
+
+
+def build_optimizer(trainer, steps_per_epoch: int):
+    import keras
+
+    rate = float(trainer.learning_rate)
+    if _value(trainer.schedule) == "cosine":
+        rate = keras.optimizers.schedules.CosineDecay(rate, trainer.epochs * steps_per_epoch)
+    options = dict(learning_rate=rate, clipnorm=trainer.clipnorm)
+    if _value(trainer.optimizer) == "adamw":
+        return keras.optimizers.AdamW(weight_decay=float(trainer.weight_decay), **options)
+    return keras.optimizers.Adam(**options)
+
+
+def train(cfg: DictConfig, run_dir: str | Path | None = None) -> dict:
+    """Runs one training job; returns the metrics.json payload."""
+    import keras
+
+    from framepred import data, evaluation, metrics, models
+    from framepred.callbacks import build_callbacks
+    from framepred.runtime import configure
+
+    config.validate(cfg)
+    if run_dir is None:
+        run_dir = hydra.core.hydra_config.HydraConfig.get().runtime.output_dir
+    run = RunPaths(Path(run_dir)).create()
+    OmegaConf.save(cfg, run.config)
+
+    keras.backend.clear_session()  # a sweep runs its jobs in one process
+    runtime = configure(cfg.trainer)
+    trainer, data_cfg = cfg.trainer, cfg.data
+    form = _value(cfg.model.form)
+    global_batch = int(trainer.batch_size) * runtime.replicas
+    log.info("device: %s | precision: %s | XLA: %s | replicas: %d | global batch %d",
+             runtime.device, runtime.precision, runtime.jit_compile, runtime.replicas,
+             global_batch)
+
+    repeat = trainer.steps_per_epoch is not None
+    train_windows = data.windows(data_cfg, "train", global_batch, shuffle=True,
+                                 seed=int(trainer.seed), repeat=repeat)
+    val_windows = data.windows(data_cfg, "val", global_batch)
+    train_pairs = data.training_pairs(train_windows, form, data_cfg.context_frames)
+    val_pairs = data.training_pairs(val_windows, form, data_cfg.context_frames)
+    steps_per_epoch = trainer.steps_per_epoch or max(1, int(train_pairs.cardinality()))
+
+    with runtime.strategy.scope():
+        model = models.build_model(cfg.model, data_cfg)
+        model.compile(
+            optimizer=build_optimizer(trainer, steps_per_epoch),
+            loss=build_loss(cfg.loss),
+            metrics=build_metrics(cfg.loss),
+            jit_compile=runtime.jit_compile,
+            steps_per_execution=int(trainer.steps_per_execution),
+        )
+    log.info("model %s: %s parameters, form %s", model.name, f"{model.count_params():,}", form)
+    model.fit(
+        train_pairs,
+        validation_data=val_pairs,
+        epochs=int(trainer.epochs),
+        steps_per_epoch=trainer.steps_per_epoch,
+        validation_steps=trainer.validation_steps,
+        callbacks=build_callbacks(cfg, run),
+        verbose=trainer.verbose if trainer.verbose == "auto" else int(trainer.verbose),
+    )
+
+    best = keras.models.load_model(run.best) if run.best.exists() else model
+    results = evaluation.evaluate_forecast(
+        best, val_windows.as_numpy_iterator(), data_cfg.context_frames, data_cfg.future_frames,
+        max_batches=trainer.validation_steps,
+    )
+    payload = {
+        **results,
+        "split": "val",
+        "checkpoint": str(run.best.relative_to(run.root) if run.best.exists() else "final"),
+    }
+    write_json(run.metrics, payload)
+    print(metrics.format_table(results), flush=True)
+    summary = [
+        f"outputs:     {run.root}",
+        f"checkpoints: {run.best} (lowest val_loss), {run.last}",
+        f"metrics:     {run.metrics}",
+        f"tensorboard: tensorboard --logdir {run.tensorboard.parent.parent}",
+    ]
+    for line in summary:
+        log.info(line)
+    return payload
+
+
+@hydra.main(version_base="1.3", config_path=config_dir(), config_name="train")
+def main(cfg: DictConfig) -> None:
+    with exit_on_user_error():
+        train(cfg)
+
+
+if __name__ == "__main__":
+    main()

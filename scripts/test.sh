@@ -1,0 +1,8 @@
+#!/usr/bin/env bash
+# Quickstart 2: set up .venv with the dev extras and run the whole test suite,
+# slow tests included. Extra arguments go to pytest:  ./scripts/test.sh -m "not slow"
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source scripts/_setup.sh
+setup_venv dev
+exec .venv/bin/python -m pytest -q -rs "$@"
