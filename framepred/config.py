@@ -10,10 +10,10 @@ against the frame size) and raises `FramepredError` naming the key.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields, make_dataclass
 from enum import Enum
 from pathlib import Path
-from typing import Any
+from typing import Any, Optional, get_type_hints
 
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING
@@ -214,12 +214,21 @@ class EvaluateOptions:
     steps: int | None = None  # batches to evaluate; null = the whole split
 
 
+# Every DataConfig key, optional and unset: `evaluate` starts from the run's saved
+# data config and changes only the keys given (`data=<option>`, `data.<key>=...`),
+# with the same key names and types as training. Generated, so it never drifts.
+DataOverrides = make_dataclass(
+    "DataOverrides",
+    [(f.name, Optional[hint], field(default=None))  # noqa: UP045  (a runtime type)
+     for f, hint in ((f, get_type_hints(DataConfig)[f.name]) for f in fields(DataConfig))],
+)
+
+
 @dataclass
 class EvaluateSchema:
     checkpoint: str = MISSING
-    # Left empty, the data section comes from the run's saved config next to the
-    # checkpoint; `data=...` on the command line replaces it.
-    data: Any = None
+    # Unset keys come from the run's saved config next to the checkpoint.
+    data: DataOverrides = field(default_factory=DataOverrides)
     evaluate: EvaluateOptions = field(default_factory=EvaluateOptions)
 
 
@@ -286,8 +295,9 @@ def validate_data(data: Any, key: str = "data") -> None:
         f"{key}.digit_size={list(data.digit_size)} must be [smallest, largest] glyph height, "
         "with 4 <= smallest <= largest",
     )
+    procedural = getattr(data.source, "value", data.source) in ("moving_digits", "moving_mnist")
     _require(
-        max(data.digit_size) < min(size),
+        not procedural or max(data.digit_size) < min(size),
         f"{key}.digit_size={list(data.digit_size)} must be smaller than "
         f"{key}.frame_size={size}",
     )
@@ -308,6 +318,14 @@ def validate_data(data: Any, key: str = "data") -> None:
         data.layout in ("auto", "tbhw", "bthw", "bthwc"),
         f"{key}.layout={data.layout!r} is not one of: auto, tbhw, bthw, bthwc",
     )
+    source = getattr(data.source, "value", data.source)
+    _require(
+        source == "moving_digits" or bool(data.path),
+        f"{key}.path is not set; data={source} reads it: give {key}.path=FILE_OR_FOLDER",
+    )
+    _require(data.shuffle_buffer >= 1, f"{key}.shuffle_buffer={data.shuffle_buffer} must be >= 1")
+    _require(data.parallel_calls == -1 or data.parallel_calls >= 1,
+             f"{key}.parallel_calls={data.parallel_calls} must be -1 (autotune) or >= 1")
 
 
 def validate(cfg: Any) -> None:

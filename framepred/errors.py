@@ -27,5 +27,6 @@ class exit_on_user_error:  # noqa: N801  (used as a context manager, reads like 
 
             logging.getLogger("framepred").debug("user error", exc_info=error)
             print(f"framepred: error: {error}", file=sys.stderr, flush=True)
-            raise SystemExit(2)
+            # Some failures carry their own status: 130/143 for a stop by Ctrl-C/SIGTERM.
+            raise SystemExit(getattr(error, "exit_code", 2))
         return False

@@ -59,9 +59,7 @@ def _check_frames(y_true, y_pred, min_size, what):
         )
     for shape in (shape_true, shape_pred):
         height, width = shape[-3], shape[-2]
-        if (height is not None and height < min_size) or (
-            width is not None and width < min_size
-        ):
+        if (height is not None and height < min_size) or (width is not None and width < min_size):
             raise ValueError(
                 f"{what} needs frames of at least {min_size}x{min_size} (H x W); got "
                 f"y_true.shape={shape_true}, y_pred.shape={shape_pred}."
@@ -75,9 +73,18 @@ def _check_frames(y_true, y_pred, min_size, what):
     return channels
 
 
-def _flatten_frames(x):
+def _frames_to_channels(x):
+    """[B, T, H, W, C] -> [1, H, W, B*T*C]: every frame's channels side by side.
+
+    TF's CPU depthwise convolution vectorizes over channels; a gray frame batch
+    in NHWC gives it one channel (four with the moments stacked) and runs about
+    2x slower per pixel than with tens of channels (docs/perf_ssim.md).
+    """
+    height, width = x.shape[-3], x.shape[-2]
     # [B, T, H, W, C] -> [B*T, H, W, C] (any number of leading axes)
-    return ops.reshape(x, (-1,) + tuple(x.shape[-3:]))
+    x = ops.reshape(x, (-1,) + tuple(x.shape[-3:]))
+    # [N, H, W, C] -> [H, W, N, C] -> [1, H, W, N*C]
+    return ops.reshape(ops.transpose(x, (1, 2, 0, 3)), (1, height, width, -1))
 
 
 def _unflatten_frames(values, like):
@@ -118,33 +125,86 @@ def _gaussian_filter(maps, filter_size, filter_sigma):
     return ops.depthwise_conv(maps, kernel_w, padding="valid")
 
 
-def _ssim_maps(x, y, max_val, filter_size, filter_sigma, k1, k2):
-    """Local luminance and contrast-structure maps, as TF's `_ssim_helper`.
+def _pad_full(maps, filter_size):
+    # [N, H', W', M] -> [N, H'+2(k-1), W'+2(k-1), M]: VALID filtering of this is
+    # the transpose of VALID filtering (the Gaussian is symmetric, no flip needed).
+    pad = filter_size - 1
+    return ops.pad(maps, ((0, 0), (pad, pad), (pad, pad), (0, 0)))
+
+
+def _ssim_and_cs(x, y, max_val, filter_size, filter_sigma, k1, k2):
+    """Mean SSIM and mean contrast-structure per frame and channel, as TF's `_ssim_per_channel`.
+
+    The forward pass is TF's `_ssim_helper` with all moments filtered in one
+    call. The backward pass is written out by hand: autodiff of the ~20
+    elementwise ops on full-size maps is memory-bound and costs more than the
+    filtering itself on CPU, while the closed form needs one stacked
+    transposed filter and a handful of products (see docs/perf_ssim.md).
 
     Args:
-        x, y: float32 [N, H, W, C].
+        x, y: float32 [1, H, W, K], frames and channels on the last axis
+            (`_frames_to_channels`).
 
     Returns:
-        (luminance, cs), each [N, H-k+1, W-k+1, C].
+        (ssim, cs), each float32 [K]: the means over the VALID region of
+        luminance * cs and of cs.
     """
-    channels = x.shape[-1]
     c1 = (k1 * max_val) ** 2
     c2 = (k2 * max_val) ** 2
-    # One filter call for all moments: [N, H, W, C] x4 -> [N, H, W, 4C].
-    # x**2 + y**2 is filtered as one map, as TF does, since only the sum is used.
-    moments = ops.concatenate([x, y, ops.square(x) + ops.square(y), x * y], axis=-1)
-    moments = _gaussian_filter(moments, filter_size, filter_sigma)
-    mean_x = moments[..., :channels]
-    mean_y = moments[..., channels : 2 * channels]
-    mean_sq = moments[..., 2 * channels : 3 * channels]
-    mean_xy = moments[..., 3 * channels :]
-    num0 = mean_x * mean_y * 2.0
-    den0 = ops.square(mean_x) + ops.square(mean_y)
-    luminance = (num0 + c1) / (den0 + c1)
-    # cov_xy = E[xy] - mu_x mu_y; biased estimate (compensation 1.0), as TF and
-    # the MATLAB reference implementation of MS-SSIM.
-    cs = (mean_xy * 2.0 - num0 + c2) / (mean_sq - den0 + c2)
-    return luminance, cs
+
+    def split(maps):
+        # [4, H, W, K] -> 4 x [1, H, W, K] (contiguous slices)
+        return tuple(maps[i : i + 1] for i in range(4))
+
+    @ops.custom_gradient
+    def ssim_and_cs(x, y):
+        # One filter call for all moments: [1, H, W, K] x4 -> [4, H, W, K].
+        # x**2 + y**2 is filtered as one map, as TF does, since only the sum is used.
+        moments = ops.concatenate([x, y, ops.square(x) + ops.square(y), x * y], axis=0)
+        mean_x, mean_y, mean_sq, mean_xy = split(
+            _gaussian_filter(moments, filter_size, filter_sigma)
+        )
+        num0 = mean_x * mean_y * 2.0
+        den0 = ops.square(mean_x) + ops.square(mean_y)
+        lum_den = den0 + c1
+        luminance = (num0 + c1) / lum_den
+        # cov_xy = E[xy] - mu_x mu_y: the biased estimate (compensation 1.0) that
+        # TF uses to match the MATLAB reference implementation of MS-SSIM.
+        cs_den = mean_sq - den0 + c2
+        cs = (mean_xy * 2.0 - num0 + c2) / cs_den
+        # [1, H', W', K] -> [K]
+        outputs = (ops.mean(luminance * cs, axis=(0, 1, 2)), ops.mean(cs, axis=(0, 1, 2)))
+
+        def grad(*args, upstream=None):
+            if upstream is None:
+                # TF passes one gradient per output; JAX passes them as one tuple.
+                upstream = args[0] if len(args) == 1 else args
+            grad_ssim, grad_cs = upstream
+            pixels = float(cs.shape[1] * cs.shape[2])
+            # [K] broadcasts over [1, H', W', K]: d(mean)/d(pixel) = 1 / pixels.
+            weight_ssim = grad_ssim / pixels
+            weight_cs = grad_cs / pixels
+            # d/dm of weight_ssim * L * CS + weight_cs * CS = a dL + b dCS.
+            a = weight_ssim * cs
+            b = weight_ssim * luminance + weight_cs
+            a_l = 2.0 * a / lum_den
+            b_c = 2.0 * b / cs_den
+            grad_mean_x = a_l * (mean_y - mean_x * luminance) + b_c * (mean_x * cs - mean_y)
+            grad_mean_y = a_l * (mean_x - mean_y * luminance) + b_c * (mean_y * cs - mean_x)
+            grad_mean_sq = -0.5 * b_c * cs
+            grad_mean_xy = b_c
+            # One transposed filter for all four: [4, H', W', K] -> [4, H, W, K].
+            back = ops.concatenate([grad_mean_x, grad_mean_y, grad_mean_sq, grad_mean_xy], 0)
+            back_x, back_y, back_sq, back_xy = split(
+                _gaussian_filter(_pad_full(back, filter_size), filter_size, filter_sigma)
+            )
+            grad_x = back_x + 2.0 * x * back_sq + y * back_xy
+            grad_y = back_y + 2.0 * y * back_sq + x * back_xy
+            return grad_x, grad_y
+
+        return outputs, grad
+
+    return ssim_and_cs(x, y)
 
 
 def ssim(y_true, y_pred, max_val=1.0, filter_size=11, filter_sigma=1.5, k1=0.01, k2=0.03):
@@ -177,16 +237,15 @@ def ssim(y_true, y_pred, max_val=1.0, filter_size=11, filter_sigma=1.5, k1=0.01,
         ValueError: if the shapes differ, have fewer than 3 axes, or H or W is
             smaller than `filter_size` (checked on static shapes at trace time).
     """
-    _check_frames(y_true, y_pred, filter_size, "ssim")
-    like = y_pred
-    # [B, T, H, W, C] -> [B*T, H, W, C]
-    x = _flatten_frames(ops.cast(y_true, "float32"))
-    y = _flatten_frames(ops.cast(y_pred, "float32"))
-    luminance, cs = _ssim_maps(x, y, max_val, filter_size, filter_sigma, k1, k2)
-    # [B*T, H', W', C] -> [B*T]: mean over pixels, then channels (as TF).
-    values = ops.mean(luminance * cs, axis=(1, 2, 3))
+    channels = _check_frames(y_true, y_pred, filter_size, "ssim")
+    # [B, T, H, W, C] -> [1, H, W, B*T*C]
+    x = _frames_to_channels(ops.cast(y_true, "float32"))
+    y = _frames_to_channels(ops.cast(y_pred, "float32"))
+    per_channel, _ = _ssim_and_cs(x, y, max_val, filter_size, filter_sigma, k1, k2)
+    # [B*T*C] -> [B*T, C] -> [B*T]: mean over channels, as TF.
+    values = ops.mean(ops.reshape(per_channel, (-1, channels)), axis=-1)
     # [B*T] -> [B, T]
-    return _unflatten_frames(values, like)
+    return _unflatten_frames(values, y_pred)
 
 
 # ---------------------------------------------------------------------------
@@ -209,21 +268,17 @@ def ms_ssim_min_size(num_scales, filter_size=11):
 
 
 def _downsample(x):
-    """Halves H and W like `tf.image.ssim_multiscale`: [N, H, W, C] -> [N, ceil(H/2), ceil(W/2), C].
+    """Halves H and W like `tf.image.ssim_multiscale`: [N, H, W, K] -> [N, ceil(H/2), ceil(W/2), K].
 
     TF pads an odd axis by one at the bottom/right with mode SYMMETRIC, which for
-    a pad of one repeats the edge row/column (not zeros), then 2x2-average-pools.
+    a pad of one repeats the edge row/column (not zeros), then 2x2-average-pools
+    with VALID padding.
     """
-    height, width, channels = x.shape[1], x.shape[2], x.shape[3]
-    if height % 2:
+    if x.shape[1] % 2:
         x = ops.concatenate([x, x[:, -1:, :, :]], axis=1)
-        height += 1
-    if width % 2:
+    if x.shape[2] % 2:
         x = ops.concatenate([x, x[:, :, -1:, :]], axis=2)
-        width += 1
-    # [N, H, W, C] -> [N, H/2, 2, W/2, 2, C] -> [N, H/2, W/2, C]
-    x = ops.reshape(x, (-1, height // 2, 2, width // 2, 2, channels))
-    return ops.mean(x, axis=(2, 4))
+    return ops.average_pool(x, pool_size=2, strides=2, padding="valid")
 
 
 def _safe_power(values, power):
@@ -278,25 +333,24 @@ def ms_ssim(
     """
     power_factors = tuple(float(p) for p in power_factors)
     min_size = ms_ssim_min_size(len(power_factors), filter_size)
-    _check_frames(y_true, y_pred, min_size, f"ms_ssim with {len(power_factors)} scales")
-    like = y_pred
-    # [B, T, H, W, C] -> [B*T, H, W, C]
-    x = _flatten_frames(ops.cast(y_true, "float32"))
-    y = _flatten_frames(ops.cast(y_pred, "float32"))
+    channels = _check_frames(
+        y_true, y_pred, min_size, f"ms_ssim with {len(power_factors)} scales"
+    )
+    # [B, T, H, W, C] -> [1, H, W, B*T*C]
+    x = _frames_to_channels(ops.cast(y_true, "float32"))
+    y = _frames_to_channels(ops.cast(y_pred, "float32"))
     product = None
     for scale, power in enumerate(power_factors):
         if scale > 0:
             x, y = _downsample(x), _downsample(y)
-        luminance, cs = _ssim_maps(x, y, max_val, filter_size, filter_sigma, k1, k2)
-        if scale < len(power_factors) - 1:
-            # [N, H', W', C] -> [N, C]
-            term = ops.mean(cs, axis=(1, 2))
-        else:
-            term = ops.mean(luminance * cs, axis=(1, 2))
+        # [1, H_j, W_j, K] -> [K]
+        scale_ssim, scale_cs = _ssim_and_cs(x, y, max_val, filter_size, filter_sigma, k1, k2)
+        term = scale_cs if scale < len(power_factors) - 1 else scale_ssim
         factor = _safe_power(term, power)
         product = factor if product is None else product * factor
-    # [B*T, C] -> [B*T] -> [B, T]
-    return _unflatten_frames(ops.mean(product, axis=-1), like)
+    # [B*T*C] -> [B*T, C] -> [B*T] -> [B, T]
+    values = ops.mean(ops.reshape(product, (-1, channels)), axis=-1)
+    return _unflatten_frames(values, y_pred)
 
 
 # ---------------------------------------------------------------------------

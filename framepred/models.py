@@ -102,12 +102,15 @@ class ForecastQueries(layers.Layer):
         return {**super().get_config(), "future_frames": self.future_frames}
 
 
-def _normalization(kind: str, name: str):
-    # Per-frame statistics only; see config.Normalization on why not batch norm.
+def _normalization(kind: str, filters: int, name: str):
+    """Per-frame statistics only; see config.Normalization on why not batch norm."""
     if kind == "layer":
-        return layers.LayerNormalization(axis=-1, name=name)
+        return layers.LayerNormalization(axis=-1, name=name)  # over channels, per pixel
     if kind == "group":
-        return layers.GroupNormalization(groups=-1, axis=-1, name=name)
+        # GroupNormalization on [B, T, H, W, C] would pool its statistics over T too,
+        # letting later frames shift earlier outputs; TimeDistributed keeps it per frame.
+        groups = 4 if filters % 4 == 0 else 1
+        return layers.TimeDistributed(layers.GroupNormalization(groups=groups), name=name)
     return None
 
 
@@ -131,7 +134,7 @@ def build_next_frame(
     for i, (width_i, kernel) in enumerate(zip(filters, kernel_size)):
         x = layers.ConvLSTM2D(width_i, kernel, padding="same", return_sequences=True,
                               name=f"convlstm_{i}")(x)
-        norm = _normalization(normalization, f"norm_{i}")
+        norm = _normalization(normalization, width_i, f"norm_{i}")
         x = norm(x) if norm is not None else x
     forecast = _head(x, channels, patch_size, output_activation)
     return keras.Model(frames, forecast, name="next_frame_convlstm")
@@ -151,13 +154,13 @@ def build_encoder_forecaster(
         x, h, c = layers.ConvLSTM2D(width_i, kernel, padding="same", return_sequences=True,
                                     return_state=True, name=f"encoder_{i}")(x)
         states.append((h, c))
-        norm = _normalization(normalization, f"encoder_norm_{i}")
+        norm = _normalization(normalization, width_i, f"encoder_norm_{i}")
         x = norm(x) if norm is not None else x
     y, outputs = queries, []
     for i, (width_i, kernel) in enumerate(zip(filters, kernel_size)):
         y = layers.ConvLSTM2D(width_i, kernel, padding="same", return_sequences=True,
                               name=f"forecaster_{i}")(y, initial_state=list(states[i]))
-        norm = _normalization(normalization, f"forecaster_norm_{i}")
+        norm = _normalization(normalization, width_i, f"forecaster_norm_{i}")
         y = norm(y) if norm is not None else y
         outputs.append(y)
     # Shi et al. 2015 concatenate every forecaster layer's states for the prediction.

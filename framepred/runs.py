@@ -5,7 +5,8 @@
     <run>/checkpoints/best.keras, last.keras
     <run>/tensorboard/         train/, validation/, images and hparams
     <run>/metrics.json         per-step forecast metrics, model and copy-last baseline
-    <run>/backup/              resumable training state
+    <run>/backup/              resumable training state (framepred.resilience)
+    <run>/complete.json        written last: the run finished (a second start does nothing)
 """
 
 from __future__ import annotations
@@ -56,6 +57,10 @@ class RunPaths:
     def backup(self) -> Path:
         return self.root / "backup"
 
+    @property
+    def complete(self) -> Path:
+        return self.root / "complete.json"
+
     def create(self) -> RunPaths:
         try:
             for folder in (self.root, self.checkpoints, self.tensorboard):
@@ -80,17 +85,25 @@ def atomic_write(path: Path, write) -> None:
     """Calls `write(tmp_path)`, then renames over `path`, so a kill mid-write never
     leaves a truncated file. The temporary keeps `path`'s suffix (Keras checks it)."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=path.suffix, dir=path.parent)
-    os.close(handle)
+    tmp = None
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        handle, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=path.suffix,
+                                       dir=path.parent)
+        os.close(handle)
         write(tmp)
         with open(tmp, "rb") as written:
             os.fsync(written.fileno())
         os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
+    except BaseException as error:
+        if tmp is not None and os.path.exists(tmp):
             os.unlink(tmp)
+        if isinstance(error, OSError):
+            # Disk full, permissions: the user's to fix; the previous file is whole.
+            kept = "; the previous version is kept" if path.exists() else ""
+            raise FramepredError(
+                f"could not write {path} ({error.strerror or error}){kept}"
+            ) from None
         raise
 
 

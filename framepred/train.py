@@ -18,12 +18,13 @@ import hydra
 from omegaconf import DictConfig, OmegaConf
 
 import framepred  # noqa: F401  (registers Keras objects, quiets TF start-up)
-from framepred import config
+from framepred import config, resilience
 from framepred.config import config_dir
 from framepred.errors import exit_on_user_error
 from framepred.runs import RunPaths, write_json
 
 log = logging.getLogger("framepred.train")
+resilience.install_cli_error_handler()  # Hydra's errors as one `framepred: error:` line
 
 
 def _value(option):
@@ -75,7 +76,7 @@ def train(cfg: DictConfig, run_dir: str | Path | None = None) -> dict:
     """Runs one training job; returns the metrics.json payload."""
     import keras
 
-    from framepred import data, evaluation, metrics, models
+    from framepred import dashboards, data, evaluation, metrics, models
     from framepred.callbacks import build_callbacks
     from framepred.runtime import configure
 
@@ -83,6 +84,9 @@ def train(cfg: DictConfig, run_dir: str | Path | None = None) -> dict:
     if run_dir is None:
         run_dir = hydra.core.hydra_config.HydraConfig.get().runtime.output_dir
     run = RunPaths(Path(run_dir)).create()
+    start = resilience.prepare(cfg, run)  # resume, continue, or already complete
+    if start.complete:
+        return start.payload
     OmegaConf.save(cfg, run.config)
 
     keras.backend.clear_session()  # a sweep runs its jobs in one process
@@ -112,15 +116,16 @@ def train(cfg: DictConfig, run_dir: str | Path | None = None) -> dict:
             steps_per_execution=int(trainer.steps_per_execution),
         )
     log.info("model %s: %s parameters, form %s", model.name, f"{model.count_params():,}", form)
-    model.fit(
-        train_pairs,
-        validation_data=val_pairs,
-        epochs=int(trainer.epochs),
-        steps_per_epoch=trainer.steps_per_epoch,
-        validation_steps=trainer.validation_steps,
-        callbacks=build_callbacks(cfg, run),
-        verbose=trainer.verbose if trainer.verbose == "auto" else int(trainer.verbose),
-    )
+    with resilience.graceful_stop():  # SIGTERM / Ctrl-C: save a resumable state, exit
+        model.fit(
+            train_pairs,
+            validation_data=val_pairs,
+            epochs=int(trainer.epochs),
+            steps_per_epoch=trainer.steps_per_epoch,
+            validation_steps=trainer.validation_steps,
+            callbacks=build_callbacks(cfg, run),
+            verbose=trainer.verbose if trainer.verbose == "auto" else int(trainer.verbose),
+        )
 
     best = keras.models.load_model(run.best) if run.best.exists() else model
     results = evaluation.evaluate_forecast(
@@ -133,6 +138,8 @@ def train(cfg: DictConfig, run_dir: str | Path | None = None) -> dict:
         "checkpoint": str(run.best.relative_to(run.root) if run.best.exists() else "final"),
     }
     write_json(run.metrics, payload)
+    resilience.mark_complete(run, int(trainer.epochs))
+    dashboards.log_forecast_metrics(run.tensorboard, results)
     print(metrics.format_table(results), flush=True)
     summary = [
         f"outputs:     {run.root}",

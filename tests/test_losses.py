@@ -132,7 +132,9 @@ def test_ssim_matches_scikit_image(max_val, channels):
         data_range=max_val,
         channel_axis=-1,
     )
-    np.testing.assert_allclose(ssim(y_true, y_pred, max_val=max_val).numpy()[0], reference, atol=1e-4)
+    np.testing.assert_allclose(
+        ssim(y_true, y_pred, max_val=max_val).numpy()[0], reference, atol=1e-4
+    )
 
 
 @pytest.mark.parametrize("max_val", [1.0, 255.0])

@@ -6,14 +6,26 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
+from framepred.data.files import BadFiles, existing_path
+from framepred.data.formats import FrameFormat, value
 from framepred.data.moving_digits import MovingDigits
 from framepred.data.pipeline import split_window, training_pairs, window_dataset
 from framepred.data.source import SequenceSource
+from framepred.data.splits import Span, SpanSource, split_spans
 from framepred.errors import FramepredError
 
 SPLITS = ("train", "val", "test")
+
+# What each disk source reads, for error messages.
+READS = {
+    "npy": "a .npy or .npz array of sequences",
+    "frames": "a folder of sequence folders of image files",
+    "video": "an animated image or video file, or a folder of them",
+    "moving_mnist": "MNIST digits: mnist.npz or *-idx3-ubyte[.gz]",
+}
 
 __all__ = [
     "SPLITS", "MovingDigits", "SequenceSource", "build_source", "split_window",
@@ -46,7 +58,104 @@ def build_source(data: Any, split: str) -> SequenceSource:
             # Different seeds per split: validation never repeats a training sequence.
             seed=int(data.seed) + SPLITS.index(split),
         )
-    raise FramepredError(f"data.source={name!r} is not available yet; use moving_digits")
+    if name == "moving_mnist":
+        return _moving_mnist(data, split)
+    if name not in READS:
+        raise FramepredError(f"data.source={name!r} is not one of: moving_digits, "
+                             f"{', '.join(READS)}")
+    length = window_length(data)
+    val_path = data.val_path if split == "val" else None
+    if val_path:
+        reader = _reader(data, val_path, "data.val_path")
+        spans = [Span(i, 0, reader.num_frames(i)) for i in range(len(reader))]
+    else:
+        reader = _reader(data, data.path, "data.path")
+        # With a separate validation set, `path` splits into training and test only.
+        val_fraction = 0.0 if data.val_path else float(data.val_fraction)
+        lengths = [reader.num_frames(i) for i in range(len(reader))]
+        spans = split_spans(lengths, val_fraction, float(data.test_fraction),
+                            int(data.seed))[split]
+    source = SpanSource(reader, spans, where=_where(reader))
+    longest = max((span.stop - span.start for span in spans), default=0)
+    if longest < length:
+        remedy = ("give more or longer sequences, or lower data.val_fraction and "
+                  "data.test_fraction" if split == "train" else
+                  f"raise data.{split}_fraction or give more or longer sequences")
+        if split == "val":
+            remedy += " (or a separate validation set: data.val_path)"
+        raise FramepredError(
+            f"the {split} split of {_where(reader)} has no sequence long enough for one "
+            f"window: a window needs {length} frames (data.context_frames + "
+            f"data.future_frames), the longest of its {len(spans)} sequence(s) has "
+            f"{longest}; {remedy}"
+        )
+    return source
+
+
+def _where(reader: SequenceSource) -> str:
+    return str(getattr(reader, "where", None) or getattr(reader, "root", "the data"))
+
+
+_READERS: dict[tuple, SequenceSource] = {}
+
+
+def _reader(data: Any, path: str | None, key: str) -> SequenceSource:
+    """The whole source at `path`, built once per process for the splits to share
+    (building scans every file, and checks float arrays value by value)."""
+    from framepred.data.arrays import ArrayFile, split_member
+
+    name = _source_name(data)
+    file_name = split_member(path)[0] if name == "npy" and path else path
+    resolved = existing_path(file_name, key, name, READS[name])
+    frame_format = FrameFormat.from_config(data)
+    stat = resolved.stat()
+    cache_key = (name, str(path), str(resolved.resolve()), stat.st_mtime_ns, stat.st_size,
+                 frame_format, str(data.layout), str(value(data.on_bad_file)))
+    if cache_key in _READERS:
+        return _READERS[cache_key]
+    bad_files = BadFiles(str(value(data.on_bad_file)))
+    if name == "npy":
+        reader: SequenceSource = ArrayFile(str(path), str(data.layout), frame_format)
+    elif name == "frames":
+        from framepred.data.folders import FrameFolders
+
+        reader = FrameFolders(resolved, frame_format, bad_files)
+    else:
+        from framepred.data.videos import VideoFiles
+
+        reader = VideoFiles(resolved, frame_format, bad_files)
+    length = window_length(data)
+    longest = max(reader.num_frames(i) for i in range(len(reader)))
+    if longest < length:
+        raise FramepredError(
+            f"{key}={path}: every sequence is shorter than one window: a window needs "
+            f"{length} frames (data.context_frames={data.context_frames} + "
+            f"data.future_frames={data.future_frames}), the longest of its {len(reader)} "
+            f"sequence(s) has {longest}"
+        )
+    if len(_READERS) >= 4:
+        _READERS.pop(next(iter(_READERS)))
+    _READERS[cache_key] = reader
+    return reader
+
+
+def _moving_mnist(data: Any, split: str) -> MovingDigits:
+    from framepred.data.mnist import MnistGlyphs, load_digit_sets, split_digits
+
+    path = existing_path(data.path, "data.path", "moving_mnist", READS["moving_mnist"])
+    sets = load_digit_sets(Path(path))
+    digits = split_digits(sets, split, float(data.val_fraction), float(data.test_fraction),
+                          int(data.seed))
+    return MovingDigits(
+        num_sequences=getattr(data, f"{split}_sequences"),
+        frames=window_length(data),
+        frame_size=tuple(data.frame_size),
+        channels=data.channels,
+        num_digits=data.num_digits,
+        speed=tuple(data.speed),
+        seed=int(data.seed) + SPLITS.index(split),
+        glyphs=MnistGlyphs(digits, tuple(data.digit_size)),
+    )
 
 
 def windows(data: Any, split: str, batch_size: int, shuffle: bool = False, seed: int = 0,

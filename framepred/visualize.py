@@ -1,0 +1,145 @@
+"""Pictures of sequences: frame grids, forecast grids and animated GIFs.
+
+Everything here takes float frames in [0, 1], `[T, H, W, C]` with C = 1 (gray)
+or 3 (RGB), and returns or writes 8-bit pictures; numpy and Pillow only, so the
+data preview, TensorBoard images and `predict` all draw sequences the same way.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+# Forecast-grid row order; TensorBoard's image caption and the README name them.
+FORECAST_ROWS = ("context", "truth", "forecast", "abs error")
+
+
+def _as_frames(frames, name: str = "frames") -> np.ndarray:
+    frames = np.asarray(frames, dtype=np.float32)
+    if frames.ndim == 3:  # [T, H, W] -> [T, H, W, 1]
+        frames = frames[..., None]
+    if frames.ndim != 4 or frames.shape[-1] not in (1, 3):
+        raise ValueError(f"{name} must be [T, H, W, C] with C = 1 or 3; got {frames.shape}")
+    return frames
+
+
+def upscale(frames: np.ndarray, factor: int) -> np.ndarray:
+    """Nearest-neighbour enlargement of the two axes before the channels, so tiny
+    frames stay sharp (TensorBoard shows images at their own size)."""
+    if factor <= 1:
+        return frames
+    return np.repeat(np.repeat(frames, factor, axis=-3), factor, axis=-2)
+
+
+def display_scale(frame_size: Sequence[int], target: int = 64) -> int:
+    """Integer factor that brings the smaller frame side to about `target` pixels."""
+    return max(1, target // max(1, min(frame_size)))
+
+
+def frame_grid(rows: Sequence, pad: int = 2, pad_value: float = 1.0, scale: int = 1) -> np.ndarray:
+    """Lays sequences out as rows of frames: float32 `[H', W', C]` in [0, 1].
+
+    Args:
+        rows: Sequences `[T_i, H, W, C]` (or `[T_i, H, W]`), one per row; rows may
+            differ in length, shorter ones end in blank (pad-coloured) cells.
+        pad: Pixels of `pad_value` between cells and around the grid.
+        pad_value: Brightness of the padding (1.0 white lines between cells).
+        scale: Nearest-neighbour enlargement of every frame first.
+    """
+    rows = [upscale(_as_frames(row, f"rows[{i}]"), scale) for i, row in enumerate(rows)]
+    if not rows:
+        raise ValueError("frame_grid needs at least one row")
+    height, width, channels = rows[0].shape[1:]
+    if any(row.shape[1:] != (height, width, channels) for row in rows):
+        raise ValueError(f"frame_grid rows differ in frame shape: {[r.shape for r in rows]}")
+    columns = max(len(row) for row in rows)
+    grid = np.full(
+        (pad + len(rows) * (height + pad), pad + columns * (width + pad), channels),
+        pad_value, dtype=np.float32,
+    )
+    for r, row in enumerate(rows):
+        for c, frame in enumerate(row):
+            top, left = pad + r * (height + pad), pad + c * (width + pad)
+            grid[top : top + height, left : left + width] = frame
+    return grid
+
+
+def forecast_grid(context, truth, forecast, scale: int = 1) -> np.ndarray:
+    """One sequence's forecast as a grid `[H', W', C]`: rows are the context
+    frames, the ground-truth future, the forecast and |truth - forecast|."""
+    truth, forecast = _as_frames(truth, "truth"), _as_frames(forecast, "forecast")
+    steps = min(len(truth), len(forecast))
+    error = np.abs(truth[:steps] - forecast[:steps])
+    return frame_grid([context, truth, forecast, error], scale=scale)
+
+
+def to_uint8(image) -> np.ndarray:
+    """[0, 1] floats -> uint8, clipped; a single channel is dropped for Pillow."""
+    image = np.clip(np.asarray(image, dtype=np.float32), 0.0, 1.0)
+    image = np.round(image * 255.0).astype(np.uint8)
+    return image[..., 0] if image.shape[-1] == 1 else image
+
+
+def save_png(path: str | Path, image) -> Path:
+    """Writes one frame or grid `[H, W, C]` in [0, 1] as PNG."""
+    from PIL import Image
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(to_uint8(image)).save(path)
+    return path
+
+
+def progress_bar(frames, forecast_from: int, height: int = 2) -> np.ndarray:
+    """Appends a bar under each frame `[T, H, W, C]` -> RGB `[T, H+height, W, 3]`:
+    its length grows with the frame index, gray over the context and red over the
+    forecast, so a viewer sees where the forecast starts. It also keeps every GIF
+    frame distinct: Pillow merges identical consecutive frames into one, which
+    would change the frame count."""
+    frames = _as_frames(frames)
+    if frames.shape[-1] == 1:
+        frames = np.repeat(frames, 3, axis=-1)
+    count, _, width, _ = frames.shape
+    bar = np.zeros((count, height, width, 3), np.float32)
+    for index in range(count):
+        # Strictly growing lengths (1 ... width) while width allows.
+        length = max(1, int(round(width * (index + 1) / count)))
+        color = (0.6, 0.6, 0.6) if index < forecast_from else (1.0, 0.15, 0.15)
+        bar[index, :, :length] = color
+    return np.concatenate([frames, bar], axis=1)
+
+
+def save_gif(path: str | Path, frames, fps: float = 5.0) -> Path:
+    """Writes `[T, H, W, C]` frames in [0, 1] as an animated GIF that loops.
+
+    Pillow drops a frame identical to the one before (it lengthens the earlier
+    one), so a still sequence plays as fewer frames; `progress_bar` avoids that.
+    """
+    from PIL import Image
+
+    frames = _as_frames(frames)
+    if fps <= 0:
+        raise ValueError(f"fps must be > 0; got {fps}")
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    images = [Image.fromarray(to_uint8(frame)) for frame in frames]
+    images[0].save(
+        path, save_all=True, append_images=images[1:], duration=int(round(1000 / fps)),
+        loop=0, optimize=False,
+    )
+    return path
+
+
+def side_by_side(*panels, pad: int = 2, pad_value: float = 1.0) -> np.ndarray:
+    """Joins equally long sequences `[T, H, W, C]` left to right, per frame."""
+    panels = [_as_frames(panel) for panel in panels]
+    count, height, _, channels = panels[0].shape
+    divider = np.full((count, height, pad, channels), pad_value, np.float32)
+    pieces = []
+    for index, panel in enumerate(panels):
+        if index:
+            pieces.append(divider)
+        pieces.append(panel)
+    return np.concatenate(pieces, axis=2)

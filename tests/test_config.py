@@ -1,0 +1,111 @@
+"""Config composition through Hydra's compose API, and the checks beyond types."""
+
+from __future__ import annotations
+
+import pytest
+from hydra.errors import ConfigCompositionException
+from omegaconf.errors import ValidationError
+
+from framepred import config
+from framepred.errors import FramepredError
+from tests.conftest import run_cli
+
+LOSSES = ["ssim", "ms_ssim", "mse", "mae", "blend"]
+
+
+def test_default_config_has_the_public_keys(compose_train):
+    cfg = compose_train()
+    assert cfg.data.frame_size == [64, 64]
+    assert (cfg.data.channels, cfg.data.context_frames, cfg.data.future_frames) == (1, 10, 10)
+    assert cfg.data.source == config.Source.moving_digits
+    assert cfg.data.path is None
+    assert cfg.trainer.epochs >= 1 and cfg.trainer.batch_size >= 1
+    assert cfg.trainer.learning_rate > 0
+    assert cfg.loss.name == config.LossName.ssim
+    config.validate(cfg)
+
+
+@pytest.mark.parametrize("loss", LOSSES)
+def test_every_loss_option_composes_and_validates(compose_train, loss):
+    cfg = compose_train([f"loss={loss}"])
+    assert cfg.loss.name.value == loss
+    config.validate(cfg)
+
+
+def test_blend_alpha_override(compose_train):
+    cfg = compose_train(["loss=blend", "loss.alpha=0.7"])
+    assert cfg.loss.alpha == pytest.approx(0.7)
+    assert cfg.loss.structural == config.Structural.ssim
+
+
+def test_misspelled_key_fails_in_composition(compose_train):
+    with pytest.raises(ConfigCompositionException, match="framesize"):
+        compose_train(["data.framesize=[32,32]"])
+
+
+def test_wrong_type_fails_in_composition(compose_train):
+    with pytest.raises((ConfigCompositionException, ValidationError)):
+        compose_train(["trainer.epochs=abc"])
+
+
+def test_unknown_enum_value_names_the_allowed_ones(compose_train):
+    with pytest.raises(ConfigCompositionException) as caught:
+        compose_train(["model.form=transformer"])
+    text = str(caught.value) + str(caught.value.__cause__)
+    assert "next_frame" in text and "encoder_forecaster" in text
+
+
+def test_unknown_group_option_fails(compose_train):
+    with pytest.raises(Exception, match="loss"):
+        compose_train(["loss=perceptual"])
+
+
+def test_presets_override_only_what_they_change(compose_train):
+    fast = compose_train(["debug=fast"])
+    assert fast.data.frame_size == [16, 16] and fast.trainer.epochs == 1
+    assert fast.loss.name == config.LossName.ssim  # untouched by the preset
+    config.validate(fast)
+    bench = compose_train(["experiment=moving_mnist"])
+    assert bench.data.frame_size == [64, 64]
+    assert list(bench.model.filters) == [128, 128, 128, 128]
+    assert bench.model.form == config.Form.next_frame
+    config.validate(bench)
+
+
+@pytest.mark.parametrize(
+    ("overrides", "key"),
+    [
+        (["loss=blend", "loss.alpha=1.5"], "loss.alpha"),
+        (["loss=blend", "loss.alpha=-0.1"], "loss.alpha"),
+        (["data.frame_size=[8,8]", "data.digit_size=[4,6]", "model.patch_size=1"],
+         "loss.filter_size"),
+        (["loss=ms_ssim", "loss.power_factors=[0.0448,0.2856,0.3001,0.2363,0.1333]"],
+         "161x161"),
+        (["model.patch_size=3"], "model.patch_size"),
+        (["trainer.epochs=0"], "trainer.epochs"),
+        (["trainer.batch_size=-2"], "trainer.batch_size"),
+        (["model.kernel_size=[3]"], "model.kernel_size"),
+        (["data.channels=2"], "data.channels"),
+    ],
+)
+def test_validate_names_the_key(compose_train, overrides, key):
+    cfg = compose_train(overrides)
+    with pytest.raises(FramepredError, match=key.replace(".", r"\.")):
+        config.validate(cfg)
+
+
+def test_cli_user_error_is_one_line_and_exit_2(tmp_path):
+    result = run_cli("framepred.train", "debug=fast", "loss=blend", "loss.alpha=1.5",
+                     f"hydra.run.dir={tmp_path / 'run'}")
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr
+    errors = [line for line in result.stderr.splitlines() if line.startswith("framepred: error")]
+    assert errors == ["framepred: error: loss.alpha=1.5 must be in [0, 1]"]
+
+
+def test_cli_unknown_loss_lists_the_options(tmp_path):
+    result = run_cli("framepred.train", "loss=perceptual", f"hydra.run.dir={tmp_path / 'run'}")
+    assert result.returncode != 0
+    assert "Traceback" not in result.stderr
+    for option in LOSSES:
+        assert option in result.stderr

