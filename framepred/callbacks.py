@@ -10,6 +10,7 @@ import keras
 
 from framepred import dashboards, resilience
 from framepred.runs import RunPaths, atomic_write, write_json
+from framepred.throughput import Throughput
 
 log = logging.getLogger(__name__)
 
@@ -64,6 +65,7 @@ def build_callbacks(cfg, run: RunPaths) -> list[keras.callbacks.Callback]:
         Checkpoints(run),
         keras.callbacks.TensorBoard(log_dir=str(run.tensorboard), profile_batch=profile),
         *dashboards.build_callbacks(cfg, run),  # forecast images, hparams
+        Throughput.for_run(cfg, run),  # frames/s, device, precision per epoch
     ]
     # Last: the backup marks an epoch done only once everything above has written it.
     return [*callbacks, resilience.Backup(run.backup, save_freq=trainer.backup_every_steps

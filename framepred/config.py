@@ -160,6 +160,8 @@ class ModelConfig:
     patch_size: int = 4  # space-to-depth per frame, as OpenSTL's ConvLSTM (patch_size=4)
     normalization: Normalization = Normalization.none
     output_activation: Activation = Activation.sigmoid
+    # The head also sees the latest observed frame: the model starts from copying it.
+    skip: bool = True
 
 
 @dataclass

@@ -14,7 +14,9 @@ class exit_on_user_error:  # noqa: N801  (used as a context manager, reads like 
     """In entry points: a FramepredError becomes one line on stderr and exit status 2.
 
     Hydra's own composition errors (unknown key, wrong type, unknown group option)
-    never reach here; Hydra prints them itself and exits 1.
+    never reach here; Hydra prints them itself and exits 1, unless the entry point
+    called `framepred.resilience.install_cli_error_handler()` (train does), which
+    folds them onto one `framepred: error:` line and exits 2.
     """
 
     def __enter__(self):

@@ -41,8 +41,12 @@ _MS_SSIM_EPS = 1e-6
 # ---------------------------------------------------------------------------
 
 
-def _check_frames(y_true, y_pred, min_size, what):
-    """Raises ValueError unless both are [..., H, W, C] of one shape, H, W >= min_size."""
+def _check_frames(y_true, y_pred, min_size, what, static_frame=False):
+    """Raises ValueError unless both are [..., H, W, C] of one shape, H, W >= min_size.
+
+    `static_frame` also requires H, W and C to be known while tracing (the
+    filters' shapes depend on them). Returns C.
+    """
     shape_true, shape_pred = tuple(y_true.shape), tuple(y_pred.shape)
     if len(shape_true) < 3 or len(shape_pred) < 3:
         raise ValueError(
@@ -64,27 +68,39 @@ def _check_frames(y_true, y_pred, min_size, what):
                 f"{what} needs frames of at least {min_size}x{min_size} (H x W); got "
                 f"y_true.shape={shape_true}, y_pred.shape={shape_pred}."
             )
-    channels = shape_pred[-1] if shape_pred[-1] is not None else shape_true[-1]
-    if channels is None:
+    frame = tuple(a if a is not None else b for a, b in zip(shape_pred[-3:], shape_true[-3:]))
+    if None in (frame if static_frame else frame[-1:]):
         raise ValueError(
-            f"{what} needs a known channel count; got "
-            f"y_true.shape={shape_true}, y_pred.shape={shape_pred}."
+            f"{what} needs a known {'frame size (H, W, C)' if static_frame else 'channel count'}; "
+            f"got y_true.shape={shape_true}, y_pred.shape={shape_pred}."
         )
-    return channels
+    return frame[-1]
 
 
 def _frames_to_channels(x):
-    """[B, T, H, W, C] -> [1, H, W, B*T*C]: every frame's channels side by side.
+    """[B, T, H, W, C] -> [B, H, W, T*C]: each sequence's frames side by side on channels.
 
     TF's CPU depthwise convolution vectorizes over channels; a gray frame batch
-    in NHWC gives it one channel (four with the moments stacked) and runs about
-    2x slower per pixel than with tens of channels (docs/perf_ssim.md).
+    in plain NHWC gives it a single channel and runs 2-3x slower per pixel than
+    with tens of channels (docs/perf_ssim.md). The first axis stays the batch
+    axis because it is the one Keras leaves unknown while tracing, and a
+    depthwise kernel needs a static channel count. If other leading axes are
+    unknown too, all leading axes are flattened into the batch instead.
     """
-    height, width = x.shape[-3], x.shape[-2]
-    # [B, T, H, W, C] -> [B*T, H, W, C] (any number of leading axes)
-    x = ops.reshape(x, (-1,) + tuple(x.shape[-3:]))
-    # [N, H, W, C] -> [H, W, N, C] -> [1, H, W, N*C]
-    return ops.reshape(ops.transpose(x, (1, 2, 0, 3)), (1, height, width, -1))
+    rank = len(x.shape)
+    height, width, channels = x.shape[-3:]
+    if rank == 3:
+        # [H, W, C] -> [1, H, W, C]
+        return ops.expand_dims(x, 0)
+    rest = tuple(x.shape[1:-3])
+    if any(d is None for d in rest):
+        # [B, T, H, W, C] -> [B*T, H, W, C]
+        return ops.reshape(x, (-1, height, width, channels))
+    # [B, T, H, W, C] -> [B, H, W, T, C] -> [B, H, W, T*C]
+    perm = (0, rank - 3, rank - 2, *range(1, rank - 3), rank - 1)
+    return ops.reshape(
+        ops.transpose(x, perm), (-1, height, width, int(np.prod(rest, dtype=np.int64)) * channels)
+    )
 
 
 def _unflatten_frames(values, like):
@@ -142,27 +158,31 @@ def _ssim_and_cs(x, y, max_val, filter_size, filter_sigma, k1, k2):
     transposed filter and a handful of products (see docs/perf_ssim.md).
 
     Args:
-        x, y: float32 [1, H, W, K], frames and channels on the last axis
+        x, y: float32 [N, H, W, K], frames and channels on the last axis
             (`_frames_to_channels`).
 
     Returns:
-        (ssim, cs), each float32 [K]: the means over the VALID region of
+        (ssim, cs), each float32 [N, K]: the means over the VALID region of
         luminance * cs and of cs.
     """
     c1 = (k1 * max_val) ** 2
     c2 = (k2 * max_val) ** 2
 
-    def split(maps):
-        # [4, H, W, K] -> 4 x [1, H, W, K] (contiguous slices)
-        return tuple(maps[i : i + 1] for i in range(4))
+    def filter_stacked(maps):
+        # 4 x [N, H, W, K] -> [4N, H, W, K] -> [4N, H', W', K] -> 4 x [N, H', W', K].
+        # Stacked on the batch axis, so each part is a contiguous slice.
+        shape = tuple(maps[0].shape[1:])
+        stacked = ops.reshape(ops.stack(maps, axis=0), (-1, *shape))
+        filtered = _gaussian_filter(stacked, filter_size, filter_sigma)
+        filtered = ops.reshape(filtered, (4, -1, *tuple(filtered.shape[1:])))
+        return tuple(filtered[i] for i in range(4))
 
     @ops.custom_gradient
     def ssim_and_cs(x, y):
-        # One filter call for all moments: [1, H, W, K] x4 -> [4, H, W, K].
-        # x**2 + y**2 is filtered as one map, as TF does, since only the sum is used.
-        moments = ops.concatenate([x, y, ops.square(x) + ops.square(y), x * y], axis=0)
-        mean_x, mean_y, mean_sq, mean_xy = split(
-            _gaussian_filter(moments, filter_size, filter_sigma)
+        # One filter call for all moments. x**2 + y**2 is filtered as one map,
+        # as TF does, since only the sum is used.
+        mean_x, mean_y, mean_sq, mean_xy = filter_stacked(
+            [x, y, ops.square(x) + ops.square(y), x * y]
         )
         num0 = mean_x * mean_y * 2.0
         den0 = ops.square(mean_x) + ops.square(mean_y)
@@ -172,8 +192,8 @@ def _ssim_and_cs(x, y, max_val, filter_size, filter_sigma, k1, k2):
         # TF uses to match the MATLAB reference implementation of MS-SSIM.
         cs_den = mean_sq - den0 + c2
         cs = (mean_xy * 2.0 - num0 + c2) / cs_den
-        # [1, H', W', K] -> [K]
-        outputs = (ops.mean(luminance * cs, axis=(0, 1, 2)), ops.mean(cs, axis=(0, 1, 2)))
+        # [N, H', W', K] -> [N, K]
+        outputs = (ops.mean(luminance * cs, axis=(1, 2)), ops.mean(cs, axis=(1, 2)))
 
         def grad(*args, upstream=None):
             if upstream is None:
@@ -181,25 +201,34 @@ def _ssim_and_cs(x, y, max_val, filter_size, filter_sigma, k1, k2):
                 upstream = args[0] if len(args) == 1 else args
             grad_ssim, grad_cs = upstream
             pixels = float(cs.shape[1] * cs.shape[2])
-            # [K] broadcasts over [1, H', W', K]: d(mean)/d(pixel) = 1 / pixels.
-            weight_ssim = grad_ssim / pixels
-            weight_cs = grad_cs / pixels
-            # d/dm of weight_ssim * L * CS + weight_cs * CS = a dL + b dCS.
-            a = weight_ssim * cs
-            b = weight_ssim * luminance + weight_cs
-            a_l = 2.0 * a / lum_den
-            b_c = 2.0 * b / cs_den
-            grad_mean_x = a_l * (mean_y - mean_x * luminance) + b_c * (mean_x * cs - mean_y)
-            grad_mean_y = a_l * (mean_x - mean_y * luminance) + b_c * (mean_y * cs - mean_x)
-            grad_mean_sq = -0.5 * b_c * cs
+            # [N, K] -> [N, 1, 1, K]: d(mean)/d(pixel) = 1 / pixels.
+            # An unused output may come with a None gradient; it contributes 0.
+            weight_ssim = 0.0 if grad_ssim is None else ops.expand_dims(grad_ssim, (1, 2)) / pixels
+            weight_cs = 0.0 if grad_cs is None else ops.expand_dims(grad_cs, (1, 2)) / pixels
+            # d/dm of weight_ssim * L * CS + weight_cs * CS = a dL + b dCS with
+            #   dL/dmu_x = 2 (mu_y - mu_x L) / lum_den,
+            #   dCS/dmu_x = 2 (mu_x CS - mu_y) / cs_den,
+            #   dCS/dE[xy] = 2 / cs_den, dCS/dE[x^2 + y^2] = -CS / cs_den,
+            # and the same with x and y swapped; grouped to keep the number of
+            # full-size elementwise passes low (they dominate on CPU).
+            a_l = 2.0 * weight_ssim * cs / lum_den
+            b_c = 2.0 * (weight_ssim * luminance + weight_cs) / cs_den
+            same = b_c * cs - a_l * luminance
+            cross = a_l - b_c
+            grad_mean_x = mean_y * cross + mean_x * same
+            grad_mean_y = mean_x * cross + mean_y * same
+            # d/dx of E[x^2 + y^2] is 2x; the 2 cancels the 1/2 of -CS/cs_den.
+            grad_mean_sq = -(b_c * cs)
             grad_mean_xy = b_c
-            # One transposed filter for all four: [4, H', W', K] -> [4, H, W, K].
-            back = ops.concatenate([grad_mean_x, grad_mean_y, grad_mean_sq, grad_mean_xy], 0)
-            back_x, back_y, back_sq, back_xy = split(
-                _gaussian_filter(_pad_full(back, filter_size), filter_size, filter_sigma)
+            # One transposed filter for all four: 4 x [N, H', W', K] -> 4 x [N, H, W, K].
+            back_x, back_y, back_sq, back_xy = filter_stacked(
+                [
+                    _pad_full(grad, filter_size)
+                    for grad in (grad_mean_x, grad_mean_y, grad_mean_sq, grad_mean_xy)
+                ]
             )
-            grad_x = back_x + 2.0 * x * back_sq + y * back_xy
-            grad_y = back_y + 2.0 * y * back_sq + x * back_xy
+            grad_x = back_x + x * back_sq + y * back_xy
+            grad_y = back_y + y * back_sq + x * back_xy
             return grad_x, grad_y
 
         return outputs, grad
@@ -237,12 +266,12 @@ def ssim(y_true, y_pred, max_val=1.0, filter_size=11, filter_sigma=1.5, k1=0.01,
         ValueError: if the shapes differ, have fewer than 3 axes, or H or W is
             smaller than `filter_size` (checked on static shapes at trace time).
     """
-    channels = _check_frames(y_true, y_pred, filter_size, "ssim")
-    # [B, T, H, W, C] -> [1, H, W, B*T*C]
+    channels = _check_frames(y_true, y_pred, filter_size, "ssim", static_frame=True)
+    # [B, T, H, W, C] -> [B, H, W, T*C]
     x = _frames_to_channels(ops.cast(y_true, "float32"))
     y = _frames_to_channels(ops.cast(y_pred, "float32"))
     per_channel, _ = _ssim_and_cs(x, y, max_val, filter_size, filter_sigma, k1, k2)
-    # [B*T*C] -> [B*T, C] -> [B*T]: mean over channels, as TF.
+    # [B, T*C] -> [B*T, C] -> [B*T]: mean over channels, as TF.
     values = ops.mean(ops.reshape(per_channel, (-1, channels)), axis=-1)
     # [B*T] -> [B, T]
     return _unflatten_frames(values, y_pred)
@@ -333,22 +362,20 @@ def ms_ssim(
     """
     power_factors = tuple(float(p) for p in power_factors)
     min_size = ms_ssim_min_size(len(power_factors), filter_size)
-    channels = _check_frames(
-        y_true, y_pred, min_size, f"ms_ssim with {len(power_factors)} scales"
-    )
-    # [B, T, H, W, C] -> [1, H, W, B*T*C]
+    channels = _check_frames(y_true, y_pred, min_size, f"ms_ssim with {len(power_factors)} scales")
+    # [B, T, H, W, C] -> [B, H, W, T*C]
     x = _frames_to_channels(ops.cast(y_true, "float32"))
     y = _frames_to_channels(ops.cast(y_pred, "float32"))
     product = None
     for scale, power in enumerate(power_factors):
         if scale > 0:
             x, y = _downsample(x), _downsample(y)
-        # [1, H_j, W_j, K] -> [K]
+        # [B, H_j, W_j, T*C] -> [B, T*C]
         scale_ssim, scale_cs = _ssim_and_cs(x, y, max_val, filter_size, filter_sigma, k1, k2)
         term = scale_cs if scale < len(power_factors) - 1 else scale_ssim
         factor = _safe_power(term, power)
         product = factor if product is None else product * factor
-    # [B*T*C] -> [B*T, C] -> [B*T] -> [B, T]
+    # [B, T*C] -> [B*T, C] -> [B*T] -> [B, T]
     values = ops.mean(ops.reshape(product, (-1, channels)), axis=-1)
     return _unflatten_frames(values, y_pred)
 

@@ -102,6 +102,24 @@ class ForecastQueries(layers.Layer):
         return {**super().get_config(), "future_frames": self.future_frames}
 
 
+@keras.saving.register_keras_serializable(package="framepred")
+class RepeatLast(layers.Layer):
+    """[B, T, h, w, c] -> [B, steps, h, w, c]: the last frame, repeated."""
+
+    def __init__(self, steps: int, **kwargs):
+        super().__init__(**kwargs)
+        self.steps = int(steps)
+
+    def call(self, frames):
+        return ops.repeat(frames[:, -1:], self.steps, axis=1)
+
+    def compute_output_shape(self, input_shape):
+        return (input_shape[0], self.steps, *input_shape[2:])
+
+    def get_config(self):
+        return {**super().get_config(), "steps": self.steps}
+
+
 def _normalization(kind: str, filters: int, name: str):
     """Per-frame statistics only; see config.Normalization on why not batch norm."""
     if kind == "layer":
@@ -125,17 +143,21 @@ def _head(features, channels: int, patch_size: int, activation: str):
 
 def build_next_frame(
     frame_size, channels, filters=(64, 64), kernel_size=(3, 3), patch_size=4,
-    normalization="none", output_activation="sigmoid",
+    normalization="none", output_activation="sigmoid", skip=True,
 ) -> keras.Model:
     """Stacked ConvLSTMs; output t is the forecast of frame t+1. Any sequence length."""
     height, width = frame_size
     frames = keras.Input((None, height, width, channels), name="frames")
-    x = SpaceToDepth(patch_size, name="to_patches")(frames)
+    x = patches = SpaceToDepth(patch_size, name="to_patches")(frames)
     for i, (width_i, kernel) in enumerate(zip(filters, kernel_size)):
         x = layers.ConvLSTM2D(width_i, kernel, padding="same", return_sequences=True,
                               name=f"convlstm_{i}")(x)
         norm = _normalization(normalization, width_i, f"norm_{i}")
         x = norm(x) if norm is not None else x
+    if skip:
+        # Output t also sees frame t itself, so copying it (the copy-last baseline) is
+        # one 1x1 convolution away and the ConvLSTM learns the change; still causal.
+        x = layers.Concatenate(axis=-1, name="skip")([x, patches])
     forecast = _head(x, channels, patch_size, output_activation)
     return keras.Model(frames, forecast, name="next_frame_convlstm")
 
@@ -143,11 +165,12 @@ def build_next_frame(
 def build_encoder_forecaster(
     frame_size, channels, context_frames, future_frames, filters=(64, 64),
     kernel_size=(3, 3), patch_size=4, normalization="none", output_activation="sigmoid",
+    skip=True,
 ) -> keras.Model:
     """Encoder ConvLSTMs read the context; their states start the forecaster's."""
     height, width = frame_size
     context = keras.Input((context_frames, height, width, channels), name="context")
-    x = SpaceToDepth(patch_size, name="to_patches")(context)
+    x = patches = SpaceToDepth(patch_size, name="to_patches")(context)
     queries = ForecastQueries(future_frames, name="queries")(x)
     states = []
     for i, (width_i, kernel) in enumerate(zip(filters, kernel_size)):
@@ -164,6 +187,10 @@ def build_encoder_forecaster(
         y = norm(y) if norm is not None else y
         outputs.append(y)
     # Shi et al. 2015 concatenate every forecaster layer's states for the prediction.
+    if skip:
+        # Every forecast step also sees the last context frame: copy-last is one 1x1
+        # convolution away, and the forecaster learns the motion on top of it.
+        outputs.append(RepeatLast(future_frames, name="skip")(patches))
     features = outputs[0] if len(outputs) == 1 else layers.Concatenate(axis=-1)(outputs)
     forecast = _head(features, channels, patch_size, output_activation)
     return keras.Model(context, forecast, name="encoder_forecaster_convlstm")
@@ -181,6 +208,7 @@ def build_model(model_cfg, data_cfg) -> keras.Model:
         normalization=getattr(model_cfg.normalization, "value", model_cfg.normalization),
         output_activation=getattr(
             model_cfg.output_activation, "value", model_cfg.output_activation),
+        skip=bool(getattr(model_cfg, "skip", True)),
     )
     if form == "next_frame":
         return build_next_frame(**options)
@@ -227,3 +255,25 @@ def forecast(model: keras.Model, context, steps: int) -> np.ndarray:
         produced.append(chunk)
         history = np.concatenate([history, chunk], axis=1)
     return np.concatenate(produced, axis=1)[:, :steps]
+
+
+def set_output_level(model: keras.Model, level: float) -> None:
+    """Starts the forecast at the data's mean intensity `level` in [0, 1].
+
+    Frames of moving objects on a dark background average about 0.05-0.1. A sigmoid
+    head starting at 0.5 then spends thousands of Adam steps (each moves the bias by
+    about the learning rate) just darkening the background, and SSIM's luminance term
+    gives almost no gradient that far off. Setting the head's bias to the data prior
+    skips that plateau (the "init the final layer well" advice of Karpathy 2019).
+    """
+    head = model.get_layer("head")
+    activation = model.get_layer("forecast").get_config()["activation"]
+    level = float(np.clip(level, 1e-3, 1.0 - 1e-3))
+    if activation in ("sigmoid", "hard_sigmoid"):
+        bias = np.log(level / (1.0 - level))  # logit
+        if activation == "hard_sigmoid":
+            bias = (level - 0.5) * 6.0
+    else:
+        bias = level
+    kernel, old_bias = head.get_weights()
+    head.set_weights([kernel, np.full_like(old_bias, bias)])

@@ -108,6 +108,8 @@ def config_differences(saved: Any, current: Any) -> list[str]:
             continue
         if section == "trainer" and name in RESUMABLE_CHANGES:
             continue
+        if key not in before:
+            continue  # a key added to the schema since: the saved run used its default
         if before.get(key) != after.get(key):
             changed.append(f"{key}: {before.get(key)} -> {after.get(key)}")
     return changed
@@ -152,7 +154,6 @@ def prepare(cfg: Any, run: RunPaths) -> Start:
                        f"More epochs: trainer.epochs={done + 1} or more; a fresh run: "
                        "trainer.resume=false")
             log.info(message)
-            print(f"framepred: {message}", flush=True)
             return Start(complete=True, payload=_read_json(run.metrics))
         log.info("run in %s finished %d epochs; continuing to trainer.epochs=%d",
                  run.root, done, epochs)
@@ -166,8 +167,12 @@ def _move_aside(run: RunPaths) -> None:
     present = [name for name in ARTIFACTS if (run.root / name).exists()]
     if not present:
         return
-    aside = run.root / "replaced" / time.strftime("%Y-%m-%d_%H-%M-%S")
-    aside.mkdir(parents=True, exist_ok=True)
+    stamp = time.strftime("%Y-%m-%d_%H-%M-%S")
+    aside, count = run.root / "replaced" / stamp, 1
+    while aside.exists():  # two fresh starts within one second
+        count += 1
+        aside = run.root / "replaced" / f"{stamp}_{count}"
+    aside.mkdir(parents=True)
     for name in present:
         os.replace(run.root / name, aside / name)
     run.checkpoints.mkdir(exist_ok=True)
@@ -286,6 +291,8 @@ class Backup(keras.callbacks.BackupAndRestore):
             shutil.rmtree(old, ignore_errors=True)
 
     def _restore(self):
+        for leftover in self.backup.glob(".staging-*"):  # a save that a kill cut short
+            shutil.rmtree(leftover, ignore_errors=True)
         states = _states(self.backup)
         if not states:
             return
@@ -403,11 +410,21 @@ _NOISE = re.compile(r"^\s*(reference_type|object_type)=|^Config search path:|^\s
 
 
 def one_line(text: str) -> str:
-    """Hydra's own error text, folded onto one line without the search-path dump."""
-    lines = [line.strip() for line in text.splitlines()
-             if line.strip() and not _NOISE.match(line)]
-    folded = "; ".join(lines)
-    return re.sub(r":;\s*", ": ", folded)
+    """Hydra's own error text, folded onto one line without the search-path dump:
+    a list under a `...:` heading (the options of a group) becomes `heading: a, b`."""
+    parts: list[str] = []
+    listing = False  # inside the indented list under a heading that ends with ':'
+    for line in text.splitlines():
+        if not line.strip() or _NOISE.match(line):
+            continue
+        indented = line[:1].isspace()
+        if indented and parts and (listing or parts[-1].endswith(":")):
+            parts[-1] += (", " if listing else " ") + line.strip()
+            listing = True
+        else:
+            parts.append(line.strip())
+            listing = False
+    return "; ".join(parts)
 
 
 def install_cli_error_handler() -> None:
@@ -425,24 +442,21 @@ def install_cli_error_handler() -> None:
             return original(func)
         try:
             return func()
-        except OSError as error:
-            if _raised_in_framepred(error):
-                return original(lambda caught=error: _reraise(caught))
-            path = error.filename or ""
-            print(f"framepred: error: output folder {path} cannot be created "
-                  f"({error.strerror}); set hydra.run.dir to a writable folder",
-                  file=sys.stderr, flush=True)
-            sys.exit(2)
-        except Exception as error:  # noqa: BLE001  (Hydra's composition errors)
+        except Exception as error:  # noqa: BLE001  (sorted below; the rest go to Hydra)
             from hydra.errors import CompactHydraException
             from omegaconf.errors import OmegaConfBaseException
 
-            if not isinstance(error, (CompactHydraException, OmegaConfBaseException)):
+            if isinstance(error, (CompactHydraException, OmegaConfBaseException)):
+                text = str(error)
+                if isinstance(error.__cause__, OmegaConfBaseException):
+                    text += "\n" + str(error.__cause__)
+                message = one_line(text)
+            elif isinstance(error, OSError) and not _raised_in_framepred(error):
+                message = (f"output folder {error.filename or ''} cannot be created "
+                           f"({error.strerror}); set hydra.run.dir to a writable folder")
+            else:
                 return original(lambda caught=error: _reraise(caught))
-            text = str(error)
-            if isinstance(error.__cause__, OmegaConfBaseException):
-                text += "\n" + str(error.__cause__)
-            print(f"framepred: error: {one_line(text)}", file=sys.stderr, flush=True)
+            print(f"framepred: error: {message}", file=sys.stderr, flush=True)
             sys.exit(2)
 
     run_and_report.framepred = True
@@ -456,10 +470,11 @@ def _reraise(error):
 def _raised_in_framepred(error: BaseException) -> bool:
     """An OSError from our own code is a bug (ours report theirs as FramepredError);
     one from Hydra alone is Hydra creating the output folder."""
-    package = str(Path(__file__).resolve().parent)
+    package, here = str(Path(__file__).resolve().parent), str(Path(__file__).resolve())
     frame = error.__traceback__
     while frame is not None:
-        if frame.tb_frame.f_code.co_filename.startswith(package):
+        name = frame.tb_frame.f_code.co_filename
+        if name.startswith(package) and name != here:
             return True
         frame = frame.tb_next
     return False

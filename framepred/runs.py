@@ -20,6 +20,9 @@ from typing import Any
 
 from framepred.errors import FramepredError
 
+_UMASK = os.umask(0o022)  # read once: the only way to learn the umask is to set it
+os.umask(_UMASK)
+
 
 @dataclass(frozen=True)
 class RunPaths:
@@ -91,6 +94,7 @@ def atomic_write(path: Path, write) -> None:
         handle, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=path.suffix,
                                        dir=path.parent)
         os.close(handle)
+        os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp's 0600 would hide results from others
         write(tmp)
         with open(tmp, "rb") as written:
             os.fsync(written.fileno())

@@ -93,10 +93,11 @@ def train(cfg: DictConfig, run_dir: str | Path | None = None) -> dict:
     runtime = configure(cfg.trainer)
     trainer, data_cfg = cfg.trainer, cfg.data
     form = _value(cfg.model.form)
-    global_batch = int(trainer.batch_size) * runtime.replicas
-    log.info("device: %s | precision: %s | XLA: %s | replicas: %d | global batch %d",
-             runtime.device, runtime.precision, runtime.jit_compile, runtime.replicas,
-             global_batch)
+    global_batch = runtime.global_batch(trainer.batch_size)
+    log.info("device: %s | precision: %s | XLA: %s | replicas: %d | global batch %d "
+             "(%d per replica x %d replicas)", runtime.device, runtime.precision,
+             runtime.jit_compile, runtime.replicas, global_batch, int(trainer.batch_size),
+             runtime.replicas)
 
     repeat = trainer.steps_per_epoch is not None
     train_windows = data.windows(data_cfg, "train", global_batch, shuffle=True,
@@ -115,7 +116,10 @@ def train(cfg: DictConfig, run_dir: str | Path | None = None) -> dict:
             jit_compile=runtime.jit_compile,
             steps_per_execution=int(trainer.steps_per_execution),
         )
-    log.info("model %s: %s parameters, form %s", model.name, f"{model.count_params():,}", form)
+    level = float(next(iter(train_windows.take(1))).numpy().mean())
+    models.set_output_level(model, level)
+    log.info("model %s: %s parameters, form %s, output starts at the data mean %.3f",
+             model.name, f"{model.count_params():,}", form, level)
     with resilience.graceful_stop():  # SIGTERM / Ctrl-C: save a resumable state, exit
         model.fit(
             train_pairs,

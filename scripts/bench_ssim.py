@@ -10,7 +10,9 @@ Both implementations run on the TensorFlow backend inside `tf.function`, warmed
 up first; the time is the median over `--reps` runs of the value and its
 gradient with respect to `y_pred` (tf.GradientTape), or of the value alone for
 the `fwd` rows. `ratio` is TF time / our time (higher is better for us);
-`max |diff|` compares the values and the gradients of the two.
+`max |diff|` compares the values and the gradients of the two. The CPU
+columns give this process's CPU time (all threads) per run, which is steadier
+than wall time when other jobs share the machine.
 """
 
 import argparse
@@ -38,7 +40,7 @@ def frame_pair(shape, seed=0):
     return y_true, y_pred
 
 
-def max_scales(size, filter_size=11, wanted=len(MS_SSIM_POWER_FACTORS)):
+def max_scales(size, filter_size=11, wanted=5):
     """The most MS-SSIM scales (up to `wanted`) a `size` x `size` frame allows."""
     scales = 1
     while scales < wanted and ms_ssim_min_size(scales + 1, filter_size) <= size:
@@ -47,24 +49,32 @@ def max_scales(size, filter_size=11, wanted=len(MS_SSIM_POWER_FACTORS)):
 
 
 def timed_pair(ours, reference, args, reps):
-    """Median ms of each function, their runs interleaved so that load from
-    other processes on a shared machine hits both alike."""
+    """Median wall ms and CPU ms of each function, their runs interleaved so
+    that load from other processes on a shared machine hits both alike.
+
+    CPU time (this process, all threads) is reported too: on a busy shared
+    machine it tracks the work done far better than wall time does.
+    """
     for fn in (ours, reference):
         for _ in range(3):  # trace, then warm up
             _ = [t.numpy() for t in fn(*args)]
-    times = {ours: [], reference: []}
+    wall = {ours: [], reference: []}
+    cpu = {ours: [], reference: []}
     outputs = {}
     for _ in range(reps):
         for fn in (ours, reference):
-            start = time.perf_counter()
+            start, start_cpu = time.perf_counter(), time.process_time()
             outputs[fn] = [t.numpy() for t in fn(*args)]
-            times[fn].append(time.perf_counter() - start)
-    return (
-        float(np.median(times[ours])) * 1e3,
-        float(np.median(times[reference])) * 1e3,
-        outputs[ours],
-        outputs[reference],
-    )
+            wall[fn].append(time.perf_counter() - start)
+            cpu[fn].append(time.process_time() - start_cpu)
+    return {
+        "ours_ms": float(np.median(wall[ours])) * 1e3,
+        "tf_ms": float(np.median(wall[reference])) * 1e3,
+        "ours_cpu": float(np.median(cpu[ours])) * 1e3,
+        "tf_cpu": float(np.median(cpu[reference])) * 1e3,
+        "ours_out": outputs[ours],
+        "tf_out": outputs[reference],
+    }
 
 
 def compiled(similarity, backward):
@@ -107,26 +117,40 @@ def cases(quick):
 def benchmark(reps, quick, forward):
     import tensorflow as tf
 
-    header = ("case", "pass", "shape", "ours ms", "TF ms", "ratio (TF/ours)", "max |diff|")
+    header = (
+        "case",
+        "pass",
+        "shape",
+        "ours ms",
+        "TF ms",
+        "ratio (TF/ours)",
+        "CPU ms ours / TF",
+        "CPU ratio",
+        "max |diff|",
+    )
     rows = []
     passes = ["fwd+bwd"] + (["fwd"] if forward else [])
     for name, shape, ours_fn, tf_fn in cases(quick):
         y_true, y_pred = (tf.constant(a) for a in frame_pair(shape))
         for pass_name in passes:
             backward = pass_name == "fwd+bwd"
-            ours_ms, tf_ms, ours_out, tf_out = timed_pair(
+            timing = timed_pair(
                 compiled(ours_fn, backward), compiled(tf_fn, backward), (y_true, y_pred), reps
             )
-            diffs = [float(np.max(np.abs(a - b))) for a, b in zip(ours_out, tf_out)]
+            diffs = [
+                float(np.max(np.abs(a - b))) for a, b in zip(timing["ours_out"], timing["tf_out"])
+            ]
             diff = f"{diffs[0]:.1e}" + (f" (grad {diffs[1]:.1e})" if backward else "")
             rows.append(
                 (
                     name,
                     pass_name,
                     "x".join(map(str, shape)),
-                    f"{ours_ms:.1f}",
-                    f"{tf_ms:.1f}",
-                    f"{tf_ms / ours_ms:.1f}x",
+                    f"{timing['ours_ms']:.1f}",
+                    f"{timing['tf_ms']:.1f}",
+                    f"{timing['tf_ms'] / timing['ours_ms']:.1f}x",
+                    f"{timing['ours_cpu']:.0f} / {timing['tf_cpu']:.0f}",
+                    f"{timing['tf_cpu'] / max(timing['ours_cpu'], 1e-3):.1f}x",
                     diff,
                 )
             )
@@ -152,7 +176,8 @@ def backend_check():
         "a = rng.random((2, 3, 48, 48, 1), dtype=np.float32)\n"
         "b = np.clip(a + 0.1 * rng.standard_normal(a.shape, dtype=np.float32), 0, 1)\n"
         "print('jax ssim', np.asarray(ssim(a, b)).ravel()[:3])\n"
-        "print('jax ms_ssim', np.asarray(ms_ssim(a, b, power_factors=(0.3, 0.3, 0.4))).ravel()[:3])\n"
+        "value = ms_ssim(a, b, power_factors=(0.3, 0.3, 0.4))\n"
+        "print('jax ms_ssim', np.asarray(value).ravel()[:3])\n"
     )
     env = {**os.environ, "KERAS_BACKEND": "jax"}
     root = Path(__file__).resolve().parents[1]

@@ -2,7 +2,10 @@
 scikit-image, and hand-computed numpy for weighting and reductions."""
 
 import ast
+import importlib.util
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import keras
@@ -167,12 +170,46 @@ def test_ssim_shape_error_raised_while_tracing():
         traced.get_concrete_function(spec, spec)
 
 
-def test_ssim_accepts_unknown_batch_axes_in_a_graph():
+@pytest.mark.parametrize("leading", [(None, 3), (None, None), (2, 3)])
+def test_ssim_and_gradient_with_unknown_leading_axes_in_a_graph(leading):
+    # Keras traces train steps with an unknown batch axis; other unknown
+    # leading axes take a different internal layout.
+    spec = tf.TensorSpec((*leading, 16, 16, 2), tf.float32)
+
+    @tf.function(input_signature=[spec, spec])
+    def value_and_gradient(y_true, y_pred):
+        with tf.GradientTape() as tape:
+            tape.watch(y_pred)
+            value = ssim(y_true, y_pred)
+            total = tf.reduce_sum(value)
+        return value, tape.gradient(total, y_pred)
+
+    y_true, y_pred = frame_pair((2, 3, 16, 16, 2))
+    value, grad = value_and_gradient(tf.constant(y_true), tf.constant(y_pred))
+    np.testing.assert_allclose(value.numpy(), tf.image.ssim(y_true, y_pred, 1.0), atol=1e-5)
+    reference = gradient(lambda a, b: tf.image.ssim(a, b, 1.0), y_true, y_pred)
+    np.testing.assert_allclose(grad.numpy(), reference, atol=1e-6)
+
+
+def test_ssim_needs_a_static_frame_size():
     traced = tf.function(lambda a, b: ssim(a, b))
-    spec = tf.TensorSpec((None, None, 16, 16, 1), tf.float32)
-    y_true, y_pred = frame_pair((2, 3, 16, 16, 1))
-    ours = traced.get_concrete_function(spec, spec)(tf.constant(y_true), tf.constant(y_pred))
+    spec = tf.TensorSpec((2, None, 16, 1), tf.float32)
+    with pytest.raises(ValueError, match=r"known frame size.*\(2, None, 16, 1\)"):
+        traced.get_concrete_function(spec, spec)
+
+
+def test_ssim_of_a_single_frame_is_a_scalar():
+    y_true, y_pred = frame_pair((16, 16, 3))
+    ours = ssim(y_true, y_pred)
+    assert tuple(ours.shape) == ()
     np.testing.assert_allclose(ours.numpy(), tf.image.ssim(y_true, y_pred, 1.0), atol=1e-5)
+
+
+def test_ssim_gradient_with_respect_to_y_true_matches_tf():
+    y_true, y_pred = frame_pair((2, 16, 18, 3), seed=6)
+    ours = gradient(lambda a, b: ssim(b, a), y_pred, y_true)
+    reference = gradient(lambda a, b: tf.image.ssim(b, a, 1.0), y_pred, y_true)
+    np.testing.assert_allclose(ours, reference, atol=1e-6)
 
 
 # ---------------------------------------------------------------------------
@@ -384,7 +421,7 @@ def test_sample_weights_through_fit_and_evaluate(weight_kind, feed):
         loss = model.evaluate(inputs, targets, sample_weight=weight, batch_size=3, verbose=0)
     else:
         dataset = tf.data.Dataset.from_tensor_slices((inputs, targets, weight)).batch(3)
-        model.fit(dataset, epochs=1, verbose=0)
+        model.fit(dataset, epochs=1, verbose=0, shuffle=False)
         loss = model.evaluate(dataset, verbose=0)
     forecast = model.predict(inputs, verbose=0)
     per_frame = 1.0 - tf.image.ssim(targets, forecast, 1.0).numpy()  # [B, T]
@@ -527,5 +564,82 @@ def test_model_with_loss_and_metrics_saves_and_reloads(name, tmp_path):
     np.testing.assert_allclose(
         reloaded.evaluate(inputs, targets, verbose=0),
         model.evaluate(inputs, targets, verbose=0),
+        rtol=1e-5,
+    )
+
+
+# ---------------------------------------------------------------------------
+# Another Keras backend
+# ---------------------------------------------------------------------------
+
+JAX_SCRIPT = """
+import sys
+import jax
+import jax.numpy as jnp
+import numpy as np
+from framepred.losses import BlendLoss, ms_ssim, ssim
+
+y_true, y_pred = np.load(sys.argv[1])["y_true"], np.load(sys.argv[1])["y_pred"]
+power_factors = (0.3, 0.3, 0.4)
+np.savez(
+    sys.argv[2],
+    ssim=np.asarray(ssim(y_true, y_pred)),
+    ms_ssim=np.asarray(ms_ssim(y_true, y_pred, power_factors=power_factors)),
+    ssim_grad=np.asarray(jax.jit(jax.grad(lambda y: jnp.sum(ssim(y_true, y))))(y_pred)),
+    ms_ssim_grad=np.asarray(
+        jax.grad(lambda y: jnp.sum(ms_ssim(y_true, y, power_factors=power_factors)))(y_pred)
+    ),
+    inverted_grad=np.asarray(
+        jax.grad(lambda y: jnp.sum(ms_ssim(y_true, y, power_factors=power_factors)))(1 - y_true)
+    ),
+    blend=np.asarray(BlendLoss()(y_true, y_pred, sample_weight=np.array([1.0, 2.0]))),
+)
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(
+    importlib.util.find_spec("jax") is None, reason="jax not installed (pip install .[jax])"
+)
+def test_jax_backend_matches_tf(tmp_path):
+    # The module uses keras.ops only; run it under KERAS_BACKEND=jax in a fresh
+    # process (the backend is fixed at import) and compare with the TF oracles.
+    y_true, y_pred = frame_pair((2, 3, 48, 48, 2))
+    np.savez(tmp_path / "frames.npz", y_true=y_true, y_pred=y_pred)
+    env = {**os.environ, "KERAS_BACKEND": "jax", "JAX_PLATFORMS": "cpu"}
+    root = Path(losses_module.__file__).resolve().parents[1]
+    env["PYTHONPATH"] = os.pathsep.join([str(root), env.get("PYTHONPATH", "")])
+    subprocess.run(
+        [sys.executable, "-c", JAX_SCRIPT, tmp_path / "frames.npz", tmp_path / "out.npz"],
+        env=env,
+        check=True,
+        timeout=300,
+    )
+    jax_out = np.load(tmp_path / "out.npz")
+    power_factors = (0.3, 0.3, 0.4)
+    np.testing.assert_allclose(jax_out["ssim"], tf.image.ssim(y_true, y_pred, 1.0), atol=1e-5)
+    np.testing.assert_allclose(
+        jax_out["ms_ssim"],
+        tf.image.ssim_multiscale(y_true, y_pred, 1.0, power_factors=power_factors),
+        atol=1e-4,
+    )
+    np.testing.assert_allclose(
+        jax_out["ssim_grad"],
+        gradient(lambda a, b: tf.image.ssim(a, b, 1.0), y_true, y_pred),
+        atol=1e-6,
+    )
+    np.testing.assert_allclose(
+        jax_out["ms_ssim_grad"],
+        gradient(
+            lambda a, b: tf.image.ssim_multiscale(a, b, 1.0, power_factors=power_factors),
+            y_true,
+            y_pred,
+        ),
+        atol=1e-4,
+    )
+    assert np.isfinite(jax_out["inverted_grad"]).all()
+    np.testing.assert_allclose(
+        jax_out["blend"],
+        float(BlendLoss()(y_true, y_pred, sample_weight=np.array([1.0, 2.0], np.float32))),
         rtol=1e-5,
     )

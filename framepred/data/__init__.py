@@ -2,6 +2,15 @@
 
 `build_source(data_cfg, split)` picks the reader for `data.source`;
 `window_dataset`/`training_pairs` turn it into tf.data batches.
+
+    moving_digits.py   data=moving_digits: procedural digits, no file
+    mnist.py           data=moving_mnist: real MNIST digits in the same generator
+    arrays.py          data=npy: one memory-mapped .npy / .npz array
+    folders.py         data=frames: folders of image files
+    videos.py          data=video: animated images, video files
+    formats.py         resize, channels, [0, 1] scaling: shared by the disk sources
+    splits.py          train / val / test by whole sequence (or time chunks), no leakage
+    preview.py         python -m framepred.data.preview: look at the windows
 """
 
 from __future__ import annotations
@@ -105,25 +114,30 @@ def _reader(data: Any, path: str | None, key: str) -> SequenceSource:
     from framepred.data.arrays import ArrayFile, split_member
 
     name = _source_name(data)
-    file_name = split_member(path)[0] if name == "npy" and path else path
+    member = split_member(path)[1] if name == "npy" and path else None
+    file_name = split_member(path)[0] if member else path
     resolved = existing_path(file_name, key, name, READS[name])
     frame_format = FrameFormat.from_config(data)
     stat = resolved.stat()
     cache_key = (name, str(path), str(resolved.resolve()), stat.st_mtime_ns, stat.st_size,
                  frame_format, str(data.layout), str(value(data.on_bad_file)))
-    if cache_key in _READERS:
-        return _READERS[cache_key]
-    bad_files = BadFiles(str(value(data.on_bad_file)))
-    if name == "npy":
-        reader: SequenceSource = ArrayFile(str(path), str(data.layout), frame_format)
-    elif name == "frames":
-        from framepred.data.folders import FrameFolders
+    reader = _READERS.get(cache_key)
+    if reader is None:
+        bad_files = BadFiles(str(value(data.on_bad_file)))
+        if name == "npy":
+            reader = ArrayFile(f"{resolved}:{member}" if member else str(resolved),
+                               str(data.layout), frame_format)
+        elif name == "frames":
+            from framepred.data.folders import FrameFolders
 
-        reader = FrameFolders(resolved, frame_format, bad_files)
-    else:
-        from framepred.data.videos import VideoFiles
+            reader = FrameFolders(resolved, frame_format, bad_files)
+        else:
+            from framepred.data.videos import VideoFiles
 
-        reader = VideoFiles(resolved, frame_format, bad_files)
+            reader = VideoFiles(resolved, frame_format, bad_files)
+        if len(_READERS) >= 2:  # training path and val_path; a sweep reuses them
+            _READERS.pop(next(iter(_READERS)))
+        _READERS[cache_key] = reader
     length = window_length(data)
     longest = max(reader.num_frames(i) for i in range(len(reader)))
     if longest < length:
@@ -133,9 +147,6 @@ def _reader(data: Any, path: str | None, key: str) -> SequenceSource:
             f"data.future_frames={data.future_frames}), the longest of its {len(reader)} "
             f"sequence(s) has {longest}"
         )
-    if len(_READERS) >= 4:
-        _READERS.pop(next(iter(_READERS)))
-    _READERS[cache_key] = reader
     return reader
 
 
@@ -163,6 +174,12 @@ def windows(data: Any, split: str, batch_size: int, shuffle: bool = False, seed:
     """tf.data of window batches [B, context+future, H, W, C] for one split."""
     source = build_source(data, split)
     height, width = data.frame_size
+    cache = data.cache
+    if cache not in (None, "memory"):
+        # One cache file per split: tf.data would otherwise hand validation the
+        # training windows cached under the same name.
+        cache = f"{cache}_{split}"
+        Path(cache).expanduser().parent.mkdir(parents=True, exist_ok=True)
     return window_dataset(
         source,
         length=window_length(data),
@@ -172,7 +189,7 @@ def windows(data: Any, split: str, batch_size: int, shuffle: bool = False, seed:
         shuffle=shuffle,
         seed=seed,
         repeat=repeat,
-        cache=data.cache,
+        cache=cache,
         shuffle_buffer=data.shuffle_buffer,
         parallel_calls=data.parallel_calls,
         drop_remainder=drop_remainder,

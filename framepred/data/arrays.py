@@ -3,8 +3,9 @@
 Layouts (`data.layout`): `tbhw` is Moving MNIST's `mnist_test_seq.npy`
 (time, sequences, H, W); `bthw` is (sequences, time, H, W); `bthwc` adds
 channels. `auto` takes 5 axes as bthwc, 3 axes (time, H, W) as one sequence,
-and 4 axes as tbhw when the first axis is the shorter (Moving MNIST: 20 frames of
-10000 sequences), else bthw; it logs what it chose.
+and 4 axes as tbhw when the file is named mnist_test_seq* or its first axis is the
+shorter (Moving MNIST: 20 frames of 10000 sequences), else bthw; it logs what it
+chose, since a 4-axis shape alone cannot tell.
 
 The array is opened with `np.load(mmap_mode="r")`, so windows are read from disk
 as the pipeline asks for them and a file larger than memory trains. An .npz is a

@@ -73,11 +73,11 @@ def animation(windows: np.ndarray, context_frames: int, scale: int) -> list[Imag
     h, w = tiles.shape[2:4]
     frames = []
     for step in range(t):
-        image = np.full((h + 3 * GAP, n * (w + GAP) + GAP, 3), 255, np.uint8)
-        image[:GAP] = CONTEXT_COLOR if step < context_frames else FUTURE_COLOR
+        image = np.full((h + 4 * GAP, n * (w + GAP) + GAP, 3), 255, np.uint8)
+        image[:2 * GAP] = CONTEXT_COLOR if step < context_frames else FUTURE_COLOR
         for col in range(n):
             x = GAP + col * (w + GAP)
-            image[2 * GAP:2 * GAP + h, x:x + w] = tiles[col, step]
+            image[3 * GAP:3 * GAP + h, x:x + w] = tiles[col, step]
         frames.append(Image.fromarray(image))
     return frames
 

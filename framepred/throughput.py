@@ -1,0 +1,116 @@
+"""Training throughput, in frames per second, logged each epoch.
+
+A frame is one predicted (target) frame: a step trains on global batch x target
+time steps of them. The clock runs over the training steps of an epoch only, from
+the end of its first execution to the end of its last, so neither the first
+epoch's tracing/compilation nor validation counts. An epoch of a single execution
+is timed whole (tracing included, and the log says so).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+
+import keras
+
+log = logging.getLogger(__name__)
+
+TAG = "throughput/frames_per_second"
+
+
+def target_frames(data_cfg, form: str) -> int:
+    """Time steps a training example predicts (see framepred.data.split_window)."""
+    if form == "next_frame":
+        return int(data_cfg.context_frames) + int(data_cfg.future_frames) - 1
+    return int(data_cfg.future_frames)
+
+
+def _describe_devices() -> str:
+    if keras.backend.backend() == "tensorflow":
+        from framepred.runtime import describe_devices
+
+        return describe_devices()
+    return keras.backend.backend()
+
+
+class Throughput(keras.callbacks.Callback):
+    """Logs device, precision and training frames/s per epoch (log file and TensorBoard).
+
+    Args:
+        batch_size: per-replica batch; the global batch is this x the replicas of the
+            model's distribution strategy, read when training starts.
+        target_frames: predicted time steps per example (`target_frames()`).
+        log_dir: the TensorBoard folder for the scalar `throughput/frames_per_second`
+            (the run's tensorboard/train, next to Keras' own train scalars); None: log only.
+    """
+
+    def __init__(self, batch_size: int, target_frames: int, log_dir: str | Path | None = None):
+        super().__init__()
+        self.batch_size = int(batch_size)
+        self.target_frames = int(target_frames)
+        self.log_dir = None if log_dir is None else str(log_dir)
+        self.history: list[float] = []
+        self._writer = None
+
+    @classmethod
+    def for_run(cls, cfg, run) -> Throughput:
+        form = getattr(cfg.model.form, "value", cfg.model.form)
+        return cls(cfg.trainer.batch_size, target_frames(cfg.data, form),
+                   log_dir=run.tensorboard / "train")
+
+    def on_train_begin(self, logs=None):
+        strategy = getattr(self.model, "distribute_strategy", None)
+        self.replicas = int(getattr(strategy, "num_replicas_in_sync", 1))
+        self.frames_per_step = self.batch_size * self.replicas * self.target_frames
+        self.precision = self.model.dtype_policy.name
+        self.device = _describe_devices()
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._epoch_start = time.perf_counter()
+        self._first_end = None  # (time, steps) after the first execution
+        self._last_end = None
+
+    def on_train_batch_end(self, batch, logs=None):
+        # `batch` is the last step of the execution (steps_per_execution >= 1).
+        mark = (time.perf_counter(), int(batch) + 1)
+        if self._first_end is None:
+            self._first_end = mark
+        self._last_end = mark
+
+    def on_epoch_end(self, epoch, logs=None):
+        if self._last_end is None:
+            return
+        (first_time, first_steps), (last_time, last_steps) = self._first_end, self._last_end
+        if last_steps > first_steps:
+            steps, seconds, note = last_steps - first_steps, last_time - first_time, ""
+        else:
+            steps, seconds = last_steps, last_time - self._epoch_start
+            note = " (one execution: tracing included)"
+        frames_per_second = steps * self.frames_per_step / max(seconds, 1e-9)
+        self.history.append(frames_per_second)
+        log.info("epoch %d: %.1f frames/s | device: %s | precision: %s | %d steps x %d frames "
+                 "(global batch %d x %d target steps) in %.2f s%s", epoch + 1,
+                 frames_per_second, self.device, self.precision, steps, self.frames_per_step,
+                 self.batch_size * self.replicas, self.target_frames, seconds, note)
+        self._write(epoch, frames_per_second)
+
+    def _write(self, epoch: int, frames_per_second: float) -> None:
+        if self.log_dir is None or keras.backend.backend() != "tensorflow":
+            return
+        import tensorflow as tf
+
+        if self._writer is None:
+            self._writer = tf.summary.create_file_writer(self.log_dir)
+        with self._writer.as_default(step=epoch):
+            tf.summary.scalar(TAG, frames_per_second,
+                              description="training frames (batch x target steps) per second")
+            tf.summary.text("throughput/runtime",
+                            f"device: {self.device} | precision: {self.precision}")
+        self._writer.flush()
+
+    def on_train_end(self, logs=None):
+        if self._writer is not None:
+            self._writer.close()
+            self._writer = None

@@ -1,0 +1,166 @@
+"""Benchmark the data sources against what the default model consumes in training.
+
+Run:
+
+    .venv/bin/python scripts/bench_data.py            # 160 sequences per source
+    .venv/bin/python scripts/bench_data.py --quick    # fewer sequences and steps
+
+For each source (npy, frames, video, moving_mnist, and the built-in moving_digits)
+at 64x64, gray and RGB, it writes a small data set of 20-frame sequences to a
+temporary folder, builds the source as training does, then times one pass over
+every training window through `framepred.data.windows` (tf.data, parallel
+reads, batch 16): `frames/s` counts the frames of the windows delivered. The
+pass starts cold, so it includes decoding (video files are decoded on first use).
+`build s` is the time to build the source (scanning files, checking values).
+Each source is timed over `--repeats` cold passes (rebuilt each time) and the
+best pass is reported; the model side likewise reports its fastest step. On a
+shared machine the best of several runs is the one least disturbed by others.
+
+The reference is the default model (ModelConfig and DataConfig defaults: a
+two-layer ConvLSTM encoder-forecaster, 10 -> 10 frames of 64x64, SSIM loss,
+batch 16) trained in the same run: the fastest of a few train steps after
+two warm-up steps, as frames/s = 16 * 20 / step time. `ratio` = data frames/s / model
+frames/s; at >= 10 the input never starves training.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+import numpy as np  # noqa: E402
+from PIL import Image  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from framepred.config import DataConfig, ModelConfig  # noqa: E402
+from framepred.data import MovingDigits, build_source, windows  # noqa: E402
+
+FRAMES = 20  # the default window: 10 context + 10 future
+BATCH = 16  # the default trainer.batch_size
+
+
+def clips(count: int, channels: int) -> np.ndarray:
+    """Moving-digit clips as uint8 [N, 20, 64, 64, C]: realistic content for encoders."""
+    source = MovingDigits(count, FRAMES, (64, 64), channels=channels, seed=7)
+    video = np.stack([source.read(i) for i in range(count)])
+    if channels == 3:  # tint the digits so the colour planes differ
+        video = video * np.array([1.0, 0.7, 0.4], dtype=np.float32)
+    return np.rint(video * 255).astype(np.uint8)
+
+
+def write_sources(root: Path, count: int, channels: int) -> dict[str, dict]:
+    """Each source's data config overrides, over the same clips."""
+    video = clips(count, channels)
+    images = video[..., 0] if channels == 1 else video
+    tbhw = np.ascontiguousarray(np.swapaxes(video[..., 0], 0, 1))  # (T, B, H, W)
+    np.save(root / "clips.npy", tbhw if channels == 1 else video)
+    for s, clip in enumerate(images):
+        folder = root / "frames" / f"seq{s}"
+        folder.mkdir(parents=True)
+        for t, frame in enumerate(clip):
+            Image.fromarray(frame).save(folder / f"frame{t}.png")
+    (root / "gif").mkdir()
+    for s, clip in enumerate(images):
+        pictures = [Image.fromarray(frame) for frame in clip]
+        pictures[0].save(root / "gif" / f"clip{s}.gif", save_all=True,
+                         append_images=pictures[1:], duration=100)
+    digits = np.zeros((1000, 28, 28), dtype=np.uint8)
+    digits[:, 4:24, 9:19] = 255
+    np.savez(root / "mnist.npz", x_train=digits, x_test=digits)
+    mnist = {"path": str(root / "mnist.npz"), "train_sequences": count, "digit_size": [28, 28]}
+    return {
+        "npy": {"path": str(root / "clips.npy"), "layout": "tbhw" if channels == 1 else "bthwc"},
+        "frames": {"path": str(root / "frames")},
+        "video": {"path": str(root / "gif")},
+        "moving_mnist": mnist,
+        "moving_digits": {"train_sequences": count},
+    }
+
+
+def data_config(source: str, channels: int, overrides: dict) -> DataConfig:
+    data = DataConfig(source=source, channels=channels, val_fraction=0.0, test_fraction=0.0)
+    for key, value in overrides.items():
+        setattr(data, key, value)
+    return data
+
+
+def data_rate(data: DataConfig, repeats: int) -> tuple[float, float]:
+    """(frames/s of the best of `repeats` cold passes over every training window,
+    seconds to build the source)."""
+    from framepred import data as data_module
+
+    rates, builds = [], []
+    for _ in range(repeats):
+        data_module._READERS.clear()  # build from scratch, as a new run would
+        start = time.perf_counter()
+        build_source(data, "train")
+        builds.append(time.perf_counter() - start)
+        dataset = windows(data, "train", BATCH)
+        start = time.perf_counter()
+        frames = sum(int(batch.shape[0]) * int(batch.shape[1]) for batch in dataset)
+        rates.append(frames / (time.perf_counter() - start))
+    return max(rates), min(builds)
+
+
+def model_rate(channels: int, steps: int) -> float:
+    """Frames/s the default model consumes in training (median step after warm-up)."""
+    import keras
+
+    from framepred import losses, models
+
+    keras.backend.clear_session()
+    data = DataConfig(channels=channels)
+    model = models.build_model(ModelConfig(), data)
+    model.compile(optimizer=keras.optimizers.Adam(1e-3, clipnorm=1.0),
+                  loss=losses.build_loss("ssim"), jit_compile=False)
+    rng = np.random.default_rng(0)
+    window = rng.uniform(0, 1, (BATCH, FRAMES, 64, 64, channels)).astype(np.float32)
+    context, future = window[:, :10], window[:, 10:]
+    for _ in range(2):
+        model.train_on_batch(context, future)
+    times = []
+    for _ in range(steps):
+        start = time.perf_counter()
+        model.train_on_batch(context, future)
+        times.append(time.perf_counter() - start)
+    return BATCH * FRAMES / min(times)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="48 sequences, fewer repeats")
+    parser.add_argument("--sequences", type=int, default=160)
+    parser.add_argument("--steps", type=int, default=4, help="timed train steps")
+    parser.add_argument("--repeats", type=int, default=3, help="cold passes per source")
+    args = parser.parse_args()
+    count, steps, repeats = ((48, 2, 2) if args.quick
+                             else (args.sequences, args.steps, args.repeats))
+
+    import tensorflow as tf
+
+    device = "GPU" if tf.config.list_physical_devices("GPU") else f"CPU ({os.cpu_count()} cores)"
+    print(f"# bench_data: 64x64, {count} sequences of {FRAMES} frames per source, "
+          f"batch {BATCH}; model on {device}; TF {tf.__version__}")
+    print("| source | channels | build s | data frames/s | model frames/s | ratio |")
+    print("|---|---|---|---|---|---|")
+    worst = float("inf")
+    for channels in (1, 3):
+        model_fps = model_rate(channels, steps)
+        with tempfile.TemporaryDirectory() as folder:
+            for source, overrides in write_sources(Path(folder), count, channels).items():
+                fps, built = data_rate(data_config(source, channels, overrides), repeats)
+                worst = min(worst, fps / model_fps)
+                print(f"| {source} | {'gray' if channels == 1 else 'RGB'} | {built:.2f} | "
+                      f"{fps:,.0f} | {model_fps:,.0f} | {fps / model_fps:.1f} |", flush=True)
+    print(f"# lowest ratio: {worst:.1f} ({'ok' if worst >= 10 else 'BELOW 10'})")
+
+
+if __name__ == "__main__":
+    main()

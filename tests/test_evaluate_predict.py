@@ -1,0 +1,210 @@
+"""`evaluate` and `predict` on the checkpoint of a finished debug=fast run."""
+
+from __future__ import annotations
+
+import csv
+import json
+
+import numpy as np
+import pytest
+from conftest import run_cli
+from PIL import Image
+
+from framepred.errors import FramepredError
+
+# debug=fast (configs/debug/fast.yaml): 16x16 gray frames, 3 context, 3 future.
+CONTEXT, FUTURE, SIZE = 3, 3, 16
+
+
+def _windows(compose_train, split="test", count=1):
+    """Moving Digits windows as the debug=fast run sees them: [N, 6, 16, 16, 1]."""
+    from framepred import dashboards
+
+    cfg = compose_train(["debug=fast"])
+    return dashboards.first_windows(cfg.data, count, split=split)
+
+
+def _evaluate(compose_train, checkpoint, out_dir, *overrides):
+    from framepred.evaluate import evaluate
+
+    cfg = compose_train([f"checkpoint={checkpoint}", *overrides], config_name="evaluate")
+    return evaluate(cfg, out_dir=out_dir)
+
+
+def _predict(compose_train, checkpoint, input_path, output, *overrides):
+    from framepred.predict import predict
+
+    cfg = compose_train([f"checkpoint={checkpoint}", f"input={input_path}",
+                         f"output={output}", *overrides], config_name="predict")
+    return predict(cfg)
+
+
+# --- evaluate ------------------------------------------------------------------------
+
+
+def test_evaluate_reproduces_the_runs_own_validation_metrics(compose_train, fast_run, tmp_path):
+    payload = _evaluate(compose_train, fast_run / "checkpoints" / "best.keras", tmp_path)
+    trained = json.loads((fast_run / "metrics.json").read_text())
+    assert payload["split"] == "val"
+    written = json.loads((tmp_path / "metrics.json").read_text())
+    for entry in ("model", "copy_last"):
+        for metric in ("ssim", "psnr", "mse", "mae", "mse_sum", "mae_sum"):
+            # Same checkpoint, same validation windows as training's final evaluation.
+            np.testing.assert_allclose(written[entry][metric]["per_step"],
+                                       trained[entry][metric]["per_step"], rtol=1e-4)
+    assert written["data"]["frame_size"] == [SIZE, SIZE]  # from the run's config.yaml
+
+
+def test_evaluate_test_split_writes_json_csv_and_tensorboard(compose_train, fast_run, tmp_path):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    payload = _evaluate(compose_train, fast_run / "checkpoints" / "last.keras", tmp_path,
+                        "evaluate.split=test", "data.test_sequences=6", "evaluate.batch_size=4")
+    assert payload["split"] == "test" and payload["data"]["test_sequences"] == 6
+    assert len(payload["model"]["ssim"]["per_step"]) == FUTURE
+    with open(tmp_path / "metrics.csv", newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    assert [(r["entry"], r["step"]) for r in rows] == [
+        (entry, step) for entry in ("model", "copy_last") for step in ("1", "2", "3", "mean")]
+    assert float(rows[0]["mse_sum"]) == pytest.approx(payload["model"]["mse_sum"]["per_step"][0],
+                                                      rel=1e-5)
+    for entry in ("model", "copy_last"):
+        events = EventAccumulator(str(tmp_path / "tensorboard" / "forecast" / entry),
+                                  size_guidance={"tensors": 0})
+        events.Reload()
+        assert [e.step for e in events.Tensors("forecast/ssim")] == [1, 2, 3]
+
+
+def test_evaluate_errors_name_the_mismatch(compose_train, fast_run, tmp_path):
+    checkpoint = fast_run / "checkpoints" / "best.keras"
+    with pytest.raises(FramepredError, match=r"32x32.*trained on 16x16"):
+        _evaluate(compose_train, checkpoint, tmp_path, "data.frame_size=[32,32]")
+    with pytest.raises(FramepredError, match=r"3 channel\(s\) \(RGB\).*takes 1 \(gray\)"):
+        _evaluate(compose_train, checkpoint, tmp_path, "data.channels=3")
+    with pytest.raises(FramepredError, match="reads exactly 3"):
+        _evaluate(compose_train, checkpoint, tmp_path, "data.context_frames=5")
+    with pytest.raises(FramepredError, match="does not exist"):
+        _evaluate(compose_train, tmp_path / "missing.keras", tmp_path)
+    (tmp_path / "weights.h5").write_bytes(b"")
+    with pytest.raises(FramepredError, match=r"not a \.keras file"):
+        _evaluate(compose_train, tmp_path / "weights.h5", tmp_path)
+    (tmp_path / "broken.keras").write_text("not a zip")
+    with pytest.raises(FramepredError, match="cannot be read as a Keras model"):
+        _evaluate(compose_train, tmp_path / "broken.keras", tmp_path)
+
+
+def test_evaluate_cli_error_is_one_line(tmp_path):
+    result = run_cli("framepred.evaluate", f"checkpoint={tmp_path / 'nope.keras'}",
+                     f"hydra.run.dir={tmp_path / 'out'}")
+    assert result.returncode == 2
+    errors = [line for line in result.stderr.splitlines() if line.startswith("framepred:")]
+    assert errors == [f"framepred: error: checkpoint={tmp_path / 'nope.keras'} does not exist; "
+                      "give a .keras file, e.g. checkpoint=outputs/<name>/<run>/checkpoints/"
+                      "best.keras"]
+    assert "Traceback" not in result.stderr
+
+
+# --- predict -------------------------------------------------------------------------
+
+
+def test_predict_npy_with_truth_beyond_the_trained_horizon(compose_train, fast_run, tmp_path):
+    window = _windows(compose_train)[0]  # [6, 16, 16, 1]
+    np.save(tmp_path / "clip.npy", (window[..., 0] * 255).round().astype(np.uint8))  # [T, H, W]
+    steps = 5  # > the 3 future frames trained: the encoder_forecaster continues itself
+    result = _predict(compose_train, fast_run / "checkpoints" / "best.keras",
+                      tmp_path / "clip.npy", tmp_path / "out", f"predict.steps={steps}")
+    out = tmp_path / "out"
+    assert result["truth_frames"] == FUTURE and result["steps"] == steps
+    pngs = sorted(out.glob("forecast_*.png"))
+    assert [p.name for p in pngs] == [f"forecast_{t:02d}.png" for t in range(1, steps + 1)]
+    forecast = np.load(out / "forecast.npy")
+    assert forecast.shape == (steps, SIZE, SIZE, 1)
+    np.testing.assert_array_equal(np.asarray(Image.open(pngs[0])),
+                                  np.round(np.clip(forecast[0, ..., 0], 0, 1) * 255))
+    with Image.open(out / "forecast.gif") as gif:
+        assert gif.n_frames == CONTEXT + steps
+        scale = 128 // SIZE
+        # Truth and forecast side by side (2-px divider), a 2-px progress bar below.
+        assert gif.size == (2 * SIZE * scale + 2, SIZE * scale + 2)
+    assert (out / "grid.png").is_file()
+
+
+def test_predict_reads_frames_folders_and_animated_images(compose_train, fast_run, tmp_path):
+    window = _windows(compose_train)[0][:CONTEXT]  # context only: no truth
+    folder = tmp_path / "frames"
+    folder.mkdir()
+    for t, frame in enumerate(window):  # frame2 must sort before frame10
+        Image.fromarray((frame[..., 0] * 255).astype(np.uint8)).save(folder / f"frame{t * 8}.png")
+    frames = [Image.fromarray((f[..., 0] * 255).astype(np.uint8)) for f in window]
+    frames[0].save(tmp_path / "clip.gif", save_all=True, append_images=frames[1:])
+    checkpoint = fast_run / "checkpoints" / "best.keras"
+    from framepred.predict import read_sequence
+
+    np.testing.assert_allclose(read_sequence(folder), window, atol=1 / 255)
+    for source in (folder, tmp_path / "clip.gif"):
+        out = tmp_path / f"out_{source.name}"
+        result = _predict(compose_train, checkpoint, source, out)
+        assert result["truth_frames"] == 0 and result["steps"] == FUTURE
+        with Image.open(out / "forecast.gif") as gif:
+            assert gif.n_frames == CONTEXT + FUTURE
+            assert gif.size[0] == SIZE * (128 // SIZE)  # one panel: no truth to show
+
+
+def test_predict_errors_name_the_mismatch(compose_train, fast_run, tmp_path):
+    checkpoint = fast_run / "checkpoints" / "best.keras"
+    rng = np.random.default_rng(0)
+    cases = {
+        "big.npy": (rng.random((6, 32, 32)), r"32x32.*trained on 16x16"),
+        "rgb.npy": (rng.random((6, 16, 16, 3)), r"3 channel\(s\) \(RGB\).*takes 1 \(gray\)"),
+        "short.npy": (rng.random((2, 16, 16)), "reads exactly 3"),
+        "range.npy": (rng.random((6, 16, 16)) * 4, r"outside \[0, 1\]"),
+        "batch.npy": (rng.random((2, 6, 16, 16)), r"give one sequence \[T, H, W\]"),
+    }
+    for name, (array, message) in cases.items():
+        np.save(tmp_path / name, array.astype(np.float32))
+        with pytest.raises(FramepredError, match=message):
+            _predict(compose_train, checkpoint, tmp_path / name, tmp_path / "out")
+    (tmp_path / "clip.txt").write_text("")
+    with pytest.raises(FramepredError, match="unknown type '.txt'"):
+        _predict(compose_train, checkpoint, tmp_path / "clip.txt", tmp_path / "out")
+    with pytest.raises(FramepredError, match="predict.steps=0 must be >= 1"):
+        _predict(compose_train, checkpoint, tmp_path / "big.npy", tmp_path / "out",
+                 "predict.steps=0")
+
+
+@pytest.mark.slow
+def test_next_frame_model_rolls_out_as_long_as_asked(compose_train, tmp_path):
+    from framepred.train import train
+
+    run = tmp_path / "run"
+    train(compose_train(["debug=fast", "model.form=next_frame", "trainer.forecast_images=0"]),
+          run_dir=run)
+    window = _windows(compose_train)[0]
+    np.save(tmp_path / "clip.npy", window)
+    steps = 9  # three times the trained horizon
+    result = _predict(compose_train, run / "checkpoints" / "best.keras", tmp_path / "clip.npy",
+                      tmp_path / "out", f"predict.steps={steps}")
+    assert result["steps"] == steps
+    assert np.load(tmp_path / "out" / "forecast.npy").shape == (steps, SIZE, SIZE, 1)
+    with Image.open(tmp_path / "out" / "forecast.gif") as gif:
+        assert gif.n_frames == CONTEXT + steps
+
+
+@pytest.mark.slow
+def test_cli_evaluate_and_predict(fast_run, tmp_path):
+    checkpoint = fast_run / "checkpoints" / "best.keras"
+    result = run_cli("framepred.evaluate", f"checkpoint={checkpoint}", "evaluate.split=test",
+                     f"hydra.run.dir={tmp_path / 'eval'}")
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "ssim copy_last" in result.stdout and " t+3 |" in result.stdout
+    assert {p.name for p in (tmp_path / "eval").iterdir()} >= {
+        "metrics.json", "metrics.csv", "tensorboard"}
+
+    np.save(tmp_path / "clip.npy", np.zeros((4, SIZE, SIZE), np.uint8))
+    result = run_cli("framepred.predict", f"checkpoint={checkpoint}",
+                     f"input={tmp_path / 'clip.npy'}", f"output={tmp_path / 'pred'}",
+                     "predict.steps=4")
+    assert result.returncode == 0, result.stderr[-2000:]
+    with Image.open(tmp_path / "pred" / "forecast.gif") as gif:
+        assert gif.n_frames == CONTEXT + 4
+    assert len(list((tmp_path / "pred").glob("forecast_*.png"))) == 4

@@ -1,0 +1,286 @@
+"""Interruption (issue 7): resume after SIGKILL / SIGTERM with the right epoch count and
+TensorBoard steps, finished runs left alone, atomic saves that keep the last good file."""
+
+from __future__ import annotations
+
+import errno
+import hashlib
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import keras
+import numpy as np
+import pytest
+from tensorboard.backend.event_processing.event_file_loader import EventFileLoader
+
+from framepred import callbacks as framepred_callbacks
+from framepred import resilience
+from framepred.callbacks import Checkpoints
+from framepred.errors import FramepredError
+from framepred.runs import RunPaths
+
+REPO = Path(__file__).resolve().parent.parent
+# Epochs of ~1-2 s on 2 CPU cores: long enough to kill a run between two of them.
+SLOW_EPOCHS = ["debug=fast", "trainer.epochs=3", "data.train_sequences=32",
+               "trainer.forecast_images=0"]
+
+
+def epoch_steps(run: Path, tag: str = "epoch_loss") -> dict[str, list[int]]:
+    """The steps of `tag` in every event file of train/ and validation/, read with
+    TensorBoard's own loader (no purging of restarted steps, unlike EventAccumulator)."""
+    steps = {}
+    for split in ("train", "validation"):
+        found = []
+        for events in sorted((run / "tensorboard" / split).glob("events.out.tfevents.*"),
+                             key=lambda p: p.stat().st_mtime_ns):
+            for event in EventFileLoader(str(events)).Load():
+                found += [event.step for value in event.summary.value if value.tag == tag]
+        steps[split] = found
+    return steps
+
+
+def snapshot(folder: Path, skip=()) -> dict:
+    return {
+        str(p.relative_to(folder)): (hashlib.sha256(p.read_bytes()).hexdigest(),
+                                     p.stat().st_mtime_ns)
+        for p in sorted(folder.rglob("*"))
+        if p.is_file() and not any(part in skip for part in p.relative_to(folder).parts)
+    }
+
+
+# --- finished runs, changed configs, trainer.resume=false ---------------------------
+
+
+def test_finished_run_is_left_alone(fast_run, compose_train):
+    from framepred.train import train
+
+    before = snapshot(fast_run)
+    payload = train(compose_train(["debug=fast"]), run_dir=fast_run)
+    assert payload == json.loads((fast_run / "metrics.json").read_text())
+    assert snapshot(fast_run) == before
+
+
+def test_kill_during_final_evaluation_resumes_to_evaluation_only(fast_run, compose_train,
+                                                                tmp_path):
+    """All epochs backed up, no complete.json: the next start trains nothing more."""
+    from framepred.train import train
+
+    run = tmp_path / "run"
+    shutil.copytree(fast_run, run)
+    (run / "complete.json").unlink()
+    (run / "metrics.json").unlink()
+    train(compose_train(["debug=fast"]), run_dir=run)
+    assert json.loads((run / "complete.json").read_text())["epochs"] == 1
+    assert epoch_steps(run) == {"train": [0], "validation": [0]}
+
+
+def test_resume_with_another_model_is_refused(fast_run, compose_train, tmp_path):
+    from framepred.train import train
+
+    run = tmp_path / "run"
+    shutil.copytree(fast_run, run)
+    before = snapshot(run)
+    with pytest.raises(FramepredError, match=r"model\.filters: \[4\] -> \[8\].*"
+                                             r"trainer\.resume=false"):
+        train(compose_train(["debug=fast", "model.filters=[8]"]), run_dir=run)
+    assert snapshot(run) == before
+
+
+def test_resume_false_moves_the_finished_run_aside(fast_run, compose_train, tmp_path):
+    run = tmp_path / "run"
+    shutil.copytree(fast_run, run)
+    before = snapshot(run)
+    resilience.prepare(compose_train(["debug=fast", "trainer.resume=false"]), RunPaths(run))
+    (aside,) = (run / "replaced").iterdir()
+    # Every file is still there, byte for byte, under replaced/<time>/.
+    moved = snapshot(aside)
+    assert {k: v[0] for k, v in moved.items()} == {
+        k: v[0] for k, v in before.items() if k.split("/")[0] in resilience.ARTIFACTS}
+    assert not (run / "metrics.json").exists() and not (run / "complete.json").exists()
+    assert not any((run / "checkpoints").iterdir())
+
+
+# --- checkpoints: the best value survives a resume, a failed save keeps the old file -
+
+
+def tiny_model(value: float) -> keras.Model:
+    inputs = keras.Input((2,))
+    model = keras.Model(inputs, keras.layers.Dense(1, kernel_initializer="zeros",
+                                                   bias_initializer="zeros")(inputs))
+    model.set_weights([np.zeros((2, 1)), np.full((1,), value)])
+    return model
+
+
+def test_resumed_checkpoints_remember_the_best(tmp_path):
+    run = RunPaths(tmp_path).create()
+    first = Checkpoints(run)
+    first.set_model(tiny_model(1.0))
+    first.on_train_begin()
+    first.on_epoch_end(0, {"val_loss": 0.2})
+    resumed = Checkpoints(run)  # a new process: the best comes from best.json
+    resumed.set_model(tiny_model(2.0))
+    resumed.on_train_begin()
+    resumed.on_epoch_end(1, {"val_loss": 0.5})
+    assert keras.models.load_model(run.best).get_weights()[1][0] == 1.0
+    assert keras.models.load_model(run.last).get_weights()[1][0] == 2.0
+
+
+def test_disk_full_names_the_path_and_keeps_the_best(tmp_path, monkeypatch):
+    run = RunPaths(tmp_path).create()
+    checkpoints = Checkpoints(run)
+    model = tiny_model(1.0)
+    checkpoints.set_model(model)
+    checkpoints.on_epoch_end(0, {"val_loss": 0.5})
+    good = run.best.read_bytes()
+
+    def full_disk(path, *args, **kwargs):
+        Path(path).write_bytes(b"PK\x03\x04 half a zip")
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(model, "save", full_disk)
+    with pytest.raises(FramepredError, match=r"could not write .*last\.keras .*No space left "
+                                             r"on device.*previous version is kept"):
+        checkpoints.on_epoch_end(1, {"val_loss": 0.1})
+    assert run.best.read_bytes() == good
+    assert [p.name for p in run.checkpoints.iterdir() if p.name.startswith(".")] == []
+    assert keras.models.load_model(run.last).get_weights()[1][0] == 1.0
+
+
+# --- graceful stop in-process, unreadable newest backup ---------------------------
+
+
+class SendSignal(keras.callbacks.Callback):
+    """Test-only: the process signals itself after step `step` of epoch `epoch`."""
+
+    def __init__(self, epoch: int, step: int, signum=signal.SIGTERM):
+        super().__init__()
+        self.epoch, self.step, self.signum, self.current = epoch, step, signum, -1
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.current = epoch
+
+    def on_train_batch_end(self, batch, logs=None):
+        if (self.current, batch + 1) == (self.epoch, self.step):
+            os.kill(os.getpid(), self.signum)
+
+
+def test_sigterm_saves_state_and_a_corrupt_newest_backup_falls_back(
+        tmp_path, compose_train, monkeypatch, caplog):
+    from framepred.train import train
+
+    cfg = compose_train(["debug=fast", "trainer.epochs=2", "trainer.forecast_images=0"])
+    original = framepred_callbacks.build_callbacks
+    monkeypatch.setattr(framepred_callbacks, "build_callbacks",
+                        lambda cfg, run: [SendSignal(epoch=1, step=1), *original(cfg, run)])
+    with pytest.raises(resilience.TrainingStopped) as stopped:
+        train(cfg, run_dir=tmp_path)
+    assert stopped.value.exit_code == 143
+    assert "stopped by SIGTERM at epoch 2, step 1" in str(stopped.value)
+    # Signal handling is back to normal once fit() has returned.
+    assert signal.getsignal(signal.SIGTERM) == signal.SIG_DFL
+    states = sorted(p.name for p in (tmp_path / "backup").iterdir())
+    assert states == ["state-000001-00000000", "state-000001-00000001"]
+
+    # A kill mid-write cannot truncate a state (they are renamed whole), but a disk
+    # can: break the newest and resume from the one before.
+    (tmp_path / "backup" / states[-1] / "latest.weights.h5").write_bytes(b"\x89HDF\r\n")
+    monkeypatch.setattr(framepred_callbacks, "build_callbacks", original)
+    with caplog.at_level("INFO", logger="framepred"):
+        train(cfg, run_dir=tmp_path)
+    assert "state-000001-00000001 is unreadable" in caplog.text
+    assert "falling back to the previous one" in caplog.text
+    assert re.search(r"resuming from \S+state-000001-00000000: after epoch 1", caplog.text)
+    assert json.loads((tmp_path / "complete.json").read_text())["epochs"] == 2
+    assert epoch_steps(tmp_path) == {"train": [0, 1], "validation": [0, 1]}
+
+
+# --- real processes: SIGKILL and SIGTERM, then the same command again -------------
+
+
+def start(run: Path, *extra: str) -> tuple[subprocess.Popen, Path]:
+    log = run.parent / f"{run.name}-{time.monotonic_ns()}.out"
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "framepred.train", *SLOW_EPOCHS, f"hydra.run.dir={run}", *extra],
+        cwd=REPO, env=env, stdout=open(log, "w"), stderr=subprocess.STDOUT,
+    )
+    return process, log
+
+
+def wait_for_state(run: Path, process: subprocess.Popen, name: str, timeout=240) -> None:
+    deadline = time.monotonic() + timeout
+    while not (run / "backup" / name).is_dir():
+        assert process.poll() is None, "training ended before the state was saved"
+        assert time.monotonic() < deadline, f"no {name} after {timeout} s"
+        time.sleep(0.02)
+
+
+def finish(run: Path, *extra: str) -> str:
+    process, log = start(run, *extra)
+    assert process.wait(timeout=300) == 0, log.read_text()[-3000:]
+    return log.read_text()
+
+
+@pytest.mark.slow
+def test_sigkill_then_same_command_resumes_and_finishes(tmp_path):
+    run = tmp_path / "run"
+    process, _ = start(run)
+    wait_for_state(run, process, "state-000001-00000000")
+    process.kill()
+    process.wait()
+    assert not (run / "complete.json").exists()
+
+    output = finish(run)
+    assert re.search(r"resuming from \S+state-00000[12]-00000000: after epoch [12]", output)
+    assert "resuming from" in (run / "train.log").read_text()
+    assert json.loads((run / "complete.json").read_text())["epochs"] == 3
+    assert epoch_steps(run) == {"train": [0, 1, 2], "validation": [0, 1, 2]}
+    keras.models.load_model(run / "checkpoints" / "best.keras")
+
+    before = snapshot(run, skip={".hydra", "train.log"})
+    output = finish(run)
+    assert "is already complete (3 epochs); nothing to do" in output
+    assert snapshot(run, skip={".hydra", "train.log"}) == before
+
+    output = finish(run, "trainer.epochs=4")  # more epochs continue the finished run
+    assert "continuing to trainer.epochs=4" in output
+    assert json.loads((run / "complete.json").read_text())["epochs"] == 4
+    assert epoch_steps(run) == {"train": [0, 1, 2, 3], "validation": [0, 1, 2, 3]}
+
+
+@pytest.mark.slow
+def test_sigterm_stops_cleanly_then_resumes(tmp_path):
+    run = tmp_path / "run"
+    process, log = start(run)
+    wait_for_state(run, process, "state-000001-00000000")
+    process.send_signal(signal.SIGTERM)
+    assert process.wait(timeout=120) == 143
+    output = log.read_text()
+    assert "SIGTERM received; finishing the current step" in output
+    assert re.search(r"framepred: error: stopped by SIGTERM .*resumable state saved", output)
+    assert "Traceback" not in output
+
+    output = finish(run)
+    assert "resuming from" in output
+    assert json.loads((run / "complete.json").read_text())["epochs"] == 3
+    assert epoch_steps(run) == {"train": [0, 1, 2], "validation": [0, 1, 2]}
+
+
+def test_first_ctrl_c_asks_to_stop_and_the_second_would_kill():
+    before = signal.getsignal(signal.SIGINT)
+    with resilience.graceful_stop():
+        os.kill(os.getpid(), signal.SIGINT)
+        time.sleep(0.01)  # Python runs the handler at the next bytecode boundary
+        assert resilience._STOP.received == signal.SIGINT
+        # Not our handler any more: a second Ctrl-C ends the process at once.
+        assert signal.getsignal(signal.SIGINT) == signal.SIG_DFL
+        assert signal.getsignal(signal.SIGTERM) == resilience._STOP.handle
+    assert signal.getsignal(signal.SIGINT) == before
+    assert resilience._STOP.received is None
