@@ -19,6 +19,13 @@ from framepred.errors import FramepredError
 from framepred.runs import RunPaths
 
 
+def require_keys(cfg: Any, keys: tuple[str, ...], example: str) -> None:
+    """FramepredError naming the first of `keys` left unset (Hydra's `???`)."""
+    for key in keys:
+        if OmegaConf.is_missing(cfg, key):
+            raise FramepredError(f"{key} is not set; give {key}=..., e.g. {example}")
+
+
 def load_checkpoint(path: str | Path):
     """The Keras model saved at `path`; FramepredError if it is missing or not one."""
     import keras

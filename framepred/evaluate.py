@@ -62,6 +62,7 @@ def evaluate(cfg: DictConfig, out_dir: str | Path | None = None) -> dict:
         raise FramepredError(f"evaluate.batch_size={batch_size} must be >= 1")
     if steps is not None and steps < 1:
         raise FramepredError(f"evaluate.steps={steps} must be >= 1 or null (the whole split)")
+    checkpoints.require_keys(cfg, ("checkpoint",), "checkpoint=<run>/checkpoints/best.keras")
     model = checkpoints.load_checkpoint(cfg.checkpoint)
     data_cfg = checkpoints.data_config(cfg.checkpoint, cfg.data)
     checkpoints.check_frames(model, data_cfg.frame_size, data_cfg.channels,

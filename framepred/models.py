@@ -257,23 +257,38 @@ def forecast(model: keras.Model, context, steps: int) -> np.ndarray:
     return np.concatenate(produced, axis=1)[:, :steps]
 
 
-def set_output_level(model: keras.Model, level: float) -> None:
-    """Starts the forecast at the data's mean intensity `level` in [0, 1].
+def init_head(model: keras.Model, level: float) -> None:
+    """Starts the model at a sensible forecast instead of a grey 0.5.
 
-    Frames of moving objects on a dark background average about 0.05-0.1. A sigmoid
-    head starting at 0.5 then spends thousands of Adam steps (each moves the bias by
-    about the learning rate) just darkening the background, and SSIM's luminance term
-    gives almost no gradient that far off. Setting the head's bias to the data prior
-    skips that plateau (the "init the final layer well" advice of Karpathy 2019).
+    With the skip input the head starts as the copy-last-frame baseline: its weights
+    from the latest frame's patches are an identity (scaled by 6 through a sigmoid,
+    which maps 0 -> 0.05 and 1 -> 0.95), as identity initialization does for
+    recurrent nets (Le et al. 2015). The ConvLSTM then learns the motion on top.
+
+    Without the skip the head's bias is set to the data's mean intensity `level`
+    (Karpathy 2019, "init well"). Either way a sigmoid head does not begin at 0.5:
+    on dark backgrounds that start makes every loss push the whole frame down
+    until the sigmoid saturates at 0 and the gradient vanishes.
     """
     head = model.get_layer("head")
     activation = model.get_layer("forecast").get_config()["activation"]
-    level = float(np.clip(level, 1e-3, 1.0 - 1e-3))
-    if activation in ("sigmoid", "hard_sigmoid"):
-        bias = np.log(level / (1.0 - level))  # logit
-        if activation == "hard_sigmoid":
-            bias = (level - 0.5) * 6.0
+    kernel, bias = head.get_weights()  # kernel [1, 1, 1, features, p*p*C]
+    outputs = kernel.shape[-1]
+    squashed = activation in ("sigmoid", "hard_sigmoid")
+    if _has_layer(model, "skip"):
+        gain = 6.0 if squashed else 1.0
+        kernel[..., -outputs:, :] = gain * np.eye(outputs, dtype=kernel.dtype)
+        bias[:] = -gain / 2.0 if squashed else 0.0
     else:
-        bias = level
-    kernel, old_bias = head.get_weights()
-    head.set_weights([kernel, np.full_like(old_bias, bias)])
+        level = float(np.clip(level, 1e-3, 1.0 - 1e-3))
+        if activation == "sigmoid":
+            bias[:] = np.log(level / (1.0 - level))  # logit
+        elif activation == "hard_sigmoid":
+            bias[:] = (level - 0.5) * 6.0
+        else:
+            bias[:] = level
+    head.set_weights([kernel, bias])
+
+
+def _has_layer(model: keras.Model, name: str) -> bool:
+    return any(layer.name == name for layer in model.layers)

@@ -155,6 +155,8 @@ def predict(cfg: DictConfig) -> dict:
     {"output", "context_frames", "steps", "truth_frames", "files"}."""
     from framepred import checkpoints, models, visualize
 
+    checkpoints.require_keys(cfg, ("checkpoint", "input", "output"),
+                             "checkpoint=<run>/checkpoints/best.keras input=clip.gif output=out/")
     model = checkpoints.load_checkpoint(cfg.checkpoint)
     trained = checkpoints.run_config(cfg.checkpoint).data
     context_frames = int(trained.context_frames)

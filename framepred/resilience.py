@@ -6,7 +6,8 @@
 - `Backup`: Keras' `BackupAndRestore`, written atomically. Every save goes to its own
   `backup/state-<epoch>-<step>/` folder, filled under a temporary name and renamed, so
   a kill mid-write leaves the previous state whole; the two newest are kept and an
-  unreadable newest one falls back to the one before, with a warning.
+  unreadable newest one falls back to the one before, with a warning (none readable:
+  one error line, nothing overwritten).
 - `NonFiniteGuard`: a NaN or inf loss stops training before anything is saved from it.
 - `graceful_stop()`: SIGTERM / Ctrl-C finish the current step, save a resumable state
   and exit 143 / 130; a second Ctrl-C kills at once.
@@ -265,8 +266,8 @@ class Backup(keras.callbacks.BackupAndRestore):
         state = {"epoch": int(self._current_epoch), "batch": int(self._step),
                  "saved": time.time()}
         name = f"state-{state['epoch']:06d}-{state['batch']:08d}"
-        self.backup.mkdir(parents=True, exist_ok=True)
         try:
+            self.backup.mkdir(parents=True, exist_ok=True)
             staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=self.backup))
             try:
                 weights = staging / "latest.weights.h5"
@@ -298,15 +299,16 @@ class Backup(keras.callbacks.BackupAndRestore):
             return
         if self.model.optimizer is not None and not self.model.optimizer.built:
             self.model.optimizer.build(self.model.trainable_variables)
-        initial = self.model.get_weights()
+        reason = ""
         for state in states:
             try:
                 meta = json.loads((state / "training_metadata.json").read_text())
                 epoch, batch = int(meta["epoch"]), int(meta["batch"])
                 self.model.load_weights(str(state / "latest.weights.h5"))
             except Exception as error:  # noqa: BLE001  (h5py, OSError, ValueError, KeyError...)
-                log.warning("backup %s is unreadable (%s: %s); falling back to the previous one",
-                            state, type(error).__name__, str(error).splitlines()[0][:200])
+                reason = f"{type(error).__name__}: {str(error).splitlines()[0][:200]}"
+                log.warning("backup %s is unreadable (%s); falling back to the previous one",
+                            state, reason)
                 continue
             self.model._initial_epoch = epoch
             self._current_epoch = epoch
@@ -315,8 +317,14 @@ class Backup(keras.callbacks.BackupAndRestore):
             log.info("resuming from %s: %s; %d of %d epochs done",
                      state, where, epoch, self.params.get("epochs", 0))
             return
-        self.model.set_weights(initial)
-        log.warning("no readable backup in %s; training from the start", self.backup)
+        # Training from the start here would overwrite last.keras and restart the
+        # TensorBoard steps of a run that had progressed; the user decides instead.
+        raise FramepredError(
+            f"no backup in {self.backup} can be loaded into this model ({reason}); the "
+            "files are damaged or the model code changed since. Start afresh in this folder "
+            "with trainer.resume=false (the old files are kept aside) or use another "
+            "hydra.run.dir"
+        )
 
 
 # --- bad numbers ------------------------------------------------------------------
@@ -424,7 +432,7 @@ def one_line(text: str) -> str:
         else:
             parts.append(line.strip())
             listing = False
-    return "; ".join(parts)
+    return "; ".join(part.rstrip(".") for part in parts)
 
 
 def install_cli_error_handler() -> None:

@@ -4,6 +4,7 @@
     python -m framepred.train loss=blend loss.alpha=0.7 trainer.epochs=20
     python -m framepred.train -m loss=ssim,mse,blend
     python -m framepred.train debug=fast
+    python -m framepred.train hydra.run.dir=outputs/ssim50   (rerun after a kill: resumes)
 
 Composes the config (configs/train.yaml), then: validate -> data -> model ->
 fit -> evaluate the forecast against the copy-last-frame baseline -> metrics.json.
@@ -117,9 +118,8 @@ def train(cfg: DictConfig, run_dir: str | Path | None = None) -> dict:
             steps_per_execution=int(trainer.steps_per_execution),
         )
     level = float(next(iter(train_windows.take(1))).numpy().mean())
-    models.set_output_level(model, level)
-    log.info("model %s: %s parameters, form %s, output starts at the data mean %.3f",
-             model.name, f"{model.count_params():,}", form, level)
+    models.init_head(model, level)
+    log.info("model %s: %s parameters, form %s", model.name, f"{model.count_params():,}", form)
     with resilience.graceful_stop():  # SIGTERM / Ctrl-C: save a resumable state, exit
         model.fit(
             train_pairs,

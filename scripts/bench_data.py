@@ -16,10 +16,10 @@ Each source is timed over `--repeats` cold passes (rebuilt each time) and the
 best pass is reported; the model side likewise reports its fastest step. On a
 shared machine the best of several runs is the one least disturbed by others.
 
-The reference is the default model (ModelConfig and DataConfig defaults: a
-two-layer ConvLSTM encoder-forecaster, 10 -> 10 frames of 64x64, SSIM loss,
-batch 16) trained in the same run: the fastest of a few train steps after
-two warm-up steps, as frames/s = 16 * 20 / step time. `ratio` = data frames/s / model
+The reference is the default model, as `python -m framepred.train` composes it
+from configs/train.yaml (model, 64x64 frames, 10 -> 10, loss, batch size; printed
+above the table), trained in the same run: the fastest of a few train steps
+after two warm-up steps, as frames/s = batch * 20 / step time. `ratio` = data frames/s / model
 frames/s; at >= 10 the input never starves training.
 """
 
@@ -39,7 +39,7 @@ from PIL import Image  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from framepred.config import DataConfig, ModelConfig  # noqa: E402
+from framepred.config import DataConfig  # noqa: E402
 from framepred.data import MovingDigits, build_source, windows  # noqa: E402
 
 FRAMES = 20  # the default window: 10 context + 10 future
@@ -109,28 +109,49 @@ def data_rate(data: DataConfig, repeats: int) -> tuple[float, float]:
     return max(rates), min(builds)
 
 
-def model_rate(channels: int, steps: int) -> float:
-    """Frames/s the default model consumes in training (median step after warm-up)."""
+def default_config(channels: int):
+    """The composed default training config (configs/train.yaml), as a plain run gets it."""
+    from hydra import compose, initialize_config_dir
+
+    from framepred.config import config_dir
+
+    with initialize_config_dir(config_dir=config_dir(), version_base="1.3"):
+        return compose("train", overrides=[f"data.channels={channels}"])
+
+
+def model_rate(channels: int, steps: int) -> tuple[float, str]:
+    """(frames/s the default model consumes in training: fastest step after warm-up,
+    a description of the model)."""
     import keras
 
-    from framepred import losses, models
+    from framepred import models
+    from framepred.train import build_loss
 
+    cfg = default_config(channels)
     keras.backend.clear_session()
-    data = DataConfig(channels=channels)
-    model = models.build_model(ModelConfig(), data)
+    model = models.build_model(cfg.model, cfg.data)
     model.compile(optimizer=keras.optimizers.Adam(1e-3, clipnorm=1.0),
-                  loss=losses.build_loss("ssim"), jit_compile=False)
+                  loss=build_loss(cfg.loss), jit_compile=False)
+    batch, context = int(cfg.trainer.batch_size), int(cfg.data.context_frames)
+    frames = context + int(cfg.data.future_frames)
+    height, width = cfg.data.frame_size
     rng = np.random.default_rng(0)
-    window = rng.uniform(0, 1, (BATCH, FRAMES, 64, 64, channels)).astype(np.float32)
-    context, future = window[:, :10], window[:, 10:]
+    window = rng.uniform(0, 1, (batch, frames, height, width, channels)).astype(np.float32)
+    inputs, targets = window[:, :context], window[:, context:]
+    if models.model_form(model) == "next_frame":
+        inputs, targets = window[:, :-1], window[:, 1:]
     for _ in range(2):
-        model.train_on_batch(context, future)
+        model.train_on_batch(inputs, targets)
     times = []
     for _ in range(steps):
         start = time.perf_counter()
-        model.train_on_batch(context, future)
+        model.train_on_batch(inputs, targets)
         times.append(time.perf_counter() - start)
-    return BATCH * FRAMES / min(times)
+    form, loss = (getattr(option, "value", option) for option in (cfg.model.form, cfg.loss.name))
+    about = (f"{form} filters={list(cfg.model.filters)} patch={cfg.model.patch_size}, "
+             f"{height}x{width}, {context} -> {frames - context}, loss={loss}, "
+             f"batch {batch}, {model.count_params():,} parameters")
+    return batch * frames / min(times), about
 
 
 def main() -> None:
@@ -148,17 +169,21 @@ def main() -> None:
     device = "GPU" if tf.config.list_physical_devices("GPU") else f"CPU ({os.cpu_count()} cores)"
     print(f"# bench_data: 64x64, {count} sequences of {FRAMES} frames per source, "
           f"batch {BATCH}; model on {device}; TF {tf.__version__}")
+    model_fps = {}
+    for channels in (1, 3):
+        model_fps[channels], about = model_rate(channels, steps)
+        print(f"# default model, {'gray' if channels == 1 else 'RGB'}: {about}")
     print("| source | channels | build s | data frames/s | model frames/s | ratio |")
     print("|---|---|---|---|---|---|")
     worst = float("inf")
     for channels in (1, 3):
-        model_fps = model_rate(channels, steps)
         with tempfile.TemporaryDirectory() as folder:
             for source, overrides in write_sources(Path(folder), count, channels).items():
                 fps, built = data_rate(data_config(source, channels, overrides), repeats)
-                worst = min(worst, fps / model_fps)
+                ratio = fps / model_fps[channels]
+                worst = min(worst, ratio)
                 print(f"| {source} | {'gray' if channels == 1 else 'RGB'} | {built:.2f} | "
-                      f"{fps:,.0f} | {model_fps:,.0f} | {fps / model_fps:.1f} |", flush=True)
+                      f"{fps:,.0f} | {model_fps[channels]:,.0f} | {ratio:.1f} |", flush=True)
     print(f"# lowest ratio: {worst:.1f} ({'ok' if worst >= 10 else 'BELOW 10'})")
 
 

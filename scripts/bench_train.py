@@ -12,8 +12,8 @@ Run:
 Models (the sizes of configs/model/convlstm.yaml and configs/experiment/moving_mnist.yaml;
 tests/test_runtime.py checks that they agree):
 
-- `default`: encoder_forecaster, filters [64, 64], kernels 3, patch 4, 64x64, 10 -> 10.
-- `moving_mnist`: next_frame, filters [128] * 4, kernels 5, patch 4 (OpenSTL ConvLSTM-S).
+- `default`: encoder_forecaster, filters [32, 32], kernels 3, patch 4, skip, 64x64, 10 -> 10.
+- `moving_mnist`: next_frame, filters [128] * 4, kernels 5, patch 4, skip (OpenSTL ConvLSTM-S).
 - each one's `reference`: the same ConvLSTM2D stack built the keras-io way
   (examples/vision/conv_lstm.py): full-resolution frames, ReLU ConvLSTMs with batch
   norm, a `Conv3D(3x3x3, "same")` head, trained next-frame on the same window, with
@@ -56,10 +56,10 @@ from framepred import losses, models  # noqa: E402  (Keras only: no TF, no Hydra
 # configs/model/convlstm.yaml and configs/experiment/moving_mnist.yaml, restated here so
 # the script runs without Hydra; tests/test_runtime.py compares them with the configs.
 MODELS = {
-    "default": dict(form="encoder_forecaster", filters=(64, 64), kernel_size=(3, 3),
-                    patch_size=4),
+    "default": dict(form="encoder_forecaster", filters=(32, 32), kernel_size=(3, 3),
+                    patch_size=4, skip=True),
     "moving_mnist": dict(form="next_frame", filters=(128, 128, 128, 128),
-                         kernel_size=(5, 5, 5, 5), patch_size=4),
+                         kernel_size=(5, 5, 5, 5), patch_size=4, skip=True),
 }
 
 
@@ -79,7 +79,7 @@ def build_reference(spec, frame_size, channels):
     layers = keras.layers
     frames = keras.Input((None, *frame_size, channels))
     x = frames
-    for filters, kernel in zip(spec["filters"], spec["kernel_size"]):
+    for filters, kernel in zip(spec["filters"], spec["kernel_size"]):  # no skip: keras-io
         x = layers.ConvLSTM2D(filters, kernel, padding="same", return_sequences=True,
                               activation="relu")(x)
         x = layers.BatchNormalization()(x)
@@ -280,7 +280,9 @@ def main(argv=None):
                     ref = run_case(name, MODELS[name], args, windows, precision, jit, True)
                     ours["ratio"] = f"{ours['fps'] / ref['fps']:.2f}"
                     rows.append(ref)
-                print(f"  done: {name} {precision} jit={jit}", file=sys.stderr, flush=True)
+                for row in rows[-2:] if not args.no_reference else rows[-1:]:
+                    print(f"  {row['model']} {precision} jit={jit}: {row['fps']:.1f} frames/s",
+                          file=sys.stderr, flush=True)
     keras.mixed_precision.set_global_policy("float32")
     print_table(rows)
     return rows

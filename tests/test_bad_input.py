@@ -205,3 +205,17 @@ def test_bad_input_suite(tmp_path, fast_run):
     assert snapshot(fast_run) == before, "an earlier run's files changed"
     assert snapshot(earlier_here, skip={".hydra"}) == before_here, \
         "a finished run's files changed when restarted with bad input"
+
+
+def test_hydra_error_text_folds_onto_one_line():
+    from framepred.resilience import one_line
+
+    text = ("In 'train': Could not find 'loss/foo'\n\nAvailable options in 'loss':\n"
+            "\tblend\n\tmae\n\tssim\nConfig search path:\n\tprovider=hydra, path=pkg://x\n")
+    assert one_line(text) == ("In 'train': Could not find 'loss/foo'; "
+                              "Available options in 'loss': blend, mae, ssim")
+    text = ("Could not override 'trainer.epoch'.\nKey 'epoch' not in 'TrainerConfig'\n"
+            "    full_key: trainer.epoch\n    reference_type=TrainerConfig\n"
+            "    object_type=TrainerConfig")
+    assert one_line(text) == ("Could not override 'trainer.epoch'; Key 'epoch' not in "
+                              "'TrainerConfig'; full_key: trainer.epoch")

@@ -7,10 +7,10 @@ import json
 
 import numpy as np
 import pytest
-from conftest import run_cli
 from PIL import Image
 
 from framepred.errors import FramepredError
+from tests.conftest import run_cli
 
 # debug=fast (configs/debug/fast.yaml): 16x16 gray frames, 3 context, 3 future.
 CONTEXT, FUTURE, SIZE = 3, 3, 16
@@ -167,6 +167,12 @@ def test_predict_errors_name_the_mismatch(compose_train, fast_run, tmp_path):
     (tmp_path / "clip.txt").write_text("")
     with pytest.raises(FramepredError, match="unknown type '.txt'"):
         _predict(compose_train, checkpoint, tmp_path / "clip.txt", tmp_path / "out")
+    from framepred.predict import predict
+
+    unset = compose_train([f"checkpoint={checkpoint}", f"input={tmp_path / 'big.npy'}"],
+                          config_name="predict")
+    with pytest.raises(FramepredError, match="output is not set"):
+        predict(unset)
     with pytest.raises(FramepredError, match="predict.steps=0 must be >= 1"):
         _predict(compose_train, checkpoint, tmp_path / "big.npy", tmp_path / "out",
                  "predict.steps=0")

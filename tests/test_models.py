@@ -103,3 +103,21 @@ def test_patches_round_trip():
     patches = models.SpaceToDepth(4)(frames)
     assert tuple(patches.shape) == (2, 3, 4, 4, 16)
     np.testing.assert_array_equal(np.asarray(models.DepthToSpace(4)(patches)), frames)
+
+
+@pytest.mark.parametrize("form", ["next_frame", "encoder_forecaster"])
+def test_initialized_head_starts_as_copy_last(form):
+    """Before training, the skip-initialized head reproduces the latest frame."""
+    model = _model(form)
+    models.init_head(model, level=0.1)
+    context = (_frames(6, 4) > 0.8).astype(np.float32)  # sparse bright pixels, as digits
+    forecast = models.forecast(model, context, steps=1)[:, 0]
+    assert np.abs(forecast - context[:, -1]).mean() < 0.1
+    assert np.corrcoef(forecast.ravel(), context[:, -1].ravel())[0, 1] > 0.9
+
+
+def test_head_without_skip_starts_at_the_data_mean():
+    model = _model("encoder_forecaster", skip=False)
+    models.init_head(model, level=0.1)
+    forecast = np.asarray(model(np.zeros((1, 4, 16, 16, 1), np.float32)))
+    assert abs(float(forecast.mean()) - 0.1) < 0.05

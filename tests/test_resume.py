@@ -81,6 +81,23 @@ def test_kill_during_final_evaluation_resumes_to_evaluation_only(fast_run, compo
     assert epoch_steps(run) == {"train": [0], "validation": [0]}
 
 
+def test_no_loadable_backup_stops_without_touching_the_checkpoints(fast_run, compose_train,
+                                                                  tmp_path):
+    """Training from the start would overwrite last.keras and restart TensorBoard steps."""
+    from framepred.train import train
+
+    run = tmp_path / "run"
+    shutil.copytree(fast_run, run)
+    (run / "complete.json").unlink()
+    (state,) = (run / "backup").iterdir()
+    (state / "latest.weights.h5").write_bytes(b"\x89HDF\r\n")
+    before = snapshot(run / "checkpoints")
+    with pytest.raises(FramepredError, match=r"no backup in .* can be loaded .*"
+                                             r"trainer\.resume=false"):
+        train(compose_train(["debug=fast", "trainer.epochs=2"]), run_dir=run)
+    assert snapshot(run / "checkpoints") == before
+
+
 def test_resume_with_another_model_is_refused(fast_run, compose_train, tmp_path):
     from framepred.train import train
 

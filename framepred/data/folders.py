@@ -90,7 +90,9 @@ class FrameFolders(SequenceSource):
         for file in self.sequences[index][start:stop]:
             try:
                 with Image.open(file) as image:
-                    frames.append(to_unit_float(self.format.image(image)))
+                    frames.append(self.format.image(image))
             except Exception as error:
                 raise FramepredError(f"cannot decode {file}: {error}") from error
-        return np.stack(frames)  # [T, H, W, C]
+        if any(frame.dtype != np.uint8 for frame in frames):  # 16-bit or float frames
+            frames = [to_unit_float(frame) for frame in frames]
+        return to_unit_float(np.stack(frames))  # [T, H, W, C]

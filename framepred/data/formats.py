@@ -72,7 +72,9 @@ class FrameFormat:
         """One Pillow image -> [H, W, C] at frame_size: uint8 for 8-bit images, else float32."""
         if image.mode in _EIGHT_BIT:
             # Pillow converts and resizes 8-bit images in C, far faster than NumPy.
-            image = image.convert("L" if self.channels == 1 else "RGB")
+            mode = "L" if self.channels == 1 else "RGB"
+            if image.mode != mode:
+                image = image.convert(mode)
             if image.size != self.frame_size[::-1]:
                 image = image.resize(self.frame_size[::-1], RESAMPLING[self.interpolation])
             pixels = np.asarray(image)
