@@ -24,9 +24,11 @@ from omegaconf import DictConfig, OmegaConf
 import framepred  # noqa: F401  (registers Keras objects, quiets TF start-up)
 from framepred.config import config_dir
 from framepred.errors import FramepredError, exit_on_user_error
+from framepred.resilience import install_cli_error_handler
 from framepred.runs import atomic_write, write_json
 
 log = logging.getLogger("framepred.evaluate")
+install_cli_error_handler()  # Hydra's errors as one `framepred: error:` line
 
 CSV_NAME = "metrics.csv"
 JSON_NAME = "metrics.json"

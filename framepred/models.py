@@ -261,9 +261,9 @@ def init_head(model: keras.Model, level: float) -> None:
     """Starts the model at a sensible forecast instead of a grey 0.5.
 
     With the skip input the head starts as the copy-last-frame baseline: its weights
-    from the latest frame's patches are an identity (scaled by 6 through a sigmoid,
-    which maps 0 -> 0.05 and 1 -> 0.95), as identity initialization does for
-    recurrent nets (Le et al. 2015). The ConvLSTM then learns the motion on top.
+    from the latest frame's patches are a (scaled) identity, as identity
+    initialization does for recurrent nets (Le et al. 2015). The ConvLSTM then
+    learns the motion on top.
 
     Without the skip the head's bias is set to the data's mean intensity `level`
     (Karpathy 2019, "init well"). Either way a sigmoid head does not begin at 0.5:
@@ -276,7 +276,11 @@ def init_head(model: keras.Model, level: float) -> None:
     outputs = kernel.shape[-1]
     squashed = activation in ("sigmoid", "hard_sigmoid")
     if _has_layer(model, "skip"):
-        gain = 6.0 if squashed else 1.0
+        # hard_sigmoid(6x - 3) is exactly x on [0, 1]; sigmoid(14x - 7) maps 0 -> 0.0009.
+        # A milder gain leaves the background visibly grey (sigmoid(-3) = 0.05), and
+        # SSIM's luminance term, with c1 = 1e-4, scores a black frame against a 0.05
+        # one at 0.04: the loss would start near 1 instead of at copy-last's value.
+        gain = {"sigmoid": 14.0, "hard_sigmoid": 6.0}.get(activation, 1.0)
         kernel[..., -outputs:, :] = gain * np.eye(outputs, dtype=kernel.dtype)
         bias[:] = -gain / 2.0 if squashed else 0.0
     else:

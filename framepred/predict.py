@@ -30,8 +30,10 @@ from framepred.data.files import IMAGE_SUFFIXES
 from framepred.data.formats import natural_key
 from framepred.data.videos import FFMPEG_SUFFIXES, PILLOW_SUFFIXES
 from framepred.errors import FramepredError, exit_on_user_error
+from framepred.resilience import install_cli_error_handler
 
 log = logging.getLogger("framepred.predict")
+install_cli_error_handler()  # Hydra's errors as one `framepred: error:` line
 
 # --- reading one input sequence ----------------------------------------------------
 # framepred.data's sources split and convert a whole data set to the configured

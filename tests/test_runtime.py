@@ -145,7 +145,8 @@ def test_mirrored_on_two_virtual_cpus_matches_one_device(tmp_path):
     """Same global batch (4 = 2 replicas x 2) and seed: the same training, to float error."""
     # forecast_images=0: the image callback's predict_on_batch of 1 sequence under 2
     # replicas returns 2 rows (reported to the lead; dashboards/models are not ours).
-    common = ["debug=fast", "trainer.epochs=2", "trainer.verbose=0", "trainer.forecast_images=0"]
+    common = ["debug=fast", "trainer.epochs=2", "trainer.verbose=0", "trainer.forecast_images=0",
+              "trainer.learning_rate=0.01"]
     single = run_cli("framepred.train", *common, "trainer.batch_size=4",
                      f"hydra.run.dir={tmp_path / 'single'}")
     mirrored = run_cli("framepred.train", *common, "trainer.batch_size=2",
@@ -165,6 +166,7 @@ def test_mirrored_on_two_virtual_cpus_matches_one_device(tmp_path):
 
     single_losses, mirrored_losses = losses("single"), losses("mirrored")
     assert len(single_losses) == len(mirrored_losses) == 2
-    np.testing.assert_allclose(mirrored_losses, single_losses, rtol=0, atol=2e-5)
-    # The tolerance is far below what training moves: the runs really are the same.
-    assert abs(single_losses[1] - single_losses[0]) > 20 * 2e-5
+    message = f"single {single_losses}, mirrored {mirrored_losses}"
+    np.testing.assert_allclose(mirrored_losses, single_losses, rtol=0, atol=1e-4, err_msg=message)
+    # The tolerance is well below what training moves: the runs really are the same.
+    assert abs(single_losses[1] - single_losses[0]) > 10 * 1e-4, message
