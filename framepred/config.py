@@ -155,7 +155,7 @@ class DataConfig:
 @dataclass
 class ModelConfig:
     form: Form = Form.encoder_forecaster
-    filters: list[int] = field(default_factory=lambda: [64, 64])  # one ConvLSTM layer each
+    filters: list[int] = field(default_factory=lambda: [32, 32])  # one ConvLSTM layer each
     kernel_size: list[int] = field(default_factory=lambda: [3, 3])  # per layer, square
     patch_size: int = 4  # space-to-depth per frame, as OpenSTL's ConvLSTM (patch_size=4)
     normalization: Normalization = Normalization.none

@@ -23,8 +23,7 @@ from omegaconf import DictConfig, OmegaConf
 
 import framepred  # noqa: F401  (registers Keras objects, quiets TF start-up)
 from framepred.config import config_dir
-from framepred.errors import FramepredError, exit_on_user_error
-from framepred.resilience import install_cli_error_handler
+from framepred.errors import FramepredError, exit_on_user_error, install_cli_error_handler
 from framepred.runs import atomic_write, write_json
 
 log = logging.getLogger("framepred.evaluate")

@@ -29,8 +29,7 @@ from framepred.config import config_dir
 from framepred.data.files import IMAGE_SUFFIXES
 from framepred.data.formats import natural_key
 from framepred.data.videos import FFMPEG_SUFFIXES, PILLOW_SUFFIXES
-from framepred.errors import FramepredError, exit_on_user_error
-from framepred.resilience import install_cli_error_handler
+from framepred.errors import FramepredError, exit_on_user_error, install_cli_error_handler
 
 log = logging.getLogger("framepred.predict")
 install_cli_error_handler()  # Hydra's errors as one `framepred: error:` line

@@ -12,7 +12,6 @@
 - `graceful_stop()`: SIGTERM / Ctrl-C finish the current step, save a resumable state
   and exit 143 / 130; a second Ctrl-C kills at once.
 - `mark_complete(run, epochs)`: the marker that makes a second start a no-op.
-- `install_cli_error_handler()`: Hydra's composition errors as one line.
 """
 
 from __future__ import annotations
@@ -21,10 +20,8 @@ import json
 import logging
 import math
 import os
-import re
 import shutil
 import signal
-import sys
 import tempfile
 import threading
 import time
@@ -411,78 +408,3 @@ def graceful_stop():
             signal.signal(signum, handler)
         _STOP.received = None
 
-
-# --- Hydra's errors as one line ---------------------------------------------------
-
-_NOISE = re.compile(r"^\s*(reference_type|object_type)=|^Config search path:|^\s*provider=")
-
-
-def one_line(text: str) -> str:
-    """Hydra's own error text, folded onto one line without the search-path dump:
-    a list under a `...:` heading (the options of a group) becomes `heading: a, b`."""
-    parts: list[str] = []
-    listing = False  # inside the indented list under a heading that ends with ':'
-    for line in text.splitlines():
-        if not line.strip() or _NOISE.match(line):
-            continue
-        indented = line[:1].isspace()
-        if indented and parts and (listing or parts[-1].endswith(":")):
-            parts[-1] += (", " if listing else " ") + line.strip()
-            listing = True
-        else:
-            parts.append(line.strip())
-            listing = False
-    return "; ".join(part.rstrip(".") for part in parts)
-
-
-def install_cli_error_handler() -> None:
-    """Hydra prints composition errors over several lines and a failure to create the
-    output folder as a traceback; this prints `framepred: error: ...` and exits 2.
-    HYDRA_FULL_ERROR=1 still gives Hydra's full report."""
-    import hydra._internal.utils as hydra_utils
-
-    original = hydra_utils.run_and_report
-    if getattr(original, "framepred", False):
-        return
-
-    def run_and_report(func):
-        if os.environ.get("HYDRA_FULL_ERROR") == "1":
-            return original(func)
-        try:
-            return func()
-        except Exception as error:  # noqa: BLE001  (sorted below; the rest go to Hydra)
-            from hydra.errors import CompactHydraException
-            from omegaconf.errors import OmegaConfBaseException
-
-            if isinstance(error, (CompactHydraException, OmegaConfBaseException)):
-                text = str(error)
-                if isinstance(error.__cause__, OmegaConfBaseException):
-                    text += "\n" + str(error.__cause__)
-                message = one_line(text)
-            elif isinstance(error, OSError) and not _raised_in_framepred(error):
-                message = (f"output folder {error.filename or ''} cannot be created "
-                           f"({error.strerror}); set hydra.run.dir to a writable folder")
-            else:
-                return original(lambda caught=error: _reraise(caught))
-            print(f"framepred: error: {message}", file=sys.stderr, flush=True)
-            sys.exit(2)
-
-    run_and_report.framepred = True
-    hydra_utils.run_and_report = run_and_report
-
-
-def _reraise(error):
-    raise error
-
-
-def _raised_in_framepred(error: BaseException) -> bool:
-    """An OSError from our own code is a bug (ours report theirs as FramepredError);
-    one from Hydra alone is Hydra creating the output folder."""
-    package, here = str(Path(__file__).resolve().parent), str(Path(__file__).resolve())
-    frame = error.__traceback__
-    while frame is not None:
-        name = frame.tb_frame.f_code.co_filename
-        if name.startswith(package) and name != here:
-            return True
-        frame = frame.tb_next
-    return False

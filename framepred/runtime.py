@@ -14,9 +14,9 @@ Keras state: logical devices, seeds, the global dtype policy, the strategy.
   `LossScaleOptimizer` (dynamic loss scaling; keras/src/trainers/trainer.py,
   `auto_scale_loss=True`). The model's head and the losses stay float32.
 - `trainer.jit_compile`: auto = XLA on GPUs only. On the 2-core CPU sandbox XLA
-  trains our ConvLSTMs several times slower than TensorFlow's kernels (see
-  docs/performance.md for the measured ratios), while on GPUs it fuses the
-  ConvLSTM gate math.
+  trained the default model 13x slower than TensorFlow's own kernels (63.9 -> 4.8
+  frames/s, scripts/bench_train.py, docs/performance.md), while on GPUs it fuses
+  the ConvLSTM gate math.
 - `trainer.distribution=mirrored`: `tf.distribute.MirroredStrategy` over every
   local GPU (or every logical CPU device when there is no GPU). The data pipeline
   batches with the global batch = per-replica batch x replicas. Several hosts:
@@ -71,7 +71,7 @@ def describe_devices() -> str:
 
 
 def resolve_jit(option: Any) -> bool:
-    """auto -> XLA on GPUs only (measured: XLA is slower for our ConvLSTMs on the CPU)."""
+    """auto -> XLA on GPUs only (measured on the CPU: 13x slower for our default model)."""
     choice = str(option).lower()
     if choice == "auto":
         return bool(tf.config.list_physical_devices("GPU"))

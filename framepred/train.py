@@ -21,11 +21,11 @@ from omegaconf import DictConfig, OmegaConf
 import framepred  # noqa: F401  (registers Keras objects, quiets TF start-up)
 from framepred import config, resilience
 from framepred.config import config_dir
-from framepred.errors import exit_on_user_error
+from framepred.errors import exit_on_user_error, install_cli_error_handler
 from framepred.runs import RunPaths, write_json
 
 log = logging.getLogger("framepred.train")
-resilience.install_cli_error_handler()  # Hydra's errors as one `framepred: error:` line
+install_cli_error_handler()  # Hydra's errors as one `framepred: error:` line
 
 
 def _value(option):

@@ -208,7 +208,7 @@ def test_bad_input_suite(tmp_path, fast_run):
 
 
 def test_hydra_error_text_folds_onto_one_line():
-    from framepred.resilience import one_line
+    from framepred.errors import one_line
 
     text = ("In 'train': Could not find 'loss/foo'\n\nAvailable options in 'loss':\n"
             "\tblend\n\tmae\n\tssim\nConfig search path:\n\tprovider=hydra, path=pkg://x\n")

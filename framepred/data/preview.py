@@ -20,9 +20,10 @@ from omegaconf import DictConfig
 from PIL import Image
 
 from framepred.config import config_dir, validate_data
-from framepred.errors import FramepredError, exit_on_user_error
+from framepred.errors import FramepredError, exit_on_user_error, install_cli_error_handler
 
 log = logging.getLogger("framepred.preview")
+install_cli_error_handler()  # Hydra's errors as one `framepred: error:` line
 
 GAP = 2  # px between frames
 CONTEXT_COLOR = (40, 170, 60)
