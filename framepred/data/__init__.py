@@ -56,17 +56,7 @@ def build_source(data: Any, split: str) -> SequenceSource:
         raise FramepredError(f"split={split!r} is not one of: {', '.join(SPLITS)}")
     name = _source_name(data)
     if name == "moving_digits":
-        return MovingDigits(
-            num_sequences=getattr(data, f"{split}_sequences"),
-            frames=window_length(data),
-            frame_size=tuple(data.frame_size),
-            channels=data.channels,
-            num_digits=data.num_digits,
-            digit_size=tuple(data.digit_size),
-            speed=tuple(data.speed),
-            # Different seeds per split: validation never repeats a training sequence.
-            seed=int(data.seed) + SPLITS.index(split),
-        )
+        return _bouncing_digits(data, split)
     if name == "moving_mnist":
         return _moving_mnist(data, split)
     if name not in READS:
@@ -157,15 +147,22 @@ def _moving_mnist(data: Any, split: str) -> MovingDigits:
     sets = load_digit_sets(Path(path))
     digits = split_digits(sets, split, float(data.val_fraction), float(data.test_fraction),
                           int(data.seed))
+    return _bouncing_digits(data, split, glyphs=MnistGlyphs(digits, tuple(data.digit_size)))
+
+
+def _bouncing_digits(data: Any, split: str, glyphs=None) -> MovingDigits:
+    """Moving Digits with rendered glyphs, or with `glyphs` (real MNIST digits)."""
     return MovingDigits(
         num_sequences=getattr(data, f"{split}_sequences"),
         frames=window_length(data),
         frame_size=tuple(data.frame_size),
         channels=data.channels,
         num_digits=data.num_digits,
+        digit_size=tuple(data.digit_size),
         speed=tuple(data.speed),
+        # Different seeds per split: validation never repeats a training sequence.
         seed=int(data.seed) + SPLITS.index(split),
-        glyphs=MnistGlyphs(digits, tuple(data.digit_size)),
+        glyphs=glyphs,
     )
 
 
