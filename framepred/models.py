@@ -240,7 +240,7 @@ def forecast(model: keras.Model, context, steps: int) -> np.ndarray:
             [context, np.zeros((batch, steps - 1, *context.shape[2:]), np.float32)], axis=1
         )
         for k in range(steps):
-            predicted = np.asarray(model.predict_on_batch(buffer))
+            predicted = _predict(model, buffer)
             frame = predicted[:, context_frames - 1 + k]
             if k + 1 < steps:
                 buffer[:, context_frames + k] = frame
@@ -251,10 +251,16 @@ def forecast(model: keras.Model, context, steps: int) -> np.ndarray:
     trained_context = model.inputs[0].shape[1]
     history, produced = context, []
     while sum(p.shape[1] for p in produced) < steps:
-        chunk = np.asarray(model.predict_on_batch(history[:, -trained_context:]))
+        chunk = _predict(model, history[:, -trained_context:])
         produced.append(chunk)
         history = np.concatenate([history, chunk], axis=1)
     return np.concatenate(produced, axis=1)[:, :steps]
+
+
+def _predict(model: keras.Model, inputs: np.ndarray) -> np.ndarray:
+    # Under tf.distribute.MirroredStrategy a batch smaller than the replica count
+    # comes back padded to one row per replica; keep the rows that were asked for.
+    return np.asarray(model.predict_on_batch(inputs))[: len(inputs)]
 
 
 def init_head(model: keras.Model, level: float) -> None:
