@@ -13,7 +13,7 @@ so mixed-precision models still get a float32 loss.
 `ssim` reproduces `tf.image.ssim` (Wang et al. 2004; VALID Gaussian filtering,
 biased covariance, mean over channels) but filters with the separable 1D
 Gaussian and runs all moment maps through one depthwise convolution; see
-`docs/perf_ssim.md` for the speed-up.
+README, "SSIM and MS-SSIM speed", for the speed-up.
 """
 
 import keras
@@ -82,7 +82,7 @@ def _frames_to_channels(x):
 
     TF's CPU depthwise convolution vectorizes over channels; a gray frame batch
     in plain NHWC gives it a single channel and runs 2-3x slower per pixel than
-    with tens of channels (docs/perf_ssim.md). The first axis stays the batch
+    with tens of channels (README, "SSIM and MS-SSIM speed"). The first axis stays the batch
     axis because it is the one Keras leaves unknown while tracing, and a
     depthwise kernel needs a static channel count. If other leading axes are
     unknown too, all leading axes are flattened into the batch instead.
@@ -155,7 +155,7 @@ def _ssim_and_cs(x, y, max_val, filter_size, filter_sigma, k1, k2):
     call. The backward pass is written out by hand: autodiff of the ~20
     elementwise ops on full-size maps is memory-bound and costs more than the
     filtering itself on CPU, while the closed form needs one stacked
-    transposed filter and a handful of products (see docs/perf_ssim.md).
+    transposed filter and a handful of products (see README, "SSIM and MS-SSIM speed").
 
     Args:
         x, y: float32 [N, H, W, K], frames and channels on the last axis
