@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# Quickstart 2: set up .venv with the dev extras and run the whole test suite,
+# Quickstart 2: set up .venv with the dev, video and jax extras (so the mp4 reader and
+# the JAX-backend tests run too) and run the whole test suite,
 # slow tests included. Extra arguments go to pytest:  ./scripts/test.sh -m "not slow"
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/_setup.sh
-setup_venv dev
+setup_venv "dev,video,jax"
 exec .venv/bin/python -m pytest -q -rs "$@"
