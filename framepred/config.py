@@ -149,7 +149,7 @@ class DataConfig:
     on_bad_file: OnBadFile = OnBadFile.error
     cache: str | None = None  # null | memory | a file path prefix
     shuffle_buffer: int = 512
-    parallel_calls: int = -1  # -1 = tf.data.AUTOTUNE
+    parallel_calls: int = -1  # windows read at once; -1 = the source's choice, else AUTOTUNE
 
 
 @dataclass

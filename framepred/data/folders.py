@@ -48,6 +48,8 @@ def sequence_folders(root: Path) -> list[Path]:
 class FrameFolders(SequenceSource):
     """Sequences of image files; each frame is decoded when a window asks for it."""
 
+    parallel_reads = 1  # Pillow decodes frame by frame: see SequenceSource
+
     def __init__(self, root: Path, frame_format: FrameFormat, bad_files: BadFiles):
         self.root = root
         self.format = frame_format

@@ -27,7 +27,10 @@ def window_dataset(
     index = np.asarray(source.windows(length, stride or length), dtype=np.int64)  # [N, 2]
     if len(index) == 0:
         raise ValueError("the source yields no window")  # sources check this with context
-    parallel = tf.data.AUTOTUNE if parallel_calls < 0 else parallel_calls
+    if parallel_calls < 0:
+        parallel = source.parallel_reads or tf.data.AUTOTUNE
+    else:
+        parallel = parallel_calls
 
     def read(window):
         sequence, start = int(window[0]), int(window[1])

@@ -43,6 +43,7 @@ class SpanSource(SequenceSource):
 
     def __init__(self, source: SequenceSource, spans: list[Span], where: str = ""):
         self.source = source
+        self.parallel_reads = source.parallel_reads
         self.spans = list(spans)
         self.where = where
 

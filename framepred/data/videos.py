@@ -75,6 +75,8 @@ def probe(file: Path) -> tuple[int, int, int]:
 class VideoFiles(SequenceSource):
     """One sequence per animated image or video file, decoded whole and cached."""
 
+    parallel_reads = 1  # Pillow decodes frame by frame: see SequenceSource
+
     def __init__(self, root: Path, frame_format: FrameFormat, bad_files: BadFiles):
         self.root = root
         self.format = frame_format
