@@ -168,14 +168,17 @@ def _ssim_and_cs(x, y, max_val, filter_size, filter_sigma, k1, k2):
     c1 = (k1 * max_val) ** 2
     c2 = (k2 * max_val) ** 2
 
-    def filter_stacked(maps):
-        # 4 x [N, H, W, K] -> [4N, H, W, K] -> [4N, H', W', K] -> 4 x [N, H', W', K].
-        # Stacked on the batch axis, so each part is a contiguous slice.
+    def filter_stacked(maps, transposed=False):
+        # m x [N, H, W, K] -> [mN, H, W, K] -> [mN, H', W', K] -> m x [N, H', W', K].
+        # Stacked on the batch axis, so each part is a contiguous slice; the
+        # transposed filter pads the stack once rather than each map.
         shape = tuple(maps[0].shape[1:])
         stacked = ops.reshape(ops.stack(maps, axis=0), (-1, *shape))
+        if transposed:
+            stacked = _pad_full(stacked, filter_size)
         filtered = _gaussian_filter(stacked, filter_size, filter_sigma)
-        filtered = ops.reshape(filtered, (4, -1, *tuple(filtered.shape[1:])))
-        return tuple(filtered[i] for i in range(4))
+        filtered = ops.reshape(filtered, (len(maps), -1, *tuple(filtered.shape[1:])))
+        return tuple(filtered[i] for i in range(len(maps)))
 
     @ops.custom_gradient
     def ssim_and_cs(x, y):
@@ -213,22 +216,23 @@ def _ssim_and_cs(x, y, max_val, filter_size, filter_sigma, k1, k2):
             # full-size elementwise passes low (they dominate on CPU).
             a_l = 2.0 * weight_ssim * cs / lum_den
             b_c = 2.0 * (weight_ssim * luminance + weight_cs) / cs_den
-            same = b_c * cs - a_l * luminance
+            b_cs = b_c * cs
+            same = b_cs - a_l * luminance
             cross = a_l - b_c
             grad_mean_x = mean_y * cross + mean_x * same
             grad_mean_y = mean_x * cross + mean_y * same
-            # d/dx of E[x^2 + y^2] is 2x; the 2 cancels the 1/2 of -CS/cs_den.
-            grad_mean_sq = -(b_c * cs)
+            # d/dx of E[x^2 + y^2] is 2x; the 2 cancels the 1/2 of -CS/cs_den, and
+            # the minus sign is applied after filtering (below), one pass fewer.
             grad_mean_xy = b_c
-            # One transposed filter for all four: 4 x [N, H', W', K] -> 4 x [N, H, W, K].
-            back_x, back_y, back_sq, back_xy = filter_stacked(
-                [
-                    _pad_full(grad, filter_size)
-                    for grad in (grad_mean_x, grad_mean_y, grad_mean_sq, grad_mean_xy)
-                ]
+            # Transposed filters, [N, H', W', K] -> [N, H, W, K]: one call for what
+            # y's gradient needs, one for the rest of x's. A loss differentiates only
+            # y_pred, and inside tf.function / jit the unused x branch is pruned.
+            back_y, back_neg_sq, back_xy = filter_stacked(
+                [grad_mean_y, b_cs, grad_mean_xy], transposed=True
             )
-            grad_x = back_x + x * back_sq + y * back_xy
-            grad_y = back_y + y * back_sq + x * back_xy
+            (back_x,) = filter_stacked([grad_mean_x], transposed=True)
+            grad_x = back_x - x * back_neg_sq + y * back_xy
+            grad_y = back_y - y * back_neg_sq + x * back_xy
             return grad_x, grad_y
 
         return outputs, grad
