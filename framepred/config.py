@@ -23,6 +23,14 @@ from framepred.errors import FramepredError
 DEFAULT_POWER_FACTORS = [0.0448, 0.2856, 0.3001, 0.2363, 0.1333]  # Wang et al. 2003
 
 
+def option_value(option: Any) -> Any:
+    """The plain value of a config option: an enum member's `.value`, else the option.
+
+    Structured configs hand enum fields over as members (`Form.next_frame`); the
+    library compares plain strings."""
+    return getattr(option, "value", option)
+
+
 def config_dir() -> str:
     """The folder holding the YAML configs: inside the installed package, or
     `configs/` at the top of a source checkout (editable installs included)."""
@@ -297,7 +305,7 @@ def validate_data(data: Any, key: str = "data") -> None:
         f"{key}.digit_size={list(data.digit_size)} must be [smallest, largest] glyph height, "
         "with 4 <= smallest <= largest",
     )
-    procedural = getattr(data.source, "value", data.source) in ("moving_digits", "moving_mnist")
+    procedural = option_value(data.source) in ("moving_digits", "moving_mnist")
     _require(
         not procedural or max(data.digit_size) < min(size),
         f"{key}.digit_size={list(data.digit_size)} must be smaller than "
@@ -320,7 +328,7 @@ def validate_data(data: Any, key: str = "data") -> None:
         data.layout in ("auto", "tbhw", "bthw", "bthwc"),
         f"{key}.layout={data.layout!r} is not one of: auto, tbhw, bthw, bthwc",
     )
-    source = getattr(data.source, "value", data.source)
+    source = option_value(data.source)
     _require(
         source == "moving_digits" or bool(data.path),
         f"{key}.path is not set; data={source} reads it: give {key}.path=FILE_OR_FOLDER",

@@ -30,6 +30,7 @@ import numpy as np
 import tensorflow as tf
 
 from framepred import visualize
+from framepred.config import option_value
 
 log = logging.getLogger(__name__)
 
@@ -44,10 +45,6 @@ HPARAMS_METRICS = (
                           ("mae", "MAE per pixel"), ("mse_sum", "MSE per frame (OpenSTL)"),
                           ("mae_sum", "MAE per frame (OpenSTL)"))],
 )
-
-
-def _value(option):
-    return getattr(option, "value", option)
 
 
 # --- forecast images ---------------------------------------------------------------
@@ -116,22 +113,22 @@ def hparams_of(cfg: Any) -> dict:
     data, model, loss, trainer = cfg.data, cfg.model, cfg.loss, cfg.trainer
     height, width = data.frame_size
     return {
-        "loss": str(_value(loss.name)),
+        "loss": str(option_value(loss.name)),
         "loss.alpha": float(loss.alpha),
-        "loss.structural": str(_value(loss.structural)),
-        "loss.pixel": str(_value(loss.pixel)),
-        "model.form": str(_value(model.form)),
+        "loss.structural": str(option_value(loss.structural)),
+        "loss.pixel": str(option_value(loss.pixel)),
+        "model.form": str(option_value(model.form)),
         "model.filters": ",".join(str(f) for f in model.filters),
         "model.kernel_size": ",".join(str(k) for k in model.kernel_size),
         "model.patch_size": int(model.patch_size),
         "trainer.learning_rate": float(trainer.learning_rate),
         "trainer.batch_size": int(trainer.batch_size),
         "trainer.epochs": int(trainer.epochs),
-        "trainer.optimizer": str(_value(trainer.optimizer)),
-        "trainer.schedule": str(_value(trainer.schedule)),
-        "trainer.precision": str(_value(trainer.precision)),
+        "trainer.optimizer": str(option_value(trainer.optimizer)),
+        "trainer.schedule": str(option_value(trainer.schedule)),
+        "trainer.precision": str(option_value(trainer.precision)),
         "trainer.seed": int(trainer.seed),
-        "data.source": str(_value(data.source)),
+        "data.source": str(option_value(data.source)),
         "data.frame_size": f"{height}x{width}",
         "data.channels": int(data.channels),
         "data.context_frames": int(data.context_frames),

@@ -22,7 +22,7 @@ import hydra
 from omegaconf import DictConfig, OmegaConf
 
 import framepred  # noqa: F401  (registers Keras objects, quiets TF start-up)
-from framepred.config import config_dir
+from framepred.config import config_dir, option_value
 from framepred.errors import FramepredError, exit_on_user_error, install_cli_error_handler
 from framepred.runs import atomic_write, write_json
 
@@ -57,7 +57,7 @@ def evaluate(cfg: DictConfig, out_dir: str | Path | None = None) -> dict:
     """Evaluates `cfg.checkpoint` on `cfg.evaluate.split`; returns the metrics.json payload."""
     from framepred import checkpoints, dashboards, data, evaluation, metrics
 
-    split = getattr(cfg.evaluate.split, "value", cfg.evaluate.split)
+    split = option_value(cfg.evaluate.split)
     batch_size, steps = int(cfg.evaluate.batch_size), cfg.evaluate.steps
     if batch_size < 1:
         raise FramepredError(f"evaluate.batch_size={batch_size} must be >= 1")

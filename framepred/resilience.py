@@ -32,6 +32,7 @@ from typing import Any
 
 import keras
 
+from framepred.config import option_value
 from framepred.errors import FramepredError
 from framepred.runs import RunPaths, write_json
 
@@ -60,10 +61,6 @@ class NonFiniteLoss(FramepredError):
     """The loss became NaN or inf; nothing from the bad step was saved."""
 
     exit_code = 3
-
-
-def _value(option) -> Any:
-    return getattr(option, "value", option)
 
 
 # --- run folder: complete, resume, continue, start fresh ---------------------------
@@ -331,14 +328,14 @@ def likely_causes(cfg: Any) -> list[str]:
     """Hints for a non-finite loss, from the settings that often cause one."""
     trainer, loss = cfg.trainer, cfg.loss
     causes = []
-    if _value(trainer.precision) == "mixed_float16":
+    if option_value(trainer.precision) == "mixed_float16":
         causes.append("trainer.precision=mixed_float16 can overflow float16 (max 65504); "
                       "try trainer.precision=mixed_bfloat16 or float32")
     if float(trainer.learning_rate) > 1e-2:
         causes.append(f"trainer.learning_rate={trainer.learning_rate} may be too high; try 1e-3")
     if trainer.clipnorm is None:
         causes.append("no gradient clipping; try trainer.clipnorm=1.0")
-    name, structural = _value(loss.name), _value(loss.structural)
+    name, structural = option_value(loss.name), option_value(loss.structural)
     if name == "ms_ssim" or (name == "blend" and structural == "ms_ssim"):
         causes.append("MS-SSIM raises negative contrast terms to fractional powers, which can "
                       "give NaN early in training; try loss=blend loss.structural=ssim or "

@@ -33,6 +33,7 @@ from typing import Any
 import keras
 import tensorflow as tf
 
+from framepred.config import option_value
 from framepred.errors import FramepredError
 
 log = logging.getLogger(__name__)
@@ -53,10 +54,6 @@ class Runtime:
 
     def global_batch(self, per_replica: int) -> int:
         return int(per_replica) * self.replicas
-
-
-def _value(option) -> str:
-    return str(getattr(option, "value", option))
 
 
 def describe_devices() -> str:
@@ -112,8 +109,8 @@ def configure(trainer: Any) -> Runtime:
     if trainer.virtual_cpu_devices:
         split_cpu(int(trainer.virtual_cpu_devices))
     keras.utils.set_random_seed(int(trainer.seed))
-    precision = _value(trainer.precision)
+    precision = str(option_value(trainer.precision))
     keras.mixed_precision.set_global_policy(precision)
-    strategy = build_strategy(_value(trainer.distribution))
+    strategy = build_strategy(str(option_value(trainer.distribution)))
     return Runtime(strategy=strategy, jit_compile=resolve_jit(trainer.jit_compile),
                    precision=precision, device=describe_devices())

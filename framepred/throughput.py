@@ -15,6 +15,8 @@ from pathlib import Path
 
 import keras
 
+from framepred.config import option_value
+
 log = logging.getLogger(__name__)
 
 TAG = "throughput/frames_per_second"
@@ -56,7 +58,7 @@ class Throughput(keras.callbacks.Callback):
 
     @classmethod
     def for_run(cls, cfg, run) -> Throughput:
-        form = getattr(cfg.model.form, "value", cfg.model.form)
+        form = option_value(cfg.model.form)
         return cls(cfg.trainer.batch_size, target_frames(cfg.data, form),
                    log_dir=run.tensorboard / "train")
 

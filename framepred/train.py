@@ -20,7 +20,7 @@ from omegaconf import DictConfig, OmegaConf
 
 import framepred  # noqa: F401  (registers Keras objects, quiets TF start-up)
 from framepred import config, resilience
-from framepred.config import config_dir
+from framepred.config import config_dir, option_value
 from framepred.errors import exit_on_user_error, install_cli_error_handler
 from framepred.runs import RunPaths, write_json
 
@@ -28,18 +28,14 @@ log = logging.getLogger("framepred.train")
 install_cli_error_handler()  # Hydra's errors as one `framepred: error:` line
 
 
-def _value(option):
-    return getattr(option, "value", option)
-
-
 def build_loss(loss_cfg):
     from framepred import losses
 
     return losses.build_loss(
-        _value(loss_cfg.name),
+        option_value(loss_cfg.name),
         alpha=float(loss_cfg.alpha),
-        structural=_value(loss_cfg.structural),
-        pixel=_value(loss_cfg.pixel),
+        structural=option_value(loss_cfg.structural),
+        pixel=option_value(loss_cfg.pixel),
         max_val=float(loss_cfg.max_val),
         filter_size=int(loss_cfg.filter_size),
         filter_sigma=float(loss_cfg.filter_sigma),
@@ -65,10 +61,10 @@ def build_optimizer(trainer, steps_per_epoch: int):
     import keras
 
     rate = float(trainer.learning_rate)
-    if _value(trainer.schedule) == "cosine":
+    if option_value(trainer.schedule) == "cosine":
         rate = keras.optimizers.schedules.CosineDecay(rate, trainer.epochs * steps_per_epoch)
     options = dict(learning_rate=rate, clipnorm=trainer.clipnorm)
-    if _value(trainer.optimizer) == "adamw":
+    if option_value(trainer.optimizer) == "adamw":
         return keras.optimizers.AdamW(weight_decay=float(trainer.weight_decay), **options)
     return keras.optimizers.Adam(**options)
 
@@ -93,7 +89,7 @@ def train(cfg: DictConfig, run_dir: str | Path | None = None) -> dict:
     keras.backend.clear_session()  # a sweep runs its jobs in one process
     runtime = configure(cfg.trainer)
     trainer, data_cfg = cfg.trainer, cfg.data
-    form = _value(cfg.model.form)
+    form = option_value(cfg.model.form)
     global_batch = runtime.global_batch(trainer.batch_size)
     log.info("device: %s | precision: %s | XLA: %s | replicas: %d | global batch %d "
              "(%d per replica x %d replicas)", runtime.device, runtime.precision,
@@ -117,7 +113,9 @@ def train(cfg: DictConfig, run_dir: str | Path | None = None) -> dict:
             jit_compile=runtime.jit_compile,
             steps_per_execution=int(trainer.steps_per_execution),
         )
-    level = float(next(iter(train_windows.take(1))).numpy().mean())
+    # Only a head without the skip input starts from the data's mean (init_head):
+    # reading a batch for it is skipped otherwise.
+    level = None if cfg.model.skip else float(next(iter(train_windows.take(1))).numpy().mean())
     models.init_head(model, level)
     log.info("model %s: %s parameters, form %s", model.name, f"{model.count_params():,}", form)
     with resilience.graceful_stop():  # SIGTERM / Ctrl-C: save a resumable state, exit

@@ -39,7 +39,7 @@ from PIL import Image  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from framepred.config import DataConfig  # noqa: E402
+from framepred.config import DataConfig, option_value  # noqa: E402
 from framepred.data import MovingDigits, build_source, windows  # noqa: E402
 
 FRAMES = 20  # the default window: 10 context + 10 future
@@ -147,7 +147,7 @@ def model_rate(channels: int, steps: int) -> tuple[float, str]:
         start = time.perf_counter()
         model.train_on_batch(inputs, targets)
         times.append(time.perf_counter() - start)
-    form, loss = (getattr(option, "value", option) for option in (cfg.model.form, cfg.loss.name))
+    form, loss = (option_value(option) for option in (cfg.model.form, cfg.loss.name))
     about = (f"{form} filters={list(cfg.model.filters)} patch={cfg.model.patch_size}, "
              f"{height}x{width}, {context} -> {frames - context}, loss={loss}, "
              f"batch {batch}, {model.count_params():,} parameters")

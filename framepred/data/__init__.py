@@ -18,8 +18,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from framepred.config import option_value
 from framepred.data.files import BadFiles, existing_path
-from framepred.data.formats import FrameFormat, value
+from framepred.data.formats import FrameFormat
 from framepred.data.moving_digits import MovingDigits
 from framepred.data.pipeline import split_window, training_pairs, window_dataset
 from framepred.data.source import SequenceSource
@@ -47,7 +48,7 @@ def window_length(data: Any) -> int:
 
 
 def _source_name(data: Any) -> str:
-    return getattr(data.source, "value", data.source)
+    return option_value(data.source)
 
 
 def build_source(data: Any, split: str) -> SequenceSource:
@@ -110,10 +111,10 @@ def _reader(data: Any, path: str | None, key: str) -> SequenceSource:
     frame_format = FrameFormat.from_config(data)
     stat = resolved.stat()
     cache_key = (name, str(path), str(resolved.resolve()), stat.st_mtime_ns, stat.st_size,
-                 frame_format, str(data.layout), str(value(data.on_bad_file)))
+                 frame_format, str(data.layout), str(option_value(data.on_bad_file)))
     reader = _READERS.get(cache_key)
     if reader is None:
-        bad_files = BadFiles(str(value(data.on_bad_file)))
+        bad_files = BadFiles(str(option_value(data.on_bad_file)))
         if name == "npy":
             reader = ArrayFile(f"{resolved}:{member}" if member else str(resolved),
                                str(data.layout), frame_format)

@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
+from framepred.config import option_value
 from framepred.errors import FramepredError
 
 LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float32)
@@ -39,10 +40,6 @@ def natural_key(path: str | Path) -> list:
     return [int(part) if part.isdigit() else part.lower() for part in re.split(r"(\d+)", name)]
 
 
-def value(option: Any) -> Any:
-    return getattr(option, "value", option)
-
-
 @dataclass(frozen=True)
 class FrameFormat:
     frame_size: tuple[int, int]  # (height, width)
@@ -54,7 +51,7 @@ class FrameFormat:
     def from_config(cls, data: Any) -> FrameFormat:
         height, width = data.frame_size
         return cls((int(height), int(width)), int(data.channels), bool(data.resize),
-                   str(value(data.interpolation)))
+                   str(option_value(data.interpolation)))
 
     def check_size(self, height: int, width: int, where: str) -> None:
         """With data.resize=false every frame must already be frame_size."""
