@@ -263,7 +263,7 @@ def _predict(model: keras.Model, inputs: np.ndarray) -> np.ndarray:
     return np.asarray(model.predict_on_batch(inputs))[: len(inputs)]
 
 
-def init_head(model: keras.Model, level: float | None = None) -> None:
+def init_head(model: keras.Model, level: float) -> None:
     """Starts the model at a sensible forecast instead of a grey 0.5.
 
     With the skip input the head starts as the copy-last-frame baseline: its weights
@@ -290,8 +290,6 @@ def init_head(model: keras.Model, level: float | None = None) -> None:
         kernel[..., -outputs:, :] = gain * np.eye(outputs, dtype=kernel.dtype)
         bias[:] = -gain / 2.0 if squashed else 0.0
     else:
-        if level is None:
-            raise ValueError("init_head needs the data's mean `level` for a head without skip")
         level = float(np.clip(level, 1e-3, 1.0 - 1e-3))
         if activation == "sigmoid":
             bias[:] = np.log(level / (1.0 - level))  # logit

@@ -113,9 +113,7 @@ def train(cfg: DictConfig, run_dir: str | Path | None = None) -> dict:
             jit_compile=runtime.jit_compile,
             steps_per_execution=int(trainer.steps_per_execution),
         )
-    # Only a head without the skip input starts from the data's mean (init_head):
-    # reading a batch for it is skipped otherwise.
-    level = None if cfg.model.skip else float(next(iter(train_windows.take(1))).numpy().mean())
+    level = float(next(iter(train_windows.take(1))).numpy().mean())
     models.init_head(model, level)
     log.info("model %s: %s parameters, form %s", model.name, f"{model.count_params():,}", form)
     with resilience.graceful_stop():  # SIGTERM / Ctrl-C: save a resumable state, exit
