@@ -126,112 +126,141 @@ def _gaussian_1d(filter_size, filter_sigma):
     coords = np.arange(filter_size, dtype=np.float64) - (filter_size - 1) / 2.0
     logits = -0.5 * coords**2 / float(filter_sigma) ** 2
     weights = np.exp(logits - logits.max())
-    return (weights / weights.sum()).astype(np.float32)
+    return weights / weights.sum()
 
 
-def _gaussian_filter(maps, filter_size, filter_sigma):
-    """VALID separable Gaussian filter of every channel of [N, H, W, M] maps."""
+def _gaussian_filter(maps, filter_size, filter_sigma, scale=1.0, transposed=False):
+    """`scale` times the VALID separable Gaussian filter of every channel of [N, H, W, M] maps.
+
+    `scale` goes into the kernel, which is free, where a multiplication of the
+    map would be a full pass over it. `transposed=True` gives the adjoint
+    (the gradient of the VALID filter): VALID filtering of the map zero-padded
+    by k-1 on every side; the Gaussian is symmetric, so no flip is needed.
+    """
+    if transposed:
+        # [N, H', W', M] -> [N, H'+2(k-1), W'+2(k-1), M]
+        pad = filter_size - 1
+        maps = ops.pad(maps, ((0, 0), (pad, pad), (pad, pad), (0, 0)))
     channels = maps.shape[-1]
     weights = _gaussian_1d(filter_size, filter_sigma)
     # Depthwise kernels are [kh, kw, in_channels, multiplier].
-    kernel_h = np.tile(weights.reshape(filter_size, 1, 1, 1), (1, 1, channels, 1))
+    kernel_h = np.tile((weights * scale).reshape(filter_size, 1, 1, 1), (1, 1, channels, 1))
     kernel_w = np.tile(weights.reshape(1, filter_size, 1, 1), (1, 1, channels, 1))
     # [N, H, W, M] -> [N, H-k+1, W, M] -> [N, H-k+1, W-k+1, M]
-    maps = ops.depthwise_conv(maps, kernel_h, padding="valid")
-    return ops.depthwise_conv(maps, kernel_w, padding="valid")
+    maps = ops.depthwise_conv(maps, kernel_h.astype(np.float32), padding="valid")
+    return ops.depthwise_conv(maps, kernel_w.astype(np.float32), padding="valid")
 
 
-def _pad_full(maps, filter_size):
-    # [N, H', W', M] -> [N, H'+2(k-1), W'+2(k-1), M]: VALID filtering of this is
-    # the transpose of VALID filtering (the Gaussian is symmetric, no flip needed).
-    pad = filter_size - 1
-    return ops.pad(maps, ((0, 0), (pad, pad), (pad, pad), (0, 0)))
-
-
-def _ssim_and_cs(x, y, max_val, filter_size, filter_sigma, k1, k2):
-    """Mean SSIM and mean contrast-structure per frame and channel, as TF's `_ssim_per_channel`.
+def _ssim_and_cs(x, y, max_val, filter_size, filter_sigma, k1, k2, output="ssim"):
+    """Mean SSIM or mean contrast-structure per frame and channel, as TF's `_ssim_per_channel`.
 
     The forward pass is TF's `_ssim_helper` with a separable filter. The
-    backward pass is written out by hand: autodiff of the ~20
-    elementwise ops on full-size maps is memory-bound and costs more than the
-    filtering itself on CPU, while the closed form needs one transposed filter
-    per moment and a handful of products (see README, "SSIM and MS-SSIM speed").
+    backward pass is written out by hand: autodiff of the ~20 elementwise ops
+    on full-size maps is memory-bound and costs more than the filtering itself
+    on CPU, while the closed form needs one transposed filter per moment and a
+    handful of products (see README, "SSIM and MS-SSIM speed"). Every
+    full-size elementwise op costs about as much as a filter pass there, so
+    both passes are arranged for the fewest of them: constant factors go into
+    the filter kernels, and only the requested output is computed.
 
     Args:
         x, y: float32 [N, H, W, K], frames and channels on the last axis
             (`_frames_to_channels`).
+        output: "ssim" for the mean of luminance * cs, "cs" for the mean of cs
+            (MS-SSIM's finer scales).
 
     Returns:
-        (ssim, cs), each float32 [N, K]: the means over the VALID region of
-        luminance * cs and of cs.
+        float32 [N, K]: the mean over the VALID region.
     """
     c1 = (k1 * max_val) ** 2
     c2 = (k2 * max_val) ** 2
 
-    def filter_each(maps, transposed=False):
+    def filter_each(maps, scales=None, transposed=False):
         # m x [N, H, W, K] -> m x [N, H', W', K], one depthwise call per map. Stacking
         # the maps for a single call costs a full copy in and a slice copy per map out;
         # at 4x4x256x256x3 that made fwd+bwd ~10% slower than separate calls (measured
-        # on our 2-core CPU), and at 64x64 no faster. The transposed filter pads first.
-        if transposed:
-            maps = [_pad_full(m, filter_size) for m in maps]
-        return tuple(_gaussian_filter(m, filter_size, filter_sigma) for m in maps)
+        # on our 2-core CPU), and at 64x64 no faster.
+        scales = scales or [1.0] * len(maps)
+        return tuple(
+            _gaussian_filter(m, filter_size, filter_sigma, s, transposed)
+            for m, s in zip(maps, scales)
+        )
 
     @ops.custom_gradient
-    def ssim_and_cs(x, y):
-        # x**2 + y**2 is filtered as one map, as TF does, since only the sum is used.
-        mean_x, mean_y, mean_sq, mean_xy = filter_each(
-            [x, y, ops.square(x) + ops.square(y), x * y]
+    def ssim_or_cs(x, y):
+        # [N, H, W, K] -> [N, H', W', K]. x**2 + y**2 is filtered as one map, as TF
+        # does, since only the sum is used; xy is filtered with a doubled kernel.
+        mean_x, mean_y, mean_sq, mean_xy2 = filter_each(
+            [x, y, ops.square(x) + ops.square(y), x * y], scales=[1.0, 1.0, 1.0, 2.0]
         )
-        num0 = mean_x * mean_y * 2.0
-        den0 = ops.square(mean_x) + ops.square(mean_y)
-        lum_den = den0 + c1
-        luminance = (num0 + c1) / lum_den
+        # 2 mu_x mu_y, and mu_x**2 + mu_y**2 = (mu_x - mu_y)**2 + 2 mu_x mu_y.
+        prod = mean_x * mean_y
+        two_prod = prod + prod
+        diff = mean_x - mean_y
+        sq_diff = diff * diff
         # cov_xy = E[xy] - mu_x mu_y: the biased estimate (compensation 1.0) that
         # TF uses to match the MATLAB reference implementation of MS-SSIM.
-        cs_den = mean_sq - den0 + c2
-        cs = (mean_xy * 2.0 - num0 + c2) / cs_den
+        if output == "cs":
+            cs_num = (mean_xy2 + c2) - two_prod
+            cs_den = cs_num + (mean_sq - mean_xy2) - sq_diff
+            luminance = lum_den = None
+        else:
+            lum_num = two_prod + c1
+            lum_den = lum_num + sq_diff
+            luminance = lum_num / lum_den
+            # 2 cov_xy + c2 and var_x + var_y + c2, from the luminance terms.
+            cs_num = mean_xy2 - lum_num + (c1 + c2)
+            cs_den = mean_sq - lum_den + (c1 + c2)
+        cs = cs_num / cs_den
+        value_map = cs if luminance is None else luminance * cs
         # [N, H', W', K] -> [N, K]
-        outputs = (ops.mean(luminance * cs, axis=(1, 2)), ops.mean(cs, axis=(1, 2)))
+        value = ops.mean(value_map, axis=(1, 2))
 
         def grad(*args, upstream=None):
             if upstream is None:
-                # TF passes one gradient per output; JAX passes them as one tuple.
-                upstream = args[0] if len(args) == 1 else args
-            grad_ssim, grad_cs = upstream
-            pixels = float(cs.shape[1] * cs.shape[2])
-            # [N, K] -> [N, 1, 1, K]: d(mean)/d(pixel) = 1 / pixels.
-            # An unused output may come with a None gradient; it contributes 0.
-            weight_ssim = 0.0 if grad_ssim is None else ops.expand_dims(grad_ssim, (1, 2)) / pixels
-            weight_cs = 0.0 if grad_cs is None else ops.expand_dims(grad_cs, (1, 2)) / pixels
-            # d/dm of weight_ssim * L * CS + weight_cs * CS = a dL + b dCS with
-            #   dL/dmu_x = 2 (mu_y - mu_x L) / lum_den,
-            #   dCS/dmu_x = 2 (mu_x CS - mu_y) / cs_den,
+                upstream = args[0]
+            # d(mean)/d(pixel) = 1 / pixels, and the factor 2 common to every
+            # derivative below, go into the transposed filters' kernels.
+            scale = 2.0 / float(cs.shape[1] * cs.shape[2])
+            # Derivatives of L = lum_num / lum_den and CS = cs_num / cs_den:
+            #   dL/dmu_y = 2 (mu_x - mu_y L) / lum_den,
+            #   dCS/dmu_y = 2 (mu_y CS - mu_x) / cs_den,
             #   dCS/dE[xy] = 2 / cs_den, dCS/dE[x^2 + y^2] = -CS / cs_den,
-            # and the same with x and y swapped; grouped to keep the number of
-            # full-size elementwise passes low (they dominate on CPU).
-            a_l = 2.0 * weight_ssim * cs / lum_den
-            b_c = 2.0 * (weight_ssim * luminance + weight_cs) / cs_den
-            b_cs = b_c * cs
-            same = b_cs - a_l * luminance
-            cross = a_l - b_c
-            grad_mean_x = mean_y * cross + mean_x * same
-            grad_mean_y = mean_x * cross + mean_y * same
-            # d/dx of E[x^2 + y^2] is 2x; the 2 cancels the 1/2 of -CS/cs_den, and
-            # the minus sign is applied after filtering (below), one pass fewer.
-            grad_mean_xy = b_c
-            # Transposed filters, [N, H', W', K] -> [N, H, W, K]. A loss differentiates
-            # only y_pred; inside tf.function / jit the unused back_x is pruned.
-            back_y, back_neg_sq, back_xy, back_x = filter_each(
-                [grad_mean_y, b_cs, grad_mean_xy, grad_mean_x], transposed=True
+            # and d(L CS) = CS dL + L dCS. With a = CS / lum_den and b = L / cs_den
+            # (b = 1 / cs_den for CS alone, a = 0), d/dmu_y = 2 (mu_x (a - b) +
+            # mu_y (b CS - a L)), and the same with x and y swapped.
+            if luminance is None:
+                b = 1.0 / cs_den
+                b_cs = b * cs
+                grad_mean_y = mean_y * b_cs - mean_x * b
+                grad_mean_x = mean_x * b_cs - mean_y * b
+            else:
+                a = cs / lum_den
+                b = luminance / cs_den
+                b_cs = b * cs
+                cross = a - b
+                same = b_cs - a * luminance
+                grad_mean_y = mean_x * cross + mean_y * same
+                grad_mean_x = mean_y * cross + mean_x * same
+            # Transposed filters, [N, H', W', K] -> [N, H, W, K]. d/dy of E[xy] is x
+            # and of E[x^2 + y^2] is 2y; that 2 cancels the 1/2 in -CS / cs_den. A
+            # loss differentiates only y_pred; inside tf.function / jit the unused
+            # back_x and grad_x are pruned.
+            back_y, back_xy, back_sq, back_x = filter_each(
+                [grad_mean_y, b, b_cs, grad_mean_x],
+                scales=[scale, scale, -scale, scale],
+                transposed=True,
             )
-            grad_x = back_x - x * back_neg_sq + y * back_xy
-            grad_y = back_y - y * back_neg_sq + x * back_xy
+            # [N, K] -> [N, 1, 1, K]: the upstream weight of each frame and channel,
+            # applied once, after the filters (they are linear and per channel).
+            weight = ops.expand_dims(upstream, (1, 2))
+            grad_x = weight * (back_x + y * back_xy + x * back_sq)
+            grad_y = weight * (back_y + x * back_xy + y * back_sq)
             return grad_x, grad_y
 
-        return outputs, grad
+        return value, grad
 
-    return ssim_and_cs(x, y)
+    return ssim_or_cs(x, y)
 
 
 def ssim(y_true, y_pred, max_val=1.0, filter_size=11, filter_sigma=1.5, k1=0.01, k2=0.03):
@@ -268,7 +297,7 @@ def ssim(y_true, y_pred, max_val=1.0, filter_size=11, filter_sigma=1.5, k1=0.01,
     # [B, T, H, W, C] -> [B, H, W, T*C]
     x = _frames_to_channels(ops.cast(y_true, "float32"))
     y = _frames_to_channels(ops.cast(y_pred, "float32"))
-    per_channel, _ = _ssim_and_cs(x, y, max_val, filter_size, filter_sigma, k1, k2)
+    per_channel = _ssim_and_cs(x, y, max_val, filter_size, filter_sigma, k1, k2)
     # [B, T*C] -> [B*T, C] -> [B*T]: mean over channels, as TF.
     values = ops.mean(ops.reshape(per_channel, (-1, channels)), axis=-1)
     # [B*T] -> [B, T]
@@ -368,9 +397,9 @@ def ms_ssim(
     for scale, power in enumerate(power_factors):
         if scale > 0:
             x, y = _downsample(x), _downsample(y)
-        # [B, H_j, W_j, T*C] -> [B, T*C]
-        scale_ssim, scale_cs = _ssim_and_cs(x, y, max_val, filter_size, filter_sigma, k1, k2)
-        term = scale_cs if scale < len(power_factors) - 1 else scale_ssim
+        # [B, H_j, W_j, T*C] -> [B, T*C]: cs at the finer scales, SSIM at the last.
+        output = "cs" if scale < len(power_factors) - 1 else "ssim"
+        term = _ssim_and_cs(x, y, max_val, filter_size, filter_sigma, k1, k2, output)
         factor = _safe_power(term, power)
         product = factor if product is None else product * factor
     # [B, T*C] -> [B*T, C] -> [B*T] -> [B, T]
