@@ -141,13 +141,19 @@ def _gaussian_filter(maps, filter_size, filter_sigma, scale=1.0, transposed=Fals
         # [N, H', W', M] -> [N, H'+2(k-1), W'+2(k-1), M]
         pad = filter_size - 1
         maps = ops.pad(maps, ((0, 0), (pad, pad), (pad, pad), (0, 0)))
-    channels = maps.shape[-1]
+    height, width, channels = maps.shape[1:]
     weights = _gaussian_1d(filter_size, filter_sigma)
-    # Depthwise kernels are [kh, kw, in_channels, multiplier].
-    kernel_h = np.tile((weights * scale).reshape(filter_size, 1, 1, 1), (1, 1, channels, 1))
+    # Depthwise kernels are [kh, kw, in_channels, multiplier]. The H pass runs as a
+    # [1, k] pass over [N, 1, H, W*M], each column of each map a channel of its own
+    # (a free reshape): TF's CPU [k, 1] depthwise pass costs about twice its [1, k]
+    # pass, and this made fwd+bwd 4-10% faster (README, "SSIM and MS-SSIM speed").
+    kernel_h = np.tile((weights * scale).reshape(1, filter_size, 1, 1), (1, 1, width * channels, 1))
     kernel_w = np.tile(weights.reshape(1, filter_size, 1, 1), (1, 1, channels, 1))
-    # [N, H, W, M] -> [N, H-k+1, W, M] -> [N, H-k+1, W-k+1, M]
+    # [N, H, W, M] -> [N, 1, H, W*M] -> [N, 1, H-k+1, W*M] -> [N, H-k+1, W, M]
+    maps = ops.reshape(maps, (-1, 1, height, width * channels))
     maps = ops.depthwise_conv(maps, kernel_h.astype(np.float32), padding="valid")
+    maps = ops.reshape(maps, (-1, height - filter_size + 1, width, channels))
+    # [N, H-k+1, W, M] -> [N, H-k+1, W-k+1, M]
     return ops.depthwise_conv(maps, kernel_w.astype(np.float32), padding="valid")
 
 
