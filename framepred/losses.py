@@ -132,29 +132,40 @@ def _gaussian_1d(filter_size, filter_sigma):
 def _gaussian_filter(maps, filter_size, filter_sigma, scale=1.0, transposed=False):
     """`scale` times the VALID separable Gaussian filter of every channel of [N, H, W, M] maps.
 
-    `scale` goes into the kernel, which is free, where a multiplication of the
-    map would be a full pass over it. `transposed=True` gives the adjoint
-    (the gradient of the VALID filter): VALID filtering of the map zero-padded
-    by k-1 on every side; the Gaussian is symmetric, so no flip is needed.
+    `scale` (a number or a scalar tensor) goes into the kernel, which is free,
+    where a multiplication of the map would be a full pass over it.
+    `transposed=True` gives the adjoint (the gradient of the VALID filter):
+    VALID filtering of the map zero-padded by k-1 on every side; the Gaussian
+    is symmetric, so no flip is needed.
     """
     if transposed:
         # [N, H', W', M] -> [N, H'+2(k-1), W'+2(k-1), M]
         pad = filter_size - 1
         maps = ops.pad(maps, ((0, 0), (pad, pad), (pad, pad), (0, 0)))
     height, width, channels = maps.shape[1:]
+    out_height, out_width = height - filter_size + 1, width - filter_size + 1
     weights = _gaussian_1d(filter_size, filter_sigma)
-    # Depthwise kernels are [kh, kw, in_channels, multiplier]. The H pass runs as a
-    # [1, k] pass over [N, 1, H, W*M], each column of each map a channel of its own
-    # (a free reshape): TF's CPU [k, 1] depthwise pass costs about twice its [1, k]
-    # pass, and this made fwd+bwd 4-10% faster (README, "SSIM and MS-SSIM speed").
-    kernel_h = np.tile((weights * scale).reshape(1, filter_size, 1, 1), (1, 1, width * channels, 1))
+    # Depthwise kernels are [kh, kw, in_channels, multiplier].
     kernel_w = np.tile(weights.reshape(1, filter_size, 1, 1), (1, 1, channels, 1))
-    # [N, H, W, M] -> [N, 1, H, W*M] -> [N, 1, H-k+1, W*M] -> [N, H-k+1, W, M]
-    maps = ops.reshape(maps, (-1, 1, height, width * channels))
-    maps = ops.depthwise_conv(maps, kernel_h.astype(np.float32), padding="valid")
-    maps = ops.reshape(maps, (-1, height - filter_size + 1, width, channels))
-    # [N, H-k+1, W, M] -> [N, H-k+1, W-k+1, M]
-    return ops.depthwise_conv(maps, kernel_w.astype(np.float32), padding="valid")
+    # The H pass runs as a [1, k] pass over [N, 1, H, W'*M], each column of each
+    # map a channel of its own (a free reshape): TF's CPU [k, 1] depthwise pass
+    # costs about twice its [1, k] pass, and this made fwd+bwd 4-10% faster
+    # (README, "SSIM and MS-SSIM speed").
+    kernel_h = np.tile(weights.reshape(1, filter_size, 1, 1), (1, 1, out_width * channels, 1))
+    if isinstance(scale, (int, float)):
+        kernel_h = (kernel_h * scale).astype(np.float32)
+    else:
+        # A scale known only at run time (a tensor): a multiply of the small kernel.
+        kernel_h = kernel_h.astype(np.float32) * scale
+    # [N, H, W, M] -> [N, H, W', M]
+    maps = ops.depthwise_conv(maps, kernel_w.astype(np.float32), padding="valid")
+    # [N, H, W', M] -> [N, 1, H, W'*M] -> [N, 1, H', W'*M] -> [N, H', W', M]. The W
+    # pass comes first because TF's CPU depthwise kernel returns an empty batch (a
+    # replica's share of a short last batch under a distribution strategy) in its
+    # input's shape; these reshapes then restore the right one.
+    maps = ops.reshape(maps, (-1, 1, height, out_width * channels))
+    maps = ops.depthwise_conv(maps, kernel_h, padding="valid")
+    return ops.reshape(maps, (-1, out_height, out_width, channels))
 
 
 def _ssim_and_cs(x, y, max_val, filter_size, filter_sigma, k1, k2, output="ssim"):
@@ -249,21 +260,40 @@ def _ssim_and_cs(x, y, max_val, filter_size, filter_sigma, k1, k2, output="ssim"
                 same = b_cs - a * luminance
                 grad_mean_y = mean_x * cross + mean_y * same
                 grad_mean_x = mean_y * cross + mean_x * same
-            # Transposed filters, [N, H', W', K] -> [N, H, W, K]. d/dy of E[xy] is x
-            # and of E[x^2 + y^2] is 2y; that 2 cancels the 1/2 in -CS / cs_den. A
-            # loss differentiates only y_pred; inside tf.function / jit the unused
-            # back_x and grad_x are pruned.
-            back_y, back_xy, back_sq, back_x = filter_each(
-                [grad_mean_y, b, b_cs, grad_mean_x],
-                scales=[scale, scale, -scale, scale],
-                transposed=True,
-            )
-            # [N, K] -> [N, 1, 1, K]: the upstream weight of each frame and channel,
-            # applied once, after the filters (they are linear and per channel).
-            weight = ops.expand_dims(upstream, (1, 2))
-            grad_x = weight * (back_x + y * back_xy + x * back_sq)
-            grad_y = weight * (back_y + x * back_xy + y * back_sq)
-            return grad_x, grad_y
+            # The gradient with respect to y is
+            #   F'(grad_mean_y) + x F'(b) - y F'(b CS), times the upstream weight,
+            # with F' the transposed filter, [N, H', W', K] -> [N, H, W, K], and the
+            # statistics read as E[x^2 + y^2] and E[xy] (the same function as the
+            # forward's E[(x - y)^2] and E[xy]): d/dy of E[xy] is x, and of E[x^2 + y^2]
+            # is 2y, whose 2 cancels the 1/2 in -CS / cs_den.
+            #
+            # The upstream weight is per frame and channel, [N, K]. Where it is one
+            # number, as for a loss without sample weights, it goes into the filter
+            # kernels, which saves a full-size multiply (~3% of fwd+bwd at
+            # 4x4x256x256x3); otherwise it multiplies the result. max == min rather
+            # than upstream[0, 0]: a replica's batch can be empty (max -inf, min inf).
+            first = ops.max(upstream)
+            uniform = ops.equal(first, ops.min(upstream))
+
+            def backward(grad_mean, other, same_input):
+                def transposed(kernel_scale):
+                    back_mean, back_xy, back_sq = filter_each(
+                        [grad_mean, b, b_cs],
+                        scales=[kernel_scale, kernel_scale, -kernel_scale],
+                        transposed=True,
+                    )
+                    return back_mean + other * back_xy + same_input * back_sq
+
+                return ops.cond(
+                    uniform,
+                    lambda: transposed(scale * first),
+                    # [N, K] -> [N, 1, 1, K]
+                    lambda: ops.expand_dims(upstream, (1, 2)) * transposed(scale),
+                )
+
+            # A loss differentiates only y_pred; inside tf.function / jit the unused
+            # gradient for y_true is pruned, filters and all.
+            return backward(grad_mean_x, y, x), backward(grad_mean_y, x, y)
 
         return value, grad
 

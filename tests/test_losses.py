@@ -205,6 +205,48 @@ def test_ssim_of_a_single_frame_is_a_scalar():
     np.testing.assert_allclose(ours.numpy(), tf.image.ssim(y_true, y_pred, 1.0), atol=1e-5)
 
 
+@pytest.mark.parametrize("graph", [False, True])
+def test_ssim_gradient_with_unequal_frame_weights_matches_tf(graph):
+    # The backward folds an upstream weight that is one number into its filter
+    # kernels and multiplies by anything else; this covers the second branch.
+    y_true, y_pred = frame_pair((3, 4, 16, 16, 2), seed=8)
+    weights = tf.constant(np.random.default_rng(8).uniform(0.1, 2.0, (3, 4)), tf.float32)
+
+    def weighted(fn):
+        def value_and_gradient(a, b):
+            with tf.GradientTape() as tape:
+                tape.watch(b)
+                total = tf.reduce_sum(weights * fn(a, b))
+            return tape.gradient(total, b)
+
+        return tf.function(value_and_gradient) if graph else value_and_gradient
+
+    y_true, y_pred = tf.constant(y_true), tf.constant(y_pred)
+    ours = weighted(ssim)(y_true, y_pred)
+    reference = weighted(lambda a, b: tf.image.ssim(a, b, 1.0))(y_true, y_pred)
+    np.testing.assert_allclose(ours.numpy(), reference.numpy(), atol=1e-6)
+
+
+@pytest.mark.parametrize("name", ["ssim", "ms_ssim"])
+def test_value_and_gradient_of_an_empty_batch(name):
+    # Under a distribution strategy a replica's share of the last batch can be
+    # empty; TF's CPU depthwise kernel returns such a batch in the wrong shape.
+    similarity = {"ssim": ssim, "ms_ssim": lambda a, b: ms_ssim(a, b, power_factors=THREE_SCALES)}
+    spec = tf.TensorSpec((None, 2, 48, 48, 1), tf.float32)
+
+    @tf.function(input_signature=[spec, spec])
+    def value_and_gradient(y_true, y_pred):
+        with tf.GradientTape() as tape:
+            tape.watch(y_pred)
+            value = similarity[name](y_true, y_pred)
+            total = tf.reduce_sum(value)
+        return value, tape.gradient(total, y_pred)
+
+    empty = tf.zeros((0, 2, 48, 48, 1))
+    value, grad = value_and_gradient(empty, empty)
+    assert tuple(value.shape) == (0, 2) and tuple(grad.shape) == (0, 2, 48, 48, 1)
+
+
 def test_ssim_gradient_with_respect_to_y_true_matches_tf():
     y_true, y_pred = frame_pair((2, 16, 18, 3), seed=6)
     ours = gradient(lambda a, b: ssim(b, a), y_pred, y_true)
