@@ -129,11 +129,13 @@ def _gaussian_1d(filter_size, filter_sigma):
     return weights / weights.sum()
 
 
-def _gaussian_filter(maps, filter_size, filter_sigma, scale=1.0, transposed=False):
-    """`scale` times the VALID separable Gaussian filter of every channel of [N, H, W, M] maps.
+def _gaussian_filter(maps, filter_size, filter_sigma, scale=1.0, transposed=False, offset=0.0):
+    """`scale` times the VALID separable Gaussian filter of [N, H, W, M] maps, plus `offset`.
 
-    `scale` (a number or a scalar tensor) goes into the kernel, which is free,
-    where a multiplication of the map would be a full pass over it.
+    `scale` (a number or a scalar tensor) goes into the kernel and `offset` into
+    a per-channel bias that TF's CPU remapper fuses into the depthwise kernel
+    (`_MklNativeFusedDepthwiseConv2dNative`); both are free, where a
+    multiplication or addition on the map would be a full pass over it.
     `transposed=True` gives the adjoint (the gradient of the VALID filter):
     VALID filtering of the map zero-padded by k-1 on every side; the Gaussian
     is symmetric, so no flip is needed.
@@ -165,6 +167,10 @@ def _gaussian_filter(maps, filter_size, filter_sigma, scale=1.0, transposed=Fals
     # input's shape; these reshapes then restore the right one.
     maps = ops.reshape(maps, (-1, 1, height, out_width * channels))
     maps = ops.depthwise_conv(maps, kernel_h, padding="valid")
+    if offset:
+        # A vector, not a scalar: only a per-channel bias right after the
+        # convolution is fused.
+        maps = maps + np.full((out_width * channels,), offset, np.float32)
     return ops.reshape(maps, (-1, out_height, out_width, channels))
 
 
@@ -192,25 +198,27 @@ def _ssim_and_cs(x, y, max_val, filter_size, filter_sigma, k1, k2, output="ssim"
     c1 = (k1 * max_val) ** 2
     c2 = (k2 * max_val) ** 2
 
-    def filter_each(maps, scales=None, transposed=False):
+    def filter_each(maps, scales=None, transposed=False, offsets=None):
         # m x [N, H, W, K] -> m x [N, H', W', K], one depthwise call per map. Stacking
         # the maps for a single call costs a full copy in and a slice copy per map out;
         # at 4x4x256x256x3 that made fwd+bwd ~10% slower than separate calls (measured
         # on our 2-core CPU), and at 64x64 no faster.
         scales = scales or [1.0] * len(maps)
+        offsets = offsets or [0.0] * len(maps)
         return tuple(
-            _gaussian_filter(m, filter_size, filter_sigma, s, transposed)
-            for m, s in zip(maps, scales)
+            _gaussian_filter(m, filter_size, filter_sigma, s, transposed, o)
+            for m, s, o in zip(maps, scales, offsets)
         )
 
     @ops.custom_gradient
     def ssim_or_cs(x, y):
         # [N, H, W, K] -> [N, H', W', K]. TF filters x**2 + y**2; E[(x - y)**2] carries
         # the same information given E[xy] (their difference is 2 E[xy]) and costs one
-        # full-size pass less to build. xy is filtered with a doubled kernel.
+        # full-size pass less to build. xy is filtered with a doubled kernel and
+        # offset by c2: 2 E[xy] + c2.
         diff_xy = x - y
-        mean_x, mean_y, mean_sq_diff, mean_xy2 = filter_each(
-            [x, y, diff_xy * diff_xy, x * y], scales=[1.0, 1.0, 1.0, 2.0]
+        mean_x, mean_y, mean_sq_diff, mean_xy2_c2 = filter_each(
+            [x, y, diff_xy * diff_xy, x * y], scales=[1.0, 1.0, 1.0, 2.0], offsets=[0, 0, 0, c2]
         )
         # 2 mu_x mu_y, and mu_x**2 + mu_y**2 = (mu_x - mu_y)**2 + 2 mu_x mu_y.
         prod = mean_x * mean_y
@@ -220,15 +228,14 @@ def _ssim_and_cs(x, y, max_val, filter_size, filter_sigma, k1, k2, output="ssim"
         # cov_xy = E[xy] - mu_x mu_y: the biased estimate (compensation 1.0) that
         # TF uses to match the MATLAB reference implementation of MS-SSIM.
         # cs_num = 2 cov_xy + c2; cs_den = var_x + var_y + c2 = cs_num + var(x - y).
+        cs_num = mean_xy2_c2 - two_prod
+        cs_den = cs_num + mean_sq_diff - sq_diff
         if output == "cs":
-            cs_num = (mean_xy2 + c2) - two_prod
             luminance = lum_den = None
         else:
             lum_num = two_prod + c1
             lum_den = lum_num + sq_diff
             luminance = lum_num / lum_den
-            cs_num = mean_xy2 - lum_num + (c1 + c2)
-        cs_den = cs_num + mean_sq_diff - sq_diff
         cs = cs_num / cs_den
         value_map = cs if luminance is None else luminance * cs
         # [N, H', W', K] -> [N, K]
