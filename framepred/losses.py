@@ -12,8 +12,8 @@ so mixed-precision models still get a float32 loss.
 
 `ssim` reproduces `tf.image.ssim` (Wang et al. 2004; VALID Gaussian filtering,
 biased covariance, mean over channels) but filters with the separable 1D
-Gaussian and runs all moment maps through one depthwise convolution; see
-README, "SSIM and MS-SSIM speed", for the speed-up.
+Gaussian, lays the frames side by side on the channel axis and has a
+hand-written gradient; see README, "SSIM and MS-SSIM speed", for the speed-up.
 """
 
 import keras
