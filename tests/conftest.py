@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import subprocess
 import sys
@@ -51,3 +52,13 @@ def fast_run(tmp_path_factory) -> Path:
         cfg = compose("train", overrides=["debug=fast"])
     train(cfg, run_dir=run_dir)
     return run_dir
+
+
+def snapshot(folder: Path, skip=()) -> dict:
+    """Every file under `folder`: content hash and modification time."""
+    return {
+        str(path.relative_to(folder)): (hashlib.sha256(path.read_bytes()).hexdigest(),
+                                        path.stat().st_mtime_ns)
+        for path in sorted(folder.rglob("*"))
+        if path.is_file() and not any(part in skip for part in path.relative_to(folder).parts)
+    }

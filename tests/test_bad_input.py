@@ -8,7 +8,6 @@ than per case, one subprocess imports them and forks a child per case.
 
 from __future__ import annotations
 
-import hashlib
 import importlib.util
 import json
 import os
@@ -17,7 +16,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
+from tests.conftest import REPO, snapshot
 
 DRIVER = r"""
 import importlib, json, os, sys
@@ -59,16 +58,6 @@ def run_cases(cases: list[dict], workdir: Path) -> list[dict]:
                           cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
     return json.loads(done.stdout.strip().splitlines()[-1])
-
-
-def snapshot(folder: Path, skip=()) -> dict:
-    """Every file under `folder`: content hash and modification time."""
-    return {
-        str(path.relative_to(folder)): (hashlib.sha256(path.read_bytes()).hexdigest(),
-                                        path.stat().st_mtime_ns)
-        for path in sorted(folder.rglob("*"))
-        if path.is_file() and not any(part in skip for part in path.relative_to(folder).parts)
-    }
 
 
 def has(module: str) -> bool:

@@ -4,7 +4,6 @@ TensorBoard steps, finished runs left alone, atomic saves that keep the last goo
 from __future__ import annotations
 
 import errno
-import hashlib
 import json
 import os
 import re
@@ -25,8 +24,8 @@ from framepred import resilience
 from framepred.callbacks import Checkpoints
 from framepred.errors import FramepredError
 from framepred.runs import RunPaths
+from tests.conftest import REPO, snapshot
 
-REPO = Path(__file__).resolve().parent.parent
 # Epochs of ~1-2 s on 2 CPU cores: long enough to kill a run between two of them.
 SLOW_EPOCHS = ["debug=fast", "trainer.epochs=3", "data.train_sequences=32",
                "trainer.forecast_images=0"]
@@ -44,15 +43,6 @@ def epoch_steps(run: Path, tag: str = "epoch_loss") -> dict[str, list[int]]:
                 found += [event.step for value in event.summary.value if value.tag == tag]
         steps[split] = found
     return steps
-
-
-def snapshot(folder: Path, skip=()) -> dict:
-    return {
-        str(p.relative_to(folder)): (hashlib.sha256(p.read_bytes()).hexdigest(),
-                                     p.stat().st_mtime_ns)
-        for p in sorted(folder.rglob("*"))
-        if p.is_file() and not any(part in skip for part in p.relative_to(folder).parts)
-    }
 
 
 # --- finished runs, changed configs, trainer.resume=false ---------------------------
