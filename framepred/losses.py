@@ -283,25 +283,24 @@ def _ssim_and_cs(x, y, max_val, filter_size, filter_sigma, k1, k2, output="ssim"
             first = ops.max(upstream, initial=-np.inf)
             uniform = ops.equal(first, ops.min(upstream, initial=np.inf))
 
-            def backward(grad_mean, other, same_input):
-                def transposed(kernel_scale):
-                    back_mean, back_xy, back_sq = filter_each(
-                        [grad_mean, b, b_cs],
-                        scales=[kernel_scale, kernel_scale, -kernel_scale],
-                        transposed=True,
-                    )
-                    return back_mean + other * back_xy + same_input * back_sq
-
-                return ops.cond(
-                    uniform,
-                    lambda: transposed(scale * first),
-                    # [N, K] -> [N, 1, 1, K]
-                    lambda: ops.expand_dims(upstream, (1, 2)) * transposed(scale),
+            def transposed(kernel_scale):
+                # F'(b) and F'(b CS) serve both gradients; in a loss, which needs only
+                # y_pred's, inside tf.function / jit the unused back_x and grad_x are
+                # pruned.
+                back_y, back_x, back_xy, back_sq = filter_each(
+                    [grad_mean_y, grad_mean_x, b, b_cs],
+                    scales=[kernel_scale, kernel_scale, kernel_scale, -kernel_scale],
+                    transposed=True,
                 )
+                return back_x + y * back_xy + x * back_sq, back_y + x * back_xy + y * back_sq
 
-            # A loss differentiates only y_pred; inside tf.function / jit the unused
-            # gradient for y_true is pruned, filters and all.
-            return backward(grad_mean_x, y, x), backward(grad_mean_y, x, y)
+            def weighted():
+                # [N, K] -> [N, 1, 1, K]
+                weight = ops.expand_dims(upstream, (1, 2))
+                grad_x, grad_y = transposed(scale)
+                return weight * grad_x, weight * grad_y
+
+            return ops.cond(uniform, lambda: transposed(scale * first), weighted)
 
         return value, grad
 
