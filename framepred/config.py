@@ -122,6 +122,7 @@ class Optimizer(str, Enum):
 class Schedule(str, Enum):
     constant = "constant"
     cosine = "cosine"
+    onecycle = "onecycle"  # Smith & Topin 2019, as OpenSTL's recipes
 
 
 class Split(str, Enum):
@@ -195,6 +196,7 @@ class TrainerConfig:
     weight_decay: float = 0.0
     clipnorm: float | None = 1.0
     schedule: Schedule = Schedule.constant
+    warmup_fraction: float = 0.3  # onecycle: share of the steps rising to learning_rate
     seed: int = 42
     precision: Precision = Precision.float32
     jit_compile: str = "auto"  # auto | true | false
@@ -389,6 +391,8 @@ def validate(cfg: Any) -> None:
     _require(trainer.batch_size >= 1, f"trainer.batch_size={trainer.batch_size} must be >= 1")
     _require(trainer.learning_rate > 0,
              f"trainer.learning_rate={trainer.learning_rate} must be > 0")
+    _require(0 < trainer.warmup_fraction < 1,
+             f"trainer.warmup_fraction={trainer.warmup_fraction} must lie in (0, 1)")
     for name in ("steps_per_epoch", "validation_steps", "backup_every_steps"):
         value = getattr(trainer, name)
         _require(value is None or value >= 1, f"trainer.{name}={value} must be >= 1 or null")

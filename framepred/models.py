@@ -132,11 +132,52 @@ def _normalization(kind: str, filters: int, name: str):
     return None
 
 
-def _head(features, channels: int, patch_size: int, activation: str):
-    """Per-frame 1x1 projection back to patches, then to frames. Float32, as the loss."""
+# Below this, a sigmoid's output is taken as 0 when a frame is mapped back to logits: the
+# copy is exact to COPY_EPSILON, and a black pixel starts at logit -6.9, not at -inf.
+COPY_EPSILON = 1e-3
+
+
+@keras.saving.register_keras_serializable(package="framepred")
+class InverseActivation(layers.Layer):
+    """Frames -> the head input that `activation` maps back to the same frames.
+
+    The head adds this to its own output, so a head whose weights are zero forecasts
+    exactly the frame it is given (copy-last) for every output activation, and the
+    ConvLSTM learns the change on top of it. A gain-scaled identity through a sigmoid
+    (sigmoid(14x - 7)) only copies pixels near 0 or 1: on mid-grey footage it starts
+    far below copy-last.
+    """
+
+    def __init__(self, activation: str, **kwargs):
+        super().__init__(**kwargs)
+        self.activation = str(activation)
+
+    def call(self, frames):
+        frames = ops.cast(frames, self.compute_dtype)
+        if self.activation == "sigmoid":
+            clipped = ops.clip(frames, COPY_EPSILON, 1.0 - COPY_EPSILON)
+            return ops.log(clipped) - ops.log1p(-clipped)  # logit
+        if self.activation == "hard_sigmoid":
+            return 6.0 * frames - 3.0  # hard_sigmoid(x) = x / 6 + 1/2 on [-3, 3]
+        return frames  # linear, and relu for frames >= 0
+
+    def get_config(self):
+        return {**super().get_config(), "activation": self.activation}
+
+
+def _head(features, channels: int, patch_size: int, activation: str, last=None):
+    """Per-frame 1x1 projection back to patches, then to frames. Float32, as the loss.
+
+    `last` [B, T, h, w, p*p*C]: the latest observed frame's patches for each output.
+    When given, the projection is a residual on top of it, in the activation's input
+    space, and `init_head` zeroes the projection: the model starts as copy-last.
+    """
     patches = layers.Conv3D(
         channels * patch_size * patch_size, kernel_size=1, name="head", dtype="float32"
     )(features)  # kernel 1 in time: no frame sees another
+    if last is not None:
+        copied = InverseActivation(activation, name="copy_last", dtype="float32")(last)
+        patches = layers.Add(name="residual", dtype="float32")([patches, copied])
     frames = DepthToSpace(patch_size, name="to_frames", dtype="float32")(patches)
     return layers.Activation(activation, name="forecast", dtype="float32")(frames)
 
@@ -150,15 +191,17 @@ def build_next_frame(
     frames = keras.Input((None, height, width, channels), name="frames")
     x = patches = SpaceToDepth(patch_size, name="to_patches")(frames)
     for i, (width_i, kernel) in enumerate(zip(filters, kernel_size)):
-        x = layers.ConvLSTM2D(width_i, kernel, padding="same", return_sequences=True,
-                              name=f"convlstm_{i}")(x)
+        # The final states are unused here; `step_model` reads them to roll out one
+        # frame per step instead of re-reading the whole buffer.
+        x, _, _ = layers.ConvLSTM2D(width_i, kernel, padding="same", return_sequences=True,
+                                    return_state=True, name=f"convlstm_{i}")(x)
         norm = _normalization(normalization, width_i, f"norm_{i}")
         x = norm(x) if norm is not None else x
     if skip:
         # Output t also sees frame t itself, so copying it (the copy-last baseline) is
         # one 1x1 convolution away and the ConvLSTM learns the change; still causal.
         x = layers.Concatenate(axis=-1, name="skip")([x, patches])
-    forecast = _head(x, channels, patch_size, output_activation)
+    forecast = _head(x, channels, patch_size, output_activation, last=patches if skip else None)
     return keras.Model(frames, forecast, name="next_frame_convlstm")
 
 
@@ -190,9 +233,11 @@ def build_encoder_forecaster(
     if skip:
         # Every forecast step also sees the last context frame: copy-last is one 1x1
         # convolution away, and the forecaster learns the motion on top of it.
-        outputs.append(RepeatLast(future_frames, name="skip")(patches))
+        last = RepeatLast(future_frames, name="skip")(patches)
+        outputs.append(last)
     features = outputs[0] if len(outputs) == 1 else layers.Concatenate(axis=-1)(outputs)
-    forecast = _head(features, channels, patch_size, output_activation)
+    forecast = _head(features, channels, patch_size, output_activation,
+                     last=last if skip else None)
     return keras.Model(context, forecast, name="encoder_forecaster_convlstm")
 
 
@@ -266,29 +311,24 @@ def _predict(model: keras.Model, inputs: np.ndarray) -> np.ndarray:
 def init_head(model: keras.Model, level: float) -> None:
     """Starts the model at a sensible forecast instead of a grey 0.5.
 
-    With the skip input the head starts as the copy-last-frame baseline: its weights
-    from the latest frame's patches are a (scaled) identity, as identity
-    initialization does for recurrent nets (Le et al. 2015). The ConvLSTM then
-    learns the motion on top.
+    With the skip input the head is a residual on the latest frame (`InverseActivation`),
+    and zeroing its projection makes the model start exactly as the copy-last-frame
+    baseline, for every output activation: identity initialization, as Le et al. 2015
+    use it for recurrent nets, and zero-initialized residual branches (Goyal et al.
+    2017). The ConvLSTM then learns the motion on top; its gradient flows from the
+    first step on, since the projection's own gradient is not zero.
 
     Without the skip the head's bias is set to the data's mean intensity `level`
-    (Karpathy 2019, "init well"). Either way a sigmoid head does not begin at 0.5:
-    on dark backgrounds that start makes every loss push the whole frame down
-    until the sigmoid saturates at 0 and the gradient vanishes.
+    (Karpathy 2019, "init well"): a sigmoid head that begins at 0.5 on a dark
+    background makes every loss push the whole frame down until the sigmoid
+    saturates at 0 and the gradient vanishes.
     """
     head = model.get_layer("head")
     activation = model.get_layer("forecast").get_config()["activation"]
     kernel, bias = head.get_weights()  # kernel [1, 1, 1, features, p*p*C]
-    outputs = kernel.shape[-1]
-    squashed = activation in ("sigmoid", "hard_sigmoid")
-    if _has_layer(model, "skip"):
-        # hard_sigmoid(6x - 3) is exactly x on [0, 1]; sigmoid(14x - 7) maps 0 -> 0.0009.
-        # A milder gain leaves the background visibly grey (sigmoid(-3) = 0.05), and
-        # SSIM's luminance term, with c1 = 1e-4, scores a black frame against a 0.05
-        # one at 0.04: the loss would start near 1 instead of at copy-last's value.
-        gain = {"sigmoid": 14.0, "hard_sigmoid": 6.0}.get(activation, 1.0)
-        kernel[..., -outputs:, :] = gain * np.eye(outputs, dtype=kernel.dtype)
-        bias[:] = -gain / 2.0 if squashed else 0.0
+    if _has_layer(model, "copy_last"):
+        kernel[:] = 0.0
+        bias[:] = 0.0
     else:
         level = float(np.clip(level, 1e-3, 1.0 - 1e-3))
         if activation == "sigmoid":

@@ -60,9 +60,14 @@ def build_metrics(loss_cfg):
 def build_optimizer(trainer, steps_per_epoch: int):
     import keras
 
-    rate = float(trainer.learning_rate)
-    if option_value(trainer.schedule) == "cosine":
-        rate = keras.optimizers.schedules.CosineDecay(rate, trainer.epochs * steps_per_epoch)
+    from framepred.schedules import OneCycle
+
+    rate, total_steps = float(trainer.learning_rate), int(trainer.epochs) * steps_per_epoch
+    schedule = option_value(trainer.schedule)
+    if schedule == "cosine":
+        rate = keras.optimizers.schedules.CosineDecay(rate, total_steps)
+    elif schedule == "onecycle":
+        rate = OneCycle(rate, total_steps, warmup_fraction=float(trainer.warmup_fraction))
     options = dict(learning_rate=rate, clipnorm=trainer.clipnorm)
     if option_value(trainer.optimizer) == "adamw":
         return keras.optimizers.AdamW(weight_decay=float(trainer.weight_decay), **options)

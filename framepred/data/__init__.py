@@ -22,8 +22,7 @@ from framepred.config import option_value
 from framepred.data.files import BadFiles, existing_path
 from framepred.data.formats import FrameFormat
 from framepred.data.moving_digits import MovingDigits
-from framepred.data.pipeline import split_window, training_pairs, window_dataset
-from framepred.data.source import SequenceSource
+from framepred.data.source import SequenceSource, split_window
 from framepred.data.splits import Span, SpanSource, split_spans
 from framepred.errors import FramepredError
 
@@ -41,6 +40,16 @@ __all__ = [
     "SPLITS", "MovingDigits", "SequenceSource", "build_source", "split_window",
     "training_pairs", "window_dataset", "windows", "window_length",
 ]
+
+
+def __getattr__(name: str):
+    # The tf.data pipeline loads TensorFlow; the sources do not, so they also serve
+    # code that runs without it (a JAX machine, scripts/bench_quality.py).
+    if name in ("training_pairs", "window_dataset"):
+        from framepred.data import pipeline
+
+        return getattr(pipeline, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def window_length(data: Any) -> int:
@@ -170,6 +179,8 @@ def _bouncing_digits(data: Any, split: str, glyphs=None) -> MovingDigits:
 def windows(data: Any, split: str, batch_size: int, shuffle: bool = False, seed: int = 0,
             repeat: bool = False, drop_remainder: bool = False):
     """tf.data of window batches [B, context+future, H, W, C] for one split."""
+    from framepred.data.pipeline import window_dataset
+
     source = build_source(data, split)
     height, width = data.frame_size
     cache = data.cache

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import tensorflow as tf
 
-from framepred.data.source import SequenceSource
+from framepred.data.source import SequenceSource, split_window
 
 
 def window_dataset(
@@ -53,17 +53,6 @@ def window_dataset(
     if repeat:
         dataset = dataset.repeat()
     return dataset.batch(batch_size, drop_remainder=drop_remainder).prefetch(tf.data.AUTOTUNE)
-
-
-def split_window(frames, form: str, context_frames: int):
-    """(inputs, targets) of a window batch for the model form.
-
-    next_frame: inputs are frames 0..T-2, targets frames 1..T-1 (teacher forcing).
-    encoder_forecaster: inputs are the context, targets the future.
-    """
-    if form == "next_frame":
-        return frames[:, :-1], frames[:, 1:]
-    return frames[:, :context_frames], frames[:, context_frames:]
 
 
 def training_pairs(windows: tf.data.Dataset, form: str, context_frames: int) -> tf.data.Dataset:

@@ -39,3 +39,14 @@ class SequenceSource:
             for index in range(len(self))
             for start in range(0, self.num_frames(index) - length + 1, stride)
         ]
+
+
+def split_window(frames, form: str, context_frames: int):
+    """(inputs, targets) of a window batch for the model form.
+
+    next_frame: inputs are frames 0..T-2, targets frames 1..T-1 (teacher forcing).
+    encoder_forecaster: inputs are the context, targets the future.
+    """
+    if form == "next_frame":
+        return frames[:, :-1], frames[:, 1:]
+    return frames[:, :context_frames], frames[:, context_frames:]
