@@ -9,9 +9,9 @@ one TensorBoard "run" (one writer):
     images/              `ForecastImages`: one forecast grid per validation
                          sequence, step = epoch (0-based, as Keras' scalars)
     forecast/model/,     `log_forecast_metrics`: forecast/<metric> with step =
-    forecast/copy_last/  forecast step t (1 ... H), and forecast_mean/<metric>
-                         (mean over steps) at step 0; one chart per metric
-                         overlays the model and the copy-last-frame baseline
+    forecast/copy_last/, forecast step t (1 ... H), and forecast_mean/<metric>
+    forecast/background/, (mean over steps) at step 0; one chart per metric
+    forecast/blank/      overlays the model and every baseline
     . (the folder itself) `HParams`: the run's hyperparameters, the session
                          the HParams tab lists
 
@@ -31,6 +31,7 @@ import tensorflow as tf
 
 from framepred import visualize
 from framepred.config import option_value
+from framepred.metrics import forecast_entries
 
 log = logging.getLogger(__name__)
 
@@ -41,7 +42,8 @@ HPARAMS_METRICS = (
     *[(f"epoch_{name}", "validation", f"val {name} (last epoch)")
       for name in ("loss", "ssim", "psnr", "mse", "mae")],
     *[(f"forecast_mean/{name}", f"{FORECAST_RUN}/model", f"forecast {label} (mean t+1..t+H)")
-      for name, label in (("ssim", "SSIM"), ("psnr", "PSNR"), ("mse", "MSE per pixel"),
+      for name, label in (("ssim", "SSIM"), ("ssim_openstl", "SSIM (OpenSTL)"),
+                          ("psnr", "PSNR"), ("mse", "MSE per pixel"),
                           ("mae", "MAE per pixel"), ("mse_sum", "MSE per frame (OpenSTL)"),
                           ("mae_sum", "MAE per frame (OpenSTL)"))],
 )
@@ -185,11 +187,13 @@ def build_callbacks(cfg: Any, run) -> list[keras.callbacks.Callback]:
 
 def log_forecast_metrics(log_dir: str | Path, results: dict) -> None:
     """Writes `evaluation.evaluate_forecast` results under `<log_dir>/forecast/`, one
-    TensorBoard run per entry (`forecast/model`, `forecast/copy_last`): the tag
-    `forecast/<metric>` at step t = 1 ... H and `forecast_mean/<metric>` (mean over
-    steps) at step 0. The same tag in two runs is drawn as two lines in one chart,
-    so every metric shows the model against the copy-last-frame baseline."""
-    for entry, entry_results in results.items():
+    TensorBoard run per entry (`forecast/model`, `forecast/copy_last`,
+    `forecast/background`, `forecast/blank`): the tag `forecast/<metric>` at step
+    t = 1 ... H and `forecast_mean/<metric>` (mean over steps) at step 0. The same
+    tag in several runs is drawn as one line each in one chart, so every metric
+    shows the model against every baseline. The verdict (`beats_best_baseline`)
+    is not an entry and is left to metrics.json."""
+    for entry, entry_results in forecast_entries(results).items():
         writer = tf.summary.create_file_writer(str(Path(log_dir) / FORECAST_RUN / entry))
         with writer.as_default():
             for metric, values in entry_results.items():

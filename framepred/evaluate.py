@@ -8,8 +8,9 @@
 Composes configs/evaluate.yaml; the data config is the run's own (<run>/config.yaml
 beside checkpoints/) with the keys given here replaced. Then: load -> check the
 data fits the checkpoint -> per-step forecast metrics for the model and the
-copy-last-frame baseline -> the table on stdout, metrics.json, metrics.csv and
-TensorBoard scalars (tensorboard/forecast/) in the output folder (hydra.run.dir).
+baselines (copy_last, background, blank; whether the model beats the best) ->
+the table on stdout, metrics.json, metrics.csv and TensorBoard scalars
+(tensorboard/forecast/) in the output folder (hydra.run.dir).
 """
 
 from __future__ import annotations
@@ -34,21 +35,25 @@ JSON_NAME = "metrics.json"
 
 
 def write_csv(path: Path, results: dict) -> None:
-    """One row per (entry, step): entry, step (1 ... H, then "mean"), every metric."""
-    entries = list(results)
-    metric_names = list(results[entries[0]])
+    """One row per (entry, step): entry (model, then each baseline), step (1 ... H,
+    then "mean"), every metric. The verdict (`beats_best_baseline`) is in
+    metrics.json only."""
+    from framepred.metrics import forecast_entries
+
+    entries = forecast_entries(results)
+    metric_names = list(next(iter(entries.values())))
 
     def write(tmp):
         with open(tmp, "w", newline="") as handle:
             table = csv.writer(handle)
             table.writerow(["entry", "step", *metric_names])
-            for entry in entries:
-                steps = len(results[entry][metric_names[0]]["per_step"])
+            for entry, values in entries.items():
+                steps = len(values[metric_names[0]]["per_step"])
                 for step in range(steps):
                     table.writerow([entry, step + 1, *(
-                        f"{results[entry][name]['per_step'][step]:.6g}" for name in metric_names)])
+                        f"{values[name]['per_step'][step]:.6g}" for name in metric_names)])
                 table.writerow([entry, "mean", *(
-                    f"{results[entry][name]['mean']:.6g}" for name in metric_names)])
+                    f"{values[name]['mean']:.6g}" for name in metric_names)])
 
     atomic_write(path, write)
 

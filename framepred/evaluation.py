@@ -2,7 +2,9 @@
 
 Context frames go in, `future_frames` forecasts come out, and every forecast
 step t+1 ... t+H is scored against the truth with the metric definitions of
-`framepred.metrics`, beside the copy-last-frame baseline.
+`framepred.metrics`, beside each baseline of `metrics.BASELINES` (copy-last
+frame, background, blank frame), with a verdict on whether the model beats
+the best of them.
 """
 
 from __future__ import annotations
@@ -18,20 +20,35 @@ def evaluate_forecast(
     model, batches: Iterable, context_frames: int, future_frames: int,
     max_batches: int | None = None,
 ) -> dict:
-    """`batches` yields windows [B, context+future, H, W, C] (NumPy or tensors).
+    """Scores the model and every baseline on `batches` of windows.
 
-    Returns {"model": {...}, "copy_last": {...}}, each metric with "per_step"
-    (one value per forecast step) and "mean" (over steps).
+    Args:
+        model: The forecaster (`models.forecast` rolls it out).
+        batches: Windows `[B, context+future, H, W, C]` (NumPy or tensors).
+        context_frames: Frames of each window the forecasts see.
+        future_frames: Frames forecast and scored.
+        max_batches: Stop after this many batches; None reads them all.
+
+    Returns:
+        The metrics.json layout: `{"model": ..., "copy_last": ...,
+        "background": ..., "blank": ...}`, each `{metric: {"per_step": [...],
+        "mean": float}}` (`PerStepMeans.result()`), and under
+        `"beats_best_baseline"` (`metrics.VERDICT_KEY`) the verdict of
+        `metrics.beats_best_baseline`. `metrics.forecast_entries` gives the
+        entries without the verdict.
     """
-    forecast_means, baseline_means = metrics.PerStepMeans(), metrics.PerStepMeans()
+    names = (metrics.MODEL_ENTRY, *metrics.BASELINES)
+    means = {name: metrics.PerStepMeans() for name in names}
     for count, frames in enumerate(batches):
         if max_batches is not None and count >= max_batches:
             break
         frames = np.asarray(frames, dtype=np.float32)
         context = frames[:, :context_frames]
         truth = frames[:, context_frames : context_frames + future_frames]
-        predicted = models.forecast(model, context, future_frames)
-        forecast_means.update(metrics.per_frame_metrics(truth, predicted))
-        baseline = metrics.copy_last_baseline(context, future_frames)
-        baseline_means.update(metrics.per_frame_metrics(truth, baseline))
-    return {"model": forecast_means.result(), "copy_last": baseline_means.result()}
+        forecasts = {metrics.MODEL_ENTRY: models.forecast(model, context, future_frames)}
+        for name, baseline in metrics.BASELINES.items():
+            forecasts[name] = baseline(context, future_frames)
+        for name, forecast in forecasts.items():
+            means[name].update(metrics.per_frame_metrics(truth, forecast))
+    results = {name: accumulator.result() for name, accumulator in means.items()}
+    return {**results, metrics.VERDICT_KEY: metrics.beats_best_baseline(results)}

@@ -110,9 +110,11 @@ def test_forecast_images_every_epoch(fast_run):
 
 def test_per_step_forecast_scalars_match_metrics_json(fast_run):
     results = json.loads((fast_run / "metrics.json").read_text())
-    for entry in ("model", "copy_last"):
+    assert sorted(p.name for p in (fast_run / "tensorboard" / "forecast").iterdir()) == [
+        "background", "blank", "copy_last", "model"]  # the verdict is not a run
+    for entry in ("model", "copy_last", "background", "blank"):
         scalars = _accumulator(fast_run / "tensorboard" / "forecast" / entry)
-        for metric in ("ssim", "psnr", "mse", "mae", "mse_sum", "mae_sum"):
+        for metric in ("ssim", "ssim_openstl", "psnr", "mse", "mae", "mse_sum", "mae_sum"):
             per_step = _scalars(scalars, f"forecast/{metric}")
             assert sorted(per_step) == [1, 2, 3]  # t+1 ... t+H, debug=fast H = 3
             np.testing.assert_allclose([per_step[t] for t in (1, 2, 3)],
@@ -141,6 +143,7 @@ def test_hparams_session_and_experiment(fast_run):
     metrics = {(m.name.group, m.name.tag) for m in experiment.metric_infos}
     assert ("validation", "epoch_ssim") in metrics
     assert ("forecast/model", "forecast_mean/ssim") in metrics
+    assert ("forecast/model", "forecast_mean/ssim_openstl") in metrics
     # Every metric the experiment names is written where it says.
     for group, tag in metrics:
         assert tag in _accumulator(fast_run / "tensorboard" / group).Tags()["tensors"]

@@ -10,10 +10,13 @@ import pytest
 from PIL import Image
 
 from framepred.errors import FramepredError
+from framepred.metrics import BASELINES, MODEL_ENTRY, SUM_METRIC_NAMES, VERDICT_KEY
 from tests.conftest import run_cli
 
 # debug=fast (configs/debug/fast.yaml): 16x16 gray frames, 3 context, 3 future.
 CONTEXT, FUTURE, SIZE = 3, 3, 16
+ENTRIES = ("model", "copy_last", "background", "blank")
+METRICS = ("ssim", "ssim_openstl", "psnr", "mse", "mae", *SUM_METRIC_NAMES)
 
 
 def _windows(compose_train, split="test", count=1):
@@ -47,12 +50,30 @@ def test_evaluate_reproduces_the_runs_own_validation_metrics(compose_train, fast
     trained = json.loads((fast_run / "metrics.json").read_text())
     assert payload["split"] == "val"
     written = json.loads((tmp_path / "metrics.json").read_text())
-    for entry in ("model", "copy_last"):
-        for metric in ("ssim", "psnr", "mse", "mae", "mse_sum", "mae_sum"):
+    assert (MODEL_ENTRY, *BASELINES) == ENTRIES
+    for entry in ENTRIES:
+        for metric in METRICS:
             # Same checkpoint, same validation windows as training's final evaluation.
             np.testing.assert_allclose(written[entry][metric]["per_step"],
                                        trained[entry][metric]["per_step"], rtol=1e-4)
     assert written["data"]["frame_size"] == [SIZE, SIZE]  # from the run's config.yaml
+    assert set(written[VERDICT_KEY]) == set(METRICS)
+    _check_verdict(written)
+
+
+def _check_verdict(payload):
+    """The verdict names, per step, the best baseline and whether the model beats it."""
+    for metric in ("ssim", "mse"):
+        verdict = payload[VERDICT_KEY][metric]
+        pick = max if metric == "ssim" else min
+        for step in range(FUTURE):
+            scores = {entry: payload[entry][metric]["per_step"][step] for entry in ENTRIES[1:]}
+            best = pick(scores, key=scores.get)
+            model = payload["model"][metric]["per_step"][step]
+            assert verdict["best_baseline"][step] == best
+            assert verdict["per_step"][step] == (model > scores[best] if metric == "ssim"
+                                                 else model < scores[best])
+        assert verdict["every_step"] == all(verdict["per_step"])
 
 
 def test_evaluate_test_split_writes_json_csv_and_tensorboard(compose_train, fast_run, tmp_path):
@@ -65,14 +86,23 @@ def test_evaluate_test_split_writes_json_csv_and_tensorboard(compose_train, fast
     with open(tmp_path / "metrics.csv", newline="") as handle:
         rows = list(csv.DictReader(handle))
     assert [(r["entry"], r["step"]) for r in rows] == [
-        (entry, step) for entry in ("model", "copy_last") for step in ("1", "2", "3", "mean")]
+        (entry, step) for entry in ENTRIES for step in ("1", "2", "3", "mean")]
+    assert list(rows[0]) == ["entry", "step", *METRICS]
+    for row in rows:
+        expected = payload[row["entry"]]["ssim_openstl"]
+        value = expected["mean"] if row["step"] == "mean" else (
+            expected["per_step"][int(row["step"]) - 1])
+        assert float(row["ssim_openstl"]) == pytest.approx(value, rel=1e-5)
     assert float(rows[0]["mse_sum"]) == pytest.approx(payload["model"]["mse_sum"]["per_step"][0],
                                                       rel=1e-5)
-    for entry in ("model", "copy_last"):
+    runs = sorted(p.name for p in (tmp_path / "tensorboard" / "forecast").iterdir())
+    assert runs == sorted(ENTRIES)
+    for entry in ENTRIES:
         events = EventAccumulator(str(tmp_path / "tensorboard" / "forecast" / entry),
                                   size_guidance={"tensors": 0})
         events.Reload()
-        assert [e.step for e in events.Tensors("forecast/ssim")] == [1, 2, 3]
+        for metric in METRICS:
+            assert [e.step for e in events.Tensors(f"forecast/{metric}")] == [1, 2, 3]
 
 
 def test_evaluate_errors_name_the_mismatch(compose_train, fast_run, tmp_path):
@@ -202,7 +232,8 @@ def test_cli_evaluate_and_predict(fast_run, tmp_path):
     result = run_cli("framepred.evaluate", f"checkpoint={checkpoint}", "evaluate.split=test",
                      f"hydra.run.dir={tmp_path / 'eval'}")
     assert result.returncode == 0, result.stderr[-2000:]
-    assert "ssim copy_last" in result.stdout and " t+3 |" in result.stdout
+    assert "beats best baseline?" in result.stdout and " t+3 |" in result.stdout
+    assert all(entry in result.stdout for entry in ENTRIES)
     assert {p.name for p in (tmp_path / "eval").iterdir()} >= {
         "metrics.json", "metrics.csv", "tensorboard"}
 

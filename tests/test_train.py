@@ -11,7 +11,8 @@ import pytest
 from framepred.runs import RunPaths
 from tests.conftest import REPO, run_cli
 
-METRICS = ("ssim", "psnr", "mse", "mae")
+METRICS = ("ssim", "ssim_openstl", "psnr", "mse", "mae", "mse_sum", "mae_sum")
+ENTRIES = ("model", "copy_last", "background", "blank")
 
 
 def test_fast_run_writes_its_outputs(fast_run):
@@ -23,13 +24,22 @@ def test_fast_run_writes_its_outputs(fast_run):
 
 def test_metrics_json_layout(fast_run):
     payload = json.loads(RunPaths(fast_run).metrics.read_text())
-    for entry in ("model", "copy_last"):
+    assert set(payload) >= {*ENTRIES, "beats_best_baseline"}
+    for entry in ENTRIES:
         for name in METRICS:
             values = payload[entry][name]
             assert len(values["per_step"]) == 3  # debug=fast forecasts 3 frames
             assert values["mean"] == pytest.approx(sum(values["per_step"]) / 3)
     # The copy-last baseline repeats the last context frame: its error grows with the step.
     assert payload["copy_last"]["mse"]["per_step"][0] <= payload["copy_last"]["mse"]["per_step"][-1]
+    for name in METRICS:
+        verdict = payload["beats_best_baseline"][name]
+        assert verdict["higher_is_better"] == (name in ("ssim", "ssim_openstl", "psnr"))
+        assert len(verdict["per_step"]) == len(verdict["best_baseline"]) == 3
+        assert all(type(beats) is bool for beats in verdict["per_step"])
+        assert set(verdict["best_baseline"]) <= set(ENTRIES[1:])
+        assert verdict["every_step"] == all(verdict["per_step"])
+        assert type(verdict["mean"]) is bool and verdict["best_baseline_of_mean"] in ENTRIES[1:]
 
 
 def test_checkpoint_reloads_with_plain_load_model(fast_run):
@@ -57,7 +67,7 @@ def test_cli_run_writes_log_config_and_summary(tmp_path):
     assert (run_dir / "train.log").is_file()
     assert (run_dir / "config.yaml").read_text().count("name: mse") == 1
     assert f"tensorboard --logdir {run_dir.parent}" in result.stdout + result.stderr
-    assert "copy_last" in result.stdout
+    assert "copy_last" in result.stdout and "beats best baseline?" in result.stdout
 
 
 @pytest.mark.slow
