@@ -125,6 +125,14 @@ class Schedule(str, Enum):
     onecycle = "onecycle"  # Smith & Topin 2019, as OpenSTL's recipes
 
 
+class Sampling(str, Enum):
+    # What a next_frame model reads at each training step: always the true frame
+    # (teacher_forcing), or, more and more often, its own forecast (models.SampleTrueFrames).
+    teacher_forcing = "teacher_forcing"
+    scheduled = "scheduled"  # Bengio et al. 2015
+    reverse_scheduled = "reverse_scheduled"  # Wang et al. 2022 (PredRNN-V2)
+
+
 class Split(str, Enum):
     train = "train"
     val = "val"
@@ -208,6 +216,15 @@ class TrainerConfig:
     backup_every_steps: int | None = None  # also back up mid-epoch, every N steps
     forecast_images: int = 3  # validation sequences drawn in TensorBoard each epoch
     verbose: str = "auto"
+    # next_frame only; schedules count optimizer steps, as OpenSTL's (models.py,
+    # true_frame_probabilities). OpenSTL's names: sampling_start_value,
+    # sampling_changing_rate, sampling_stop_iter; r_sampling_step_1/2, r_exp_alpha.
+    sampling: Sampling = Sampling.teacher_forcing
+    sampling_start_value: float = 1.0
+    sampling_changing_rate: float = 2e-5
+    sampling_stop_step: int = 50000
+    reverse_sampling_steps: list[int] = field(default_factory=lambda: [25000, 50000])
+    reverse_sampling_alpha: float = 5000.0
 
 
 @dataclass
@@ -411,3 +428,28 @@ def validate(cfg: Any) -> None:
         )
     _require(trainer.forecast_images >= 0,
              f"trainer.forecast_images={trainer.forecast_images} must be >= 0")
+    validate_sampling(trainer, option_value(model.form))
+
+
+def validate_sampling(trainer: Any, form: str) -> None:
+    sampling = option_value(trainer.sampling)
+    _require(
+        sampling == "teacher_forcing" or form == "next_frame",
+        f"trainer.sampling={sampling} feeds a model its own forecasts, which only "
+        f"model.form=next_frame reads; give model.form=next_frame or "
+        f"trainer.sampling=teacher_forcing (model.form={form})",
+    )
+    _require(0.0 <= trainer.sampling_start_value <= 1.0,
+             f"trainer.sampling_start_value={trainer.sampling_start_value} must be in [0, 1]")
+    _require(trainer.sampling_changing_rate >= 0,
+             f"trainer.sampling_changing_rate={trainer.sampling_changing_rate} must be >= 0")
+    _require(trainer.sampling_stop_step >= 1,
+             f"trainer.sampling_stop_step={trainer.sampling_stop_step} must be >= 1")
+    steps = list(trainer.reverse_sampling_steps)
+    _require(
+        len(steps) == 2 and 0 <= steps[0] < steps[1],
+        f"trainer.reverse_sampling_steps={steps} must be [start, end] optimizer steps of "
+        "the change, with 0 <= start < end",
+    )
+    _require(trainer.reverse_sampling_alpha > 0,
+             f"trainer.reverse_sampling_alpha={trainer.reverse_sampling_alpha} must be > 0")

@@ -4,7 +4,9 @@ Two forms, both causal in time (a prediction never sees an input frame later
 than the one it follows):
 
 - next_frame: [B, T, H, W, C] -> [B, T, H, W, C], output t predicts frame t+1 from
-  frames <= t. The future is forecast by feeding predictions back (`forecast`).
+  frames <= t. The future is forecast by feeding predictions back (`forecast`), one
+  ConvLSTM step per frame (`step_model`). Trained teacher-forced, or on its own
+  forecasts with (reverse) scheduled sampling (`build_sampled_next_frame`).
 - encoder_forecaster: an encoder reads the context [B, Tc, H, W, C]; its final
   states start a forecaster that emits the future [B, Tf, H, W, C] (Shi et al. 2015).
 
@@ -16,6 +18,8 @@ per frame. Frames are folded into patches first (space-to-depth, OpenSTL's
 """
 
 from __future__ import annotations
+
+import weakref
 
 import keras
 import numpy as np
@@ -120,15 +124,34 @@ class RepeatLast(layers.Layer):
         return {**super().get_config(), "steps": self.steps}
 
 
+@keras.saving.register_keras_serializable(package="framepred")
+class PerFrame(layers.TimeDistributed):
+    """TimeDistributed that folds time into the batch: [B, T, ...] -> [B*T, ...] -> back.
+
+    Keras' TimeDistributed loops over a static T and `vectorized_map`s over an unknown
+    one. Under TensorFlow the latter breaks once a traced predict function is reused
+    for another T (Keras 3.15: 3 frames in, 2 out, or a slice error), and the rollout
+    calls the same step model with T = context and then T = 1. One call over B*T
+    frames is correct for every T, and the same per-frame statistics.
+    """
+
+    def call(self, inputs, training=None, mask=None):
+        shape = ops.shape(inputs)
+        folded = ops.reshape(inputs, (-1, *inputs.shape[2:]))  # [B, T, h, w, c] -> [B*T, ...]
+        options = {"training": training} if self.layer._call_has_training_arg else {}
+        outputs = self.layer.call(folded, **options)
+        return ops.reshape(outputs, (shape[0], shape[1], *outputs.shape[1:]))
+
+
 def _normalization(kind: str, filters: int, name: str):
     """Per-frame statistics only; see config.Normalization on why not batch norm."""
     if kind == "layer":
         return layers.LayerNormalization(axis=-1, name=name)  # over channels, per pixel
     if kind == "group":
         # GroupNormalization on [B, T, H, W, C] would pool its statistics over T too,
-        # letting later frames shift earlier outputs; TimeDistributed keeps it per frame.
+        # letting later frames shift earlier outputs; PerFrame keeps it per frame.
         groups = 4 if filters % 4 == 0 else 1
-        return layers.TimeDistributed(layers.GroupNormalization(groups=groups), name=name)
+        return PerFrame(layers.GroupNormalization(groups=groups), name=name)
     return None
 
 
@@ -241,6 +264,176 @@ def build_encoder_forecaster(
     return keras.Model(context, forecast, name="encoder_forecaster_convlstm")
 
 
+# --- scheduled sampling: training next_frame on its own forecasts -------------------
+
+def true_frame_probabilities(kind: str, iteration, steps: int, context_frames: int,
+                             start_value=1.0, changing_rate=2e-5, stop_step=50000,
+                             reverse_steps=(25000, 50000), reverse_alpha=5000.0):
+    """Probability that step t (0 ... steps-1) reads the true frame t, at `iteration`.
+
+    OpenSTL's schedules (openstl/utils/predrnn_utils.py), with `itr` its 0-based
+    global step. Step 0 always reads frame 0.
+
+    Formula:
+
+    ```python
+    # scheduled (Bengio et al. 2015; `schedule_sampling`): context steps read the
+    # truth; forecast steps (t >= context_frames) read it with probability eta:
+    eta = start_value - (itr + 1) * changing_rate if itr < stop_step else 0.0
+    # reverse_scheduled (Wang et al. 2022, PredRNN-V2; `reserve_schedule_sampling_exp`),
+    # s1, s2 = reverse_steps, alpha = reverse_alpha:
+    context  (1 <= t < context_frames): 0.5 -> 1.0, exponentially
+        r_eta = 0.5 if itr < s1 else 1 - 0.5 * exp(-(itr - s1) / alpha) if itr < s2 else 1.0
+    forecast (t >= context_frames): 0.5 -> 0.0, linearly
+        eta = 0.5 if itr < s1 else 0.5 - 0.5 / (s2 - s1) * (itr - s1) if itr < s2 else 0.0
+    ```
+
+    OpenSTL keeps scheduled sampling's eta as state and subtracts the rate once per
+    step, which is the closed form above. `iteration` may be a number or a tensor.
+    Returns [steps] float32.
+    """
+    itr = ops.cast(iteration, "float32")
+    if kind == "scheduled":
+        context = ops.ones((), "float32")
+        forecast = ops.where(itr < stop_step, start_value - (itr + 1.0) * changing_rate, 0.0)
+    elif kind == "reverse_scheduled":
+        first, second = (float(step) for step in reverse_steps)
+        since = itr - first
+        context = ops.where(itr < first, 0.5, ops.where(
+            itr < second, 1.0 - 0.5 * ops.exp(-since / reverse_alpha), 1.0))
+        forecast = ops.where(itr < first, 0.5, ops.where(
+            itr < second, 0.5 - 0.5 / (second - first) * since, 0.0))
+    else:
+        raise ValueError(f"no schedule for sampling={kind!r}")
+    step = np.arange(steps)
+    probability = ops.where(step < context_frames, context, forecast)
+    return ops.cast(ops.where(step == 0, 1.0, probability), "float32")
+
+
+@keras.saving.register_keras_serializable(package="framepred")
+class SampleTrueFrames(layers.Layer):
+    """frames [B, T, ...] -> [B, T]: 1 where step t reads true frame t, 0 where it reads
+    the model's own forecast of it.
+
+    In training calls each entry is drawn with `true_frame_probabilities` at the
+    layer's iteration, which then advances by one: a non-trainable weight, so a
+    checkpoint or backup carries it and a resumed run continues the schedule. Draws
+    are per (sequence, step), as OpenSTL's masks. Outside training, all ones:
+    teacher forcing, so validation losses compare with teacher-forced runs.
+    """
+
+    def __init__(self, kind, context_frames, start_value=1.0, changing_rate=2e-5,
+                 stop_step=50000, reverse_steps=(25000, 50000), reverse_alpha=5000.0,
+                 seed=None, **kwargs):
+        kwargs.setdefault("dtype", "float32")
+        super().__init__(**kwargs)
+        self.schedule = dict(
+            kind=str(kind), context_frames=int(context_frames),
+            start_value=float(start_value), changing_rate=float(changing_rate),
+            stop_step=int(stop_step), reverse_steps=[int(s) for s in reverse_steps],
+            reverse_alpha=float(reverse_alpha))
+        self.seed = seed
+        self.seed_generator = keras.random.SeedGenerator(seed)
+        # One count for all replicas, as the optimizer's own iteration count.
+        self.iteration = self.add_weight(shape=(), dtype="int32", initializer="zeros",
+                                         trainable=False, aggregation="only_first_replica",
+                                         name="iteration")
+
+    def probabilities(self, steps: int):
+        """[steps] probabilities of the true frame at the current iteration."""
+        return true_frame_probabilities(iteration=self.iteration, steps=steps, **self.schedule)
+
+    def call(self, frames, training=None):
+        batch, steps = ops.shape(frames)[0], frames.shape[1]
+        if not training:
+            return ops.ones((batch, steps), self.compute_dtype)
+        probability = self.probabilities(steps)  # [T]
+        draw = keras.random.uniform((batch, steps), seed=self.seed_generator)
+        self.iteration.assign_add(1)
+        return ops.cast(draw < probability[None], self.compute_dtype)
+
+    def compute_output_shape(self, input_shape):
+        return tuple(input_shape[:2])
+
+    def get_config(self):
+        return {**super().get_config(), **self.schedule, "seed": self.seed}
+
+
+@keras.saving.register_keras_serializable(package="framepred")
+class FeedBack(layers.Layer):
+    """Step t's input [B, 1, H, W, C]: true frame t where the mask says so, else the
+    forecast of frame t made at step t - 1. [frames, mask] alone: true frame t."""
+
+    def __init__(self, step: int, **kwargs):
+        kwargs.setdefault("dtype", "float32")
+        super().__init__(**kwargs)
+        self.step = int(step)
+
+    def call(self, inputs):
+        frames, mask = inputs[0], inputs[1]  # [B, T, H, W, C], [B, T]
+        true = frames[:, self.step : self.step + 1]
+        if len(inputs) == 2:
+            return true
+        use_true = ops.reshape(mask[:, self.step], (-1, 1, 1, 1, 1))
+        # where, not a blend: a mask of ones gives the true frame bit for bit.
+        return ops.where(use_true > 0.5, true, ops.cast(inputs[2], true.dtype))
+
+    def compute_output_shape(self, input_shape):
+        return (input_shape[0][0], 1, *input_shape[0][2:])
+
+    def get_config(self):
+        return {**super().get_config(), "step": self.step}
+
+
+@keras.saving.register_keras_serializable(package="framepred")
+class ZeroStates(layers.Layer):
+    """frames [B, ...] -> one zero state [B, *shape] per shape: ConvLSTM2D's own start."""
+
+    def __init__(self, shapes, **kwargs):
+        kwargs.setdefault("dtype", "float32")
+        super().__init__(**kwargs)
+        self.shapes = [[int(d) for d in shape] for shape in shapes]
+
+    def call(self, frames):
+        batch = ops.shape(frames)[0]
+        return [ops.zeros((batch, *shape), self.compute_dtype) for shape in self.shapes]
+
+    def compute_output_shape(self, input_shape):
+        return [(input_shape[0], *shape) for shape in self.shapes]
+
+    def get_config(self):
+        return {**super().get_config(), "shapes": self.shapes}
+
+
+def build_sampled_next_frame(model: keras.Model, sampling: str, context_frames: int,
+                             future_frames: int, seed=None, **schedule) -> keras.Model:
+    """`model` (next_frame) unrolled over a training window, fed its own forecasts.
+
+    frames 0 ... T-1 -> forecasts of 1 ... T, T = context + future - 1 (the pairs of
+    `data.split_window`). Step t reads true frame t or, drawn by `SampleTrueFrames`,
+    the forecast of it from step t - 1, which the loss then trains through (OpenSTL's
+    ConvLSTM unrolls the same way, openstl/models/convlstm_model.py). Each step is
+    `step_model(model)`, nested under the name `STEP_MODEL`, so the weights are the
+    model's, and `forecast` rolls a saved checkpoint out with it. `schedule` holds
+    the keyword options of `true_frame_probabilities`.
+    """
+    step = step_model(model)
+    steps = context_frames + future_frames - 1
+    frames = keras.Input((steps, *model.inputs[0].shape[2:]), name="frames")
+    use_true = SampleTrueFrames(sampling, context_frames, seed=seed, name="sampling",
+                                **schedule)(frames)  # [B, T]
+    states = ZeroStates([state.shape[1:] for state in step.inputs[1:]], name="zero_states")(
+        frames)
+    forecasts = []
+    for t in range(steps):
+        fed = [frames, use_true] + forecasts[-1:]
+        step_input = FeedBack(t, name=f"feed_{t}")(fed)  # [B, 1, H, W, C]
+        forecast, *states = step([step_input, *states])
+        forecasts.append(forecast)
+    joined = layers.Concatenate(axis=1, name="forecasts", dtype="float32")(forecasts)
+    return keras.Model(frames, joined, name="next_frame_sampled")
+
+
 def build_model(model_cfg, data_cfg) -> keras.Model:
     """The model a config asks for."""
     form = getattr(model_cfg.form, "value", model_cfg.form)
@@ -265,22 +458,82 @@ def build_model(model_cfg, data_cfg) -> keras.Model:
 
 
 def model_form(model: keras.Model) -> str:
-    """"next_frame" for models that take any sequence length, else "encoder_forecaster"."""
-    return "next_frame" if model.inputs[0].shape[1] is None else "encoder_forecaster"
+    """"next_frame" for models that take any sequence length or hold a next_frame step
+    (trained with scheduled sampling), else "encoder_forecaster"."""
+    if model.inputs[0].shape[1] is None or _has_layer(model, STEP_MODEL):
+        return "next_frame"
+    return "encoder_forecaster"
 
 
-def forecast(model: keras.Model, context, steps: int) -> np.ndarray:
+# The name of the step model nested in a model trained with scheduled sampling.
+STEP_MODEL = "next_frame_step"
+_STEP_MODELS = weakref.WeakKeyDictionary()  # model -> its step model, built once
+
+
+def step_model(model: keras.Model) -> keras.Model | None:
+    """A next_frame model as a recurrent step that hands its ConvLSTM states on.
+
+    (frames [B, t, H, W, C], h_0, c_0, h_1, c_1, ...) -> (forecasts [B, t, H, W, C],
+    h_0, c_0, ...), one state [B, h, w, filters] per ConvLSTM layer. From zero states
+    the forecasts are the model's own outputs; from the states a call ended with, the
+    next call continues the same sequence. The step reuses the model's layer objects,
+    so it shares the weights as they train. Built once per model and cached; None for
+    checkpoints saved before the ConvLSTMs returned their states.
+    """
+    if _has_layer(model, STEP_MODEL):
+        return model.get_layer(STEP_MODEL)
+    if model in _STEP_MODELS:
+        return _STEP_MODELS[model]
+    recurrent = [layer for layer in model.layers if isinstance(layer, layers.ConvLSTM2D)]
+    if not recurrent or not all(layer.return_state for layer in recurrent):
+        return None
+    frames = keras.Input(model.inputs[0].shape[1:], name="frames")
+    initial, final = {}, {}
+    for layer in recurrent:
+        _, hidden, _ = layer.output  # [B, h, w, filters]
+        initial[id(layer)] = [keras.Input(hidden.shape[1:], name=f"{layer.name}_{part}")
+                              for part in ("h", "c")]
+
+    def with_states(operation):
+        if id(operation) not in initial:
+            return operation
+
+        def call(*args, **kwargs):
+            outputs = operation(*args, initial_state=initial[id(operation)], **kwargs)
+            final[id(operation)] = outputs[1:]
+            return outputs
+
+        return call
+
+    # Keras' own graph replay (what a functional model's call runs), over new inputs:
+    # every layer is the model's, only the ConvLSTMs also take and give their states.
+    forecasts = model._run_through_graph([frames], operation_fn=with_states)
+    inputs = [frames] + [state for layer in recurrent for state in initial[id(layer)]]
+    outputs = [forecasts] + [state for layer in recurrent for state in final[id(layer)]]
+    step = keras.Model(inputs, outputs, name=STEP_MODEL)
+    _STEP_MODELS[model] = step
+    return step
+
+
+def forecast(model: keras.Model, context, steps: int, carry_states: bool = True) -> np.ndarray:
     """Forecasts `steps` frames after `context` [B, Tc, H, W, C] -> [B, steps, H, W, C].
 
-    next_frame models roll out one frame at a time: the buffer holds the context and
-    the predictions so far, padded to a fixed length so the model is traced once.
-    Causality makes the padding harmless: output t only reads buffer[: t + 1].
+    next_frame models roll out one frame at a time, feeding each forecast back. With
+    their `step_model` that is one pass over the context and then one ConvLSTM step per
+    frame (Shi et al. 2015 unroll the same way). Checkpoints without it, or
+    `carry_states=False`, re-read a buffer of the context and the forecasts so far
+    for every frame: `steps` full passes. The buffer is padded to a fixed length so
+    the model is traced once; causality makes the padding harmless, as output t only
+    reads buffer[: t + 1].
     encoder_forecaster models emit their trained horizon at once and, for longer
     horizons, continue from their own last `Tc` frames.
     """
     context = np.asarray(context, dtype=np.float32)
     batch, context_frames = context.shape[:2]
     if model_form(model) == "next_frame":
+        step = step_model(model) if carry_states else None
+        if step is not None:
+            return _rollout_with_states(step, context, steps)
         buffer = np.concatenate(
             [context, np.zeros((batch, steps - 1, *context.shape[2:]), np.float32)], axis=1
         )
@@ -302,10 +555,26 @@ def forecast(model: keras.Model, context, steps: int) -> np.ndarray:
     return np.concatenate(produced, axis=1)[:, :steps]
 
 
-def _predict(model: keras.Model, inputs: np.ndarray) -> np.ndarray:
+def _rollout_with_states(step: keras.Model, context: np.ndarray, steps: int) -> np.ndarray:
+    """The context once from zero states (ConvLSTM2D's own start), then one frame a call."""
+    states = [np.zeros((len(context), *state.shape[1:]), np.float32) for state in step.inputs[1:]]
+    frames, produced = context, []
+    for _ in range(steps):
+        forecasts, *states = _predict(step, [frames, *states])
+        frames = forecasts[:, -1:]  # [B, 1, H, W, C]: the next frame, fed back
+        produced.append(frames)
+    return np.concatenate(produced, axis=1)
+
+
+def _predict(model: keras.Model, inputs):
+    """`model.predict_on_batch` as float32 NumPy, one array per output."""
+    rows = len(inputs[0]) if isinstance(inputs, list) else len(inputs)
+    outputs = model.predict_on_batch(inputs)
     # Under tf.distribute.MirroredStrategy a batch smaller than the replica count
     # comes back padded to one row per replica; keep the rows that were asked for.
-    return np.asarray(model.predict_on_batch(inputs))[: len(inputs)]
+    if isinstance(outputs, (list, tuple)):
+        return [np.asarray(output, np.float32)[:rows] for output in outputs]
+    return np.asarray(outputs, np.float32)[:rows]
 
 
 def init_head(model: keras.Model, level: float) -> None:

@@ -74,6 +74,24 @@ def build_optimizer(trainer, steps_per_epoch: int):
     return keras.optimizers.Adam(**options)
 
 
+def with_sampling(model, trainer, data_cfg):
+    """The next_frame `model` unrolled with (reverse) scheduled sampling, per
+    `trainer.sampling`; `model` itself for teacher forcing."""
+    from framepred import models
+
+    sampling = option_value(trainer.sampling)
+    if sampling == "teacher_forcing":
+        return model
+    return models.build_sampled_next_frame(
+        model, sampling, int(data_cfg.context_frames), int(data_cfg.future_frames),
+        seed=int(trainer.seed), start_value=float(trainer.sampling_start_value),
+        changing_rate=float(trainer.sampling_changing_rate),
+        stop_step=int(trainer.sampling_stop_step),
+        reverse_steps=[int(s) for s in trainer.reverse_sampling_steps],
+        reverse_alpha=float(trainer.reverse_sampling_alpha),
+    )
+
+
 def train(cfg: DictConfig, run_dir: str | Path | None = None) -> dict:
     """Runs one training job; returns the metrics.json payload."""
     import keras
@@ -110,7 +128,8 @@ def train(cfg: DictConfig, run_dir: str | Path | None = None) -> dict:
     steps_per_epoch = trainer.steps_per_epoch or max(1, int(train_pairs.cardinality()))
 
     with runtime.strategy.scope():
-        model = models.build_model(cfg.model, data_cfg)
+        network = models.build_model(cfg.model, data_cfg)
+        model = with_sampling(network, trainer, data_cfg)  # shares the network's weights
         model.compile(
             optimizer=build_optimizer(trainer, steps_per_epoch),
             loss=build_loss(cfg.loss),
@@ -119,7 +138,7 @@ def train(cfg: DictConfig, run_dir: str | Path | None = None) -> dict:
             steps_per_execution=int(trainer.steps_per_execution),
         )
     level = float(next(iter(train_windows.take(1))).numpy().mean())
-    models.init_head(model, level)
+    models.init_head(network, level)
     log.info("model %s: %s parameters, form %s", model.name, f"{model.count_params():,}", form)
     with resilience.graceful_stop():  # SIGTERM / Ctrl-C: save a resumable state, exit
         model.fit(

@@ -80,3 +80,28 @@ def test_bench_train_runs_synthetic_under_jax_without_tensorflow():
     rows = [line for line in result.stdout.splitlines() if line.startswith("default/")]
     assert [row.split("|")[0].strip() for row in rows] == ["default/ours", "default/reference"]
     assert "ours (no TF)" in rows[1]
+
+
+def test_stateful_rollout_equals_full_passes_under_jax():
+    code = """
+import keras, numpy as np
+from types import SimpleNamespace
+from framepred import models
+assert keras.backend.backend() == "jax"
+data = SimpleNamespace(frame_size=(16, 16), channels=1)
+context = np.random.default_rng(0).uniform(size=(2, 3, 16, 16, 1)).astype("float32")
+for normalization in ("none", "layer", "group"):
+    cfg = SimpleNamespace(form="next_frame", filters=(4, 4), kernel_size=(3, 3), patch_size=2,
+                          normalization=normalization, output_activation="sigmoid")
+    model = models.build_model(cfg, data)
+    frames = context
+    for _ in range(4):  # the oracle: the last output over all frames so far
+        frames = np.concatenate([frames, np.asarray(model(frames))[:, -1:]], axis=1)
+    np.testing.assert_allclose(models.forecast(model, context, 4), frames[:, 3:], atol=1e-5)
+    np.testing.assert_allclose(models.forecast(model, context, 4, carry_states=False),
+                               frames[:, 3:], atol=1e-5)
+print("ok")
+"""
+    result = run_jax(code)
+    assert result.returncode == 0, result.stderr[-4000:]
+    assert result.stdout.strip().endswith("ok")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from types import SimpleNamespace
 
 import keras
@@ -9,6 +11,7 @@ import numpy as np
 import pytest
 
 from framepred import models
+from tests.conftest import REPO
 
 DATA = SimpleNamespace(frame_size=[16, 16], channels=1, context_frames=4, future_frames=3)
 
@@ -76,6 +79,78 @@ def test_next_frame_rollout_feeds_predictions_back():
     extended = np.concatenate([context, rollout[:, :1]], axis=1)
     second = np.asarray(model(extended, training=False))[:, -1]
     np.testing.assert_allclose(rollout[:, 1], second, atol=1e-6)
+
+
+def _full_pass_rollout(model, context, steps):
+    """The oracle: every new frame is the model's last output over all frames so far."""
+    frames = context
+    for _ in range(steps):
+        latest = np.asarray(model(frames, training=False))[:, -1:]
+        frames = np.concatenate([frames, latest], axis=1)
+    return frames[:, context.shape[1]:]
+
+
+@pytest.mark.parametrize("skip", [True, False])
+@pytest.mark.parametrize("normalization", ["none", "layer", "group"])
+def test_stateful_rollout_equals_the_full_pass_rollout(normalization, skip):
+    """One pass over the context, then one ConvLSTM step per frame: the same frames."""
+    model = _model("next_frame", normalization=normalization, skip=skip)
+    context = _frames(7, 4)
+    rollout = models.forecast(model, context, steps=4)
+    assert models.step_model(model) is models.step_model(model)  # built once
+    np.testing.assert_allclose(rollout, _full_pass_rollout(model, context, 4), atol=1e-5)
+    np.testing.assert_allclose(
+        rollout, models.forecast(model, context, steps=4, carry_states=False), atol=1e-5)
+
+
+def test_stateful_rollout_after_reload(tmp_path):
+    model = _model("next_frame", normalization="group")
+    model.save(tmp_path / "model.keras")
+    reloaded = keras.models.load_model(tmp_path / "model.keras")
+    context = _frames(8, 3)
+    np.testing.assert_allclose(models.forecast(reloaded, context, steps=3),
+                               _full_pass_rollout(model, context, 3), atol=1e-5)
+
+
+def test_checkpoint_without_states_forecasts_by_full_passes(tmp_path):
+    """Checkpoints saved before the ConvLSTMs returned their states still forecast."""
+    frames = keras.Input((None, 16, 16, 1))
+    hidden = keras.layers.ConvLSTM2D(4, 3, padding="same", return_sequences=True)(frames)
+    head = keras.layers.Conv3D(1, 1, activation="sigmoid")(hidden)
+    keras.Model(frames, head).save(tmp_path / "old.keras")
+    old = keras.models.load_model(tmp_path / "old.keras")
+    assert models.step_model(old) is None
+    context = _frames(9, 3)
+    np.testing.assert_allclose(models.forecast(old, context, steps=3),
+                               _full_pass_rollout(old, context, 3), atol=1e-5)
+
+
+def test_stateful_rollout_trims_mirrored_padding():
+    """Under MirroredStrategy (2 virtual CPUs), a batch of 1 comes back as 1 row."""
+    code = """
+import keras, numpy as np
+from types import SimpleNamespace
+from framepred import models
+from framepred.runtime import build_strategy, split_cpu
+split_cpu(2)
+strategy = build_strategy("mirrored")
+assert strategy.num_replicas_in_sync == 2
+cfg = SimpleNamespace(form="next_frame", filters=(4,), kernel_size=(3,), patch_size=2,
+                      normalization="group", output_activation="sigmoid")
+keras.utils.set_random_seed(0)
+with strategy.scope():
+    model = models.build_model(cfg, SimpleNamespace(frame_size=(16, 16), channels=1))
+context = np.random.default_rng(0).uniform(size=(1, 3, 16, 16, 1)).astype("float32")
+stateful = models.forecast(model, context, 3)
+assert stateful.shape == (1, 3, 16, 16, 1), stateful.shape
+np.testing.assert_allclose(stateful, models.forecast(model, context, 3, carry_states=False),
+                           atol=1e-5)
+print("ok")
+"""
+    result = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True,
+                            text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stdout.strip().endswith("ok")
 
 
 def test_encoder_forecaster_rolls_out_past_its_horizon():
