@@ -46,14 +46,39 @@ class Checkpoints(keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         logs = logs or {}
         atomic_write(self.run.last, self.model.save)
-        value = logs.get(self.monitor)
+        self.keep_if_best(logs.get(self.monitor), epoch + 1)
+
+    def keep_if_best(self, value, epoch: int) -> None:
+        """Saves the model as `best.keras` if `value` beats the best so far; epoch 0 is
+        the model before training."""
         if value is not None and math.isfinite(value) and value < self.best:
             log.info("epoch %d: %s improved %.5f -> %.5f, saving %s",
-                     epoch + 1, self.monitor, self.best, value, self.run.best)
+                     epoch, self.monitor, self.best, value, self.run.best)
             self.best = float(value)
             atomic_write(self.run.best, self.model.save)
             write_json(self.record, {"monitor": self.monitor, "value": self.best,
-                                     "epoch": epoch + 1})
+                                     "epoch": epoch})
+
+
+def keep_start_as_best(model, run: RunPaths, validation, steps=None) -> None:
+    """A fresh run's `best.keras` starts as the untrained model, scored on `validation`.
+
+    The model starts as the copy-last-frame forecast (`models.init_head`), so training
+    has to beat copy-last on the validation loss before `best.keras`, which evaluate and
+    predict read, changes: on footage where little moves, a run can only improve on
+    doing nothing.
+    """
+    if run.best.exists():  # resumed: the best so far stands
+        return
+    # Built now, so that best.keras holds the optimizer's slots as later saves do,
+    # and loading it does not warn that they are missing.
+    model.optimizer.build(model.trainable_variables)
+    start = model.evaluate(validation, steps=steps, verbose=0, return_dict=True)["loss"]
+    log.info("before training: val_loss %.5f (the starting point best.keras keeps "
+             "until an epoch beats it)", start)
+    checkpoints = Checkpoints(run)
+    checkpoints.set_model(model)
+    checkpoints.keep_if_best(float(start), epoch=0)
 
 
 def build_callbacks(cfg, run: RunPaths) -> list[keras.callbacks.Callback]:

@@ -97,7 +97,7 @@ def train(cfg: DictConfig, run_dir: str | Path | None = None) -> dict:
     import keras
 
     from framepred import dashboards, data, evaluation, metrics, models
-    from framepred.callbacks import build_callbacks
+    from framepred.callbacks import build_callbacks, keep_start_as_best
     from framepred.runtime import configure
 
     config.validate(cfg)
@@ -140,6 +140,8 @@ def train(cfg: DictConfig, run_dir: str | Path | None = None) -> dict:
     level = float(next(iter(train_windows.take(1))).numpy().mean())
     models.init_head(network, level)
     log.info("model %s: %s parameters, form %s", model.name, f"{model.count_params():,}", form)
+    with runtime.strategy.scope():  # the optimizer's slots are built where fit builds them
+        keep_start_as_best(model, run, val_pairs, trainer.validation_steps)
     with resilience.graceful_stop():  # SIGTERM / Ctrl-C: save a resumable state, exit
         model.fit(
             train_pairs,

@@ -156,7 +156,7 @@ class Budget(keras.callbacks.Callback):
     def on_train_begin(self, logs=None):
         self.start = time.perf_counter()
 
-    def on_train_batch_end(self, batch, logs=None):
+    def on_train_batch_end(self, batch, logs=None):  # fit's epochs are unbounded
         self.done += 1
         elapsed = time.perf_counter() - self.start
         if (self.steps and self.done >= self.steps) or (self.seconds and elapsed >= self.seconds):
@@ -203,9 +203,8 @@ def fit(name, cfg, windows, seconds, steps, seed):
         models.init_head(network, float(windows[:batch].mean()))
     inputs, targets = data.split_window(windows, form, cfg.data.context_frames)
     budget = Budget(seconds if steps is None else None, steps)
-    epochs = -(-planned // -(-len(inputs) // batch)) + 1  # ceil; the budget stops it
     start = time.perf_counter()
-    model.fit(inputs, targets, batch_size=batch, epochs=epochs, shuffle=True, verbose=0,
+    model.fit(inputs, targets, batch_size=batch, epochs=10**6, shuffle=True, verbose=0,
               callbacks=[budget])
     return network, budget.done, time.perf_counter() - start
 

@@ -240,7 +240,7 @@ def test_scheduled_run_under_jax(tmp_path):
     run_dir = tmp_path / "jax_run"
     result = run_cli("framepred.train", *SAMPLING_RUN, "trainer.sampling=scheduled",
                      "trainer.sampling_changing_rate=0.25", "trainer.sampling_stop_step=4",
-                     f"hydra.run.dir={run_dir}",
+                     "trainer.schedule=onecycle", f"hydra.run.dir={run_dir}",
                      env={"KERAS_BACKEND": "jax", "JAX_PLATFORMS": "cpu"})
     assert result.returncode == 0, result.stderr[-3000:]
     code = (
@@ -248,7 +248,15 @@ def test_scheduled_run_under_jax(tmp_path):
         "assert keras.backend.backend() == 'jax'\n"
         f"model = keras.models.load_model({str(RunPaths(run_dir).last)!r})\n"
         "print('iteration', int(model.get_layer('sampling').iteration))\n"
+        "from framepred import models, schedules\n"
+        "p = models.true_frame_probabilities('reverse_scheduled', 30000, 4, 2)\n"
+        "print('reverse', [round(float(v), 4) for v in p])\n"
+        "print('onecycle', round(float(schedules.OneCycle(1.0, 10)(2)), 4))\n"
     )
     reloaded = run_jax(code)
     assert reloaded.returncode == 0, reloaded.stderr[-3000:]
     assert "iteration 2" in reloaded.stdout
+    # The same schedules under JAX: PredRNN-V2's at step 30000 (context 1 - 0.5/e,
+    # forecast 0.4), and the one-cycle peak (warm-up ends at 0.3 * 10 - 1 = step 2).
+    assert "reverse [1.0, 0.8161, 0.4, 0.4]" in reloaded.stdout
+    assert "onecycle 1.0" in reloaded.stdout
