@@ -95,3 +95,28 @@ def test_train_script_passes_overrides(tmp_path):
     )
     assert result.returncode == 0, result.stderr[-2000:]
     assert "frame_size:\n  - 16\n  - 16" in result.stdout
+
+
+def test_best_checkpoint_never_falls_below_the_copy_last_start(tmp_path, compose_train):
+    """A run whose epochs cannot beat the untrained model keeps it as best.keras: the
+    copy-last forecast, exactly (to the sigmoid's 1e-3), and metrics.json scores it so."""
+    import keras
+    import numpy as np
+
+    from framepred import models
+    from framepred.train import train
+
+    # Steps of 1e-12 are below float32's resolution for every weight but the head's
+    # zeros, and move the loss by less than its own: no epoch beats the start.
+    cfg = compose_train(["debug=fast", "trainer.epochs=2", "trainer.learning_rate=1e-12",
+                         "trainer.forecast_images=0"])
+    payload = train(cfg, run_dir=tmp_path)
+    run = RunPaths(tmp_path)
+    assert json.loads((run.checkpoints / "best.json").read_text())["epoch"] == 0
+    best = keras.models.load_model(run.best)
+    context = np.random.default_rng(0).uniform(0.2, 0.8, (2, 3, 16, 16, 1)).astype("float32")
+    np.testing.assert_allclose(models.forecast(best, context, 3),
+                               np.repeat(context[:, -1:], 3, axis=1), atol=1.001e-3)
+    for metric in ("ssim", "mse"):
+        assert payload["model"][metric]["mean"] == pytest.approx(
+            payload["copy_last"][metric]["mean"], abs=1e-3)
