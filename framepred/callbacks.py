@@ -52,8 +52,12 @@ class Checkpoints(keras.callbacks.Callback):
         """Saves the model as `best.keras` if `value` beats the best so far; epoch 0 is
         the model before training."""
         if value is not None and math.isfinite(value) and value < self.best:
-            log.info("epoch %d: %s improved %.5f -> %.5f, saving %s",
-                     epoch, self.monitor, self.best, value, self.run.best)
+            if math.isfinite(self.best):
+                log.info("epoch %d: %s improved %.5f -> %.5f, saving %s",
+                         epoch, self.monitor, self.best, value, self.run.best)
+            else:
+                log.info("epoch %d: %s %.5f, saving %s", epoch, self.monitor, value,
+                         self.run.best)
             self.best = float(value)
             atomic_write(self.run.best, self.model.save)
             write_json(self.record, {"monitor": self.monitor, "value": self.best,
