@@ -439,3 +439,20 @@ def test_frames_sixteen_bit_png_keeps_its_range(tmp_path, data_cfg):
                     "data.test_fraction=0")
     clip = build_source(data, "train").read(0)
     np.testing.assert_allclose(clip[:, 0, 0, 0], levels / 65535, atol=1e-6)
+
+
+def test_fast_digits_in_small_frames_stay_inside():
+    """Steps longer than the free box (speed 4.5 px, a 30 px digit in 32 px) bounce
+    off both walls within a frame instead of leaving the canvas."""
+    import numpy as np
+
+    from framepred.data.moving_digits import MovingDigits, bounce_paths
+
+    source = MovingDigits(num_sequences=12, frames=20, frame_size=(32, 32),
+                          digit_size=(18, 32), speed=(2.5, 4.5))
+    for index in range(len(source)):
+        clip = source.read(index)
+        assert clip.shape == (20, 32, 32, 1) and clip.max() > 0.5
+    rng = np.random.default_rng(0)
+    path = bounce_paths(rng, 50, (2, 0), (5.0, 9.0))
+    assert path[:, 0].min() >= 0 and path[:, 0].max() <= 2 and (path[:, 1] == 0).all()

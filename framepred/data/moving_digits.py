@@ -55,10 +55,16 @@ def bounce_paths(
         path[t] = position
         position = position + velocity
         for axis in range(2):
-            if position[axis] < 0:
-                position[axis], velocity[axis] = -position[axis], -velocity[axis]
-            elif position[axis] > limit[axis]:
-                position[axis] = 2 * limit[axis] - position[axis]
+            if limit[axis] <= 0:  # the glyph fills the frame along this axis
+                position[axis] = 0.0
+                continue
+            # Reflect until inside: a step longer than the free box (fast digits in
+            # small frames) bounces off both walls within one frame.
+            while not 0 <= position[axis] <= limit[axis]:
+                if position[axis] < 0:
+                    position[axis] = -position[axis]
+                else:
+                    position[axis] = 2 * limit[axis] - position[axis]
                 velocity[axis] = -velocity[axis]
     return np.rint(path).astype(np.int64)
 
