@@ -323,10 +323,8 @@ def copy_last_baseline(context, future_frames):
         `[B, future_frames, H, W, C]`, of the same kind as `context`.
     """
     _check_context(context, "copy_last_baseline")
-    if isinstance(context, np.ndarray):
-        # [B, Tc, H, W, C] -> [B, 1, H, W, C] -> [B, future, H, W, C]
-        return np.repeat(context[:, -1:], future_frames, axis=1)
-    return ops.repeat(context[:, -1:], future_frames, axis=1)
+    # [B, Tc, H, W, C] -> [B, 1, H, W, C] -> [B, future, H, W, C]
+    return _like_context(ops.repeat(context[:, -1:], future_frames, axis=1), context)
 
 
 def background_baseline(context, future_frames):

@@ -160,6 +160,17 @@ def _normalization(kind: str, filters: int, name: str):
 COPY_EPSILON = 1e-3
 
 
+def inverse_activation(values, activation: str):
+    """The head input that `activation` maps to `values` (in [0, 1]; a sigmoid's
+    values are clipped to [COPY_EPSILON, 1 - COPY_EPSILON] first)."""
+    if activation == "sigmoid":
+        clipped = ops.clip(values, COPY_EPSILON, 1.0 - COPY_EPSILON)
+        return ops.log(clipped) - ops.log1p(-clipped)  # logit
+    if activation == "hard_sigmoid":
+        return 6.0 * values - 3.0  # hard_sigmoid(x) = x / 6 + 1/2 on [-3, 3]
+    return values  # linear, and relu for values >= 0
+
+
 @keras.saving.register_keras_serializable(package="framepred")
 class InverseActivation(layers.Layer):
     """Frames -> the head input that `activation` maps back to the same frames.
@@ -176,13 +187,7 @@ class InverseActivation(layers.Layer):
         self.activation = str(activation)
 
     def call(self, frames):
-        frames = ops.cast(frames, self.compute_dtype)
-        if self.activation == "sigmoid":
-            clipped = ops.clip(frames, COPY_EPSILON, 1.0 - COPY_EPSILON)
-            return ops.log(clipped) - ops.log1p(-clipped)  # logit
-        if self.activation == "hard_sigmoid":
-            return 6.0 * frames - 3.0  # hard_sigmoid(x) = x / 6 + 1/2 on [-3, 3]
-        return frames  # linear, and relu for frames >= 0
+        return inverse_activation(ops.cast(frames, self.compute_dtype), self.activation)
 
     def get_config(self):
         return {**super().get_config(), "activation": self.activation}
@@ -221,8 +226,9 @@ def build_next_frame(
         norm = _normalization(normalization, width_i, f"norm_{i}")
         x = norm(x) if norm is not None else x
     if skip:
-        # Output t also sees frame t itself, so copying it (the copy-last baseline) is
-        # one 1x1 convolution away and the ConvLSTM learns the change; still causal.
+        # Output t also sees frame t itself: the head adds its projection to that frame
+        # (copy-last), and the projection reads the raw frame beside the ConvLSTM
+        # features; still causal.
         x = layers.Concatenate(axis=-1, name="skip")([x, patches])
     forecast = _head(x, channels, patch_size, output_activation, last=patches if skip else None)
     return keras.Model(frames, forecast, name="next_frame_convlstm")
@@ -254,8 +260,8 @@ def build_encoder_forecaster(
         outputs.append(y)
     # Shi et al. 2015 concatenate every forecaster layer's states for the prediction.
     if skip:
-        # Every forecast step also sees the last context frame: copy-last is one 1x1
-        # convolution away, and the forecaster learns the motion on top of it.
+        # Every forecast step also sees the last context frame: the head adds its
+        # projection to it (copy-last), and the forecaster learns the motion on top.
         last = RepeatLast(future_frames, name="skip")(patches)
         outputs.append(last)
     features = outputs[0] if len(outputs) == 1 else layers.Concatenate(axis=-1)(outputs)
@@ -599,13 +605,8 @@ def init_head(model: keras.Model, level: float) -> None:
         kernel[:] = 0.0
         bias[:] = 0.0
     else:
-        level = float(np.clip(level, 1e-3, 1.0 - 1e-3))
-        if activation == "sigmoid":
-            bias[:] = np.log(level / (1.0 - level))  # logit
-        elif activation == "hard_sigmoid":
-            bias[:] = (level - 0.5) * 6.0
-        else:
-            bias[:] = level
+        level = float(np.clip(level, COPY_EPSILON, 1.0 - COPY_EPSILON))
+        bias[:] = float(inverse_activation(np.float32(level), activation))
     head.set_weights([kernel, bias])
 
 

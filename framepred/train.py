@@ -137,11 +137,11 @@ def train(cfg: DictConfig, run_dir: str | Path | None = None) -> dict:
             jit_compile=runtime.jit_compile,
             steps_per_execution=int(trainer.steps_per_execution),
         )
-    level = float(next(iter(train_windows.take(1))).numpy().mean())
-    models.init_head(network, level)
-    log.info("model %s: %s parameters, form %s", model.name, f"{model.count_params():,}", form)
-    with runtime.strategy.scope():  # the optimizer's slots are built where fit builds them
+        level = float(next(iter(train_windows.take(1))).numpy().mean())
+        models.init_head(network, level)
+        # In the scope: the optimizer's slots are built where fit would build them.
         keep_start_as_best(model, run, val_pairs, trainer.validation_steps)
+    log.info("model %s: %s parameters, form %s", model.name, f"{model.count_params():,}", form)
     with resilience.graceful_stop():  # SIGTERM / Ctrl-C: save a resumable state, exit
         model.fit(
             train_pairs,
