@@ -52,8 +52,9 @@ sys.path.insert(0, str(REPO / "scripts"))
 
 import keras  # noqa: E402
 from bench_train import describe_device  # noqa: E402
+from omegaconf import OmegaConf  # noqa: E402
 
-from framepred import data, evaluation, models  # noqa: E402
+from framepred import data, evaluation, metrics, models  # noqa: E402
 from framepred.config import option_value  # noqa: E402
 
 # The best next_frame recipe measured (docs/recipes.md): scheduled sampling whose
@@ -70,7 +71,6 @@ CONTENDERS = {
 # Photographs for the natural footage: training pans over the first, validation the rest.
 TRAIN_PHOTOS = ("astronaut", "coffee", "chelsea", "rocket", "hubble_deep_field")
 VAL_PHOTOS = ("immunohistochemistry", "retina", "colorwheel")
-BASELINES = ("copy_last", "background", "blank")
 
 
 def compose(overrides):
@@ -238,19 +238,21 @@ def run(args) -> dict:
         contenders[label] = [o for o in overrides.split(",") if o]
     cache = {}
     for name in args.contenders.split(",") + [e.partition("=")[0] for e in args.extra]:
-        overrides = contenders[name] or []
-        cfg = compose([*overrides, *args.override])
-        label, train, val = cache.get(name == "natural") or dataset_for(name, cfg, args)
-        cache[name == "natural"] = (label, train, val)
+        overrides = [*(contenders[name] or []), *args.override]
+        cfg = compose(overrides)
+        # Contenders whose data config is the same train and score on the same arrays.
+        key = (name == "natural", OmegaConf.to_yaml(cfg.data))
+        if key not in cache:
+            cache[key] = dataset_for(name, cfg, args)
+        label, train, val = cache[key]
         print(f"[{name}] training on {label}: {len(train)} windows ...", flush=True)
         model, steps, seconds = fit(name, cfg, train, args.minutes * 60, args.steps, args.seed)
         results = score(model, cfg, val)
         entry = report["datasets"].setdefault(label, {"contenders": {}, "baselines": {}})
         entry["contenders"][name] = {"steps": steps, "seconds": seconds,
                                      "overrides": overrides, **results}
-        for baseline in BASELINES:
-            if baseline in results:
-                entry["baselines"][baseline] = results[baseline]
+        for baseline in metrics.BASELINES:
+            entry["baselines"][baseline] = results[baseline]
         ssim = results["model"]["ssim"]["mean"]
         print(f"[{name}] {steps} steps in {seconds:.0f} s: mean SSIM {ssim:.3f}", flush=True)
     return report
