@@ -9,7 +9,7 @@ import os
 # TensorFlow's C++ start-up chatter (oneDNN, CUDA probing) buries the progress bar.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from framepred import losses, metrics, models, schedules  # noqa: E402  (registration)
+from framepred import losses, metrics, models, optimizers  # noqa: E402  (registration)
 
 __version__ = "0.1.0"
-__all__ = ["losses", "metrics", "models", "schedules", "__version__"]
+__all__ = ["losses", "metrics", "models", "optimizers", "__version__"]

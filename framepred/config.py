@@ -23,12 +23,21 @@ from framepred.errors import FramepredError
 DEFAULT_POWER_FACTORS = [0.0448, 0.2856, 0.3001, 0.2363, 0.1333]  # Wang et al. 2003
 
 
-def option_value(option: Any) -> Any:
-    """The plain value of a config option: an enum member's `.value`, else the option.
+class Choice(str, Enum):
+    """A config option with a fixed set of values.
 
-    Structured configs hand enum fields over as members (`Form.next_frame`); the
-    library compares plain strings."""
-    return getattr(option, "value", option)
+    Structured configs hand enum fields over as members (`Form.next_frame`). As a str
+    that prints, formats and compares as its value, a member is the plain string
+    everywhere below the schema, so no module has to unwrap it. Every member's name
+    is its value (a test holds this), so OmegaConf's YAML, which writes names,
+    writes the values too.
+    """
+
+    def __str__(self) -> str:
+        return str(self.value)
+
+    def __format__(self, spec: str) -> str:
+        return format(str(self.value), spec)
 
 
 def config_dir() -> str:
@@ -44,7 +53,7 @@ def config_dir() -> str:
     )
 
 
-class Source(str, Enum):
+class Source(Choice):
     moving_digits = "moving_digits"
     moving_mnist = "moving_mnist"
     npy = "npy"
@@ -52,7 +61,7 @@ class Source(str, Enum):
     video = "video"
 
 
-class Interpolation(str, Enum):
+class Interpolation(Choice):
     nearest = "nearest"
     bilinear = "bilinear"
     bicubic = "bicubic"
@@ -60,17 +69,17 @@ class Interpolation(str, Enum):
     area = "area"
 
 
-class OnBadFile(str, Enum):
+class OnBadFile(Choice):
     error = "error"
     skip = "skip"
 
 
-class Form(str, Enum):
+class Form(Choice):
     next_frame = "next_frame"
     encoder_forecaster = "encoder_forecaster"
 
 
-class Normalization(str, Enum):
+class Normalization(Choice):
     # No batch normalization: its training-time statistics pool every frame of the
     # sequence, so frame t would be normalized with frames after it (a time leak).
     none = "none"
@@ -78,14 +87,14 @@ class Normalization(str, Enum):
     group = "group"
 
 
-class Activation(str, Enum):
+class Activation(Choice):
     sigmoid = "sigmoid"
     hard_sigmoid = "hard_sigmoid"
     linear = "linear"
     relu = "relu"
 
 
-class LossName(str, Enum):
+class LossName(Choice):
     ssim = "ssim"
     ms_ssim = "ms_ssim"
     mse = "mse"
@@ -93,39 +102,39 @@ class LossName(str, Enum):
     blend = "blend"
 
 
-class Structural(str, Enum):
+class Structural(Choice):
     ssim = "ssim"
     ms_ssim = "ms_ssim"
 
 
-class Pixel(str, Enum):
+class Pixel(Choice):
     mae = "mae"
     mse = "mse"
 
 
-class Precision(str, Enum):
+class Precision(Choice):
     float32 = "float32"
     mixed_float16 = "mixed_float16"
     mixed_bfloat16 = "mixed_bfloat16"
 
 
-class Distribution(str, Enum):
+class Distribution(Choice):
     none = "none"
     mirrored = "mirrored"
 
 
-class Optimizer(str, Enum):
+class Optimizer(Choice):
     adam = "adam"
     adamw = "adamw"
 
 
-class Schedule(str, Enum):
+class Schedule(Choice):
     constant = "constant"
     cosine = "cosine"
     onecycle = "onecycle"  # Smith & Topin 2019, as OpenSTL's recipes
 
 
-class Sampling(str, Enum):
+class Sampling(Choice):
     # What a next_frame model reads at each training step: always the true frame
     # (teacher_forcing), or, more and more often, its own forecast (models.SampleTrueFrames).
     teacher_forcing = "teacher_forcing"
@@ -133,7 +142,7 @@ class Sampling(str, Enum):
     reverse_scheduled = "reverse_scheduled"  # Wang et al. 2022 (PredRNN-V2)
 
 
-class Split(str, Enum):
+class Split(Choice):
     train = "train"
     val = "val"
     test = "test"
@@ -324,7 +333,7 @@ def validate_data(data: Any, key: str = "data") -> None:
         f"{key}.digit_size={list(data.digit_size)} must be [smallest, largest] glyph height, "
         "with 4 <= smallest <= largest",
     )
-    procedural = option_value(data.source) in ("moving_digits", "moving_mnist")
+    procedural = data.source in ("moving_digits", "moving_mnist")
     _require(
         not procedural or max(data.digit_size) < min(size),
         f"{key}.digit_size={list(data.digit_size)} must be smaller than "
@@ -347,7 +356,7 @@ def validate_data(data: Any, key: str = "data") -> None:
         data.layout in ("auto", "tbhw", "bthw", "bthwc"),
         f"{key}.layout={data.layout!r} is not one of: auto, tbhw, bthw, bthwc",
     )
-    source = option_value(data.source)
+    source = data.source
     _require(
         source == "moving_digits" or bool(data.path),
         f"{key}.path is not set; data={source} reads it: give {key}.path=FILE_OR_FOLDER",
@@ -428,11 +437,11 @@ def validate(cfg: Any) -> None:
         )
     _require(trainer.forecast_images >= 0,
              f"trainer.forecast_images={trainer.forecast_images} must be >= 0")
-    validate_sampling(trainer, option_value(model.form))
+    validate_sampling(trainer, model.form)
 
 
 def validate_sampling(trainer: Any, form: str) -> None:
-    sampling = option_value(trainer.sampling)
+    sampling = trainer.sampling
     _require(
         sampling == "teacher_forcing" or form == "next_frame",
         f"trainer.sampling={sampling} feeds a model its own forecasts, which only "
@@ -453,3 +462,32 @@ def validate_sampling(trainer: Any, form: str) -> None:
     )
     _require(trainer.reverse_sampling_alpha > 0,
              f"trainer.reverse_sampling_alpha={trainer.reverse_sampling_alpha} must be > 0")
+
+
+def require_keys(cfg: Any, keys: tuple[str, ...], example: str) -> None:
+    """FramepredError naming the first of `keys` left unset (Hydra's `???`)."""
+    from omegaconf import OmegaConf
+
+    for key in keys:
+        if OmegaConf.is_missing(cfg, key):
+            raise FramepredError(f"{key} is not set; give {key}=..., e.g. {example}")
+
+
+def validate_evaluate(cfg: Any) -> None:
+    """Checks evaluate's own keys; the data keys are checked once merged with the run's."""
+    require_keys(cfg, ("checkpoint",), "checkpoint=<run>/checkpoints/best.keras")
+    batch_size, steps = int(cfg.evaluate.batch_size), cfg.evaluate.steps
+    _require(batch_size >= 1, f"evaluate.batch_size={batch_size} must be >= 1")
+    _require(steps is None or steps >= 1,
+             f"evaluate.steps={steps} must be >= 1 or null (the whole split)")
+
+
+def validate_predict(cfg: Any) -> None:
+    """Checks predict's keys before the checkpoint is read."""
+    require_keys(cfg, ("checkpoint", "input", "output"),
+                 "checkpoint=<run>/checkpoints/best.keras input=clip.gif output=out/")
+    steps = cfg.predict.steps
+    _require(steps is None or int(steps) >= 1,
+             f"predict.steps={steps} must be >= 1 (or null: as many as the run was trained "
+             "to forecast)")
+    _require(float(cfg.predict.fps) > 0, f"predict.fps={cfg.predict.fps} must be > 0")

@@ -38,7 +38,7 @@ SUM_METRIC_NAMES = ("mse_sum", "mae_sum")
 # Every other metric (mse, mae and the sums) is better when lower.
 HIGHER_IS_BETTER = frozenset({"ssim", "ssim_openstl", "psnr"})
 
-# The entry of `evaluation.evaluate_forecast`'s results that holds the model's
+# The entry of `verification.evaluate_forecast`'s results that holds the model's
 # scores, and the key that holds `beats_best_baseline`'s verdict beside the entries.
 MODEL_ENTRY = "model"
 VERDICT_KEY = "beats_best_baseline"
@@ -390,7 +390,7 @@ def blank_baseline(context, future_frames):
     return _like_context(blank, context)
 
 
-# The forecasts the model is scored against: `evaluation.evaluate_forecast`
+# The forecasts the model is scored against: `verification.evaluate_forecast`
 # writes one results entry per name, beside MODEL_ENTRY.
 BASELINES = {
     "copy_last": copy_last_baseline,
@@ -552,7 +552,7 @@ def format_table(results):
 
     Args:
         results: `{entry_name: PerStepMeans.result()}`, for example
-            `evaluation.evaluate_forecast`'s; a VERDICT_KEY item is ignored.
+            `verification.evaluate_forecast`'s; a VERDICT_KEY item is ignored.
 
     Returns:
         The blocks, separated by blank lines, after a line that names what
@@ -597,3 +597,14 @@ __all__ = [
     "psnr",
     "ssim_openstl",
 ]
+
+
+def training_metrics(loss_cfg) -> list[keras.metrics.Metric]:
+    """The metrics `fit` reports beside the loss, with the loss's SSIM settings."""
+    return [
+        SSIM(max_val=float(loss_cfg.max_val), filter_size=int(loss_cfg.filter_size),
+             filter_sigma=float(loss_cfg.filter_sigma)),
+        PSNR(max_val=float(loss_cfg.max_val)),
+        keras.metrics.MeanSquaredError(name="mse"),
+        keras.metrics.MeanAbsoluteError(name="mae"),
+    ]

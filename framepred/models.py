@@ -442,14 +442,14 @@ def build_sampled_next_frame(model: keras.Model, sampling: str, context_frames: 
 
 def build_model(model_cfg, data_cfg) -> keras.Model:
     """The model a config asks for."""
-    form = getattr(model_cfg.form, "value", model_cfg.form)
+    form = model_cfg.form
     options = dict(
         frame_size=tuple(data_cfg.frame_size),
         channels=int(data_cfg.channels),
         filters=tuple(model_cfg.filters),
         kernel_size=tuple(model_cfg.kernel_size),
         patch_size=int(model_cfg.patch_size),
-        normalization=getattr(model_cfg.normalization, "value", model_cfg.normalization),
+        normalization=model_cfg.normalization,
         output_activation=getattr(
             model_cfg.output_activation, "value", model_cfg.output_activation),
         skip=bool(getattr(model_cfg, "skip", True)),
@@ -612,3 +612,18 @@ def init_head(model: keras.Model, level: float) -> None:
 
 def _has_layer(model: keras.Model, name: str) -> bool:
     return any(layer.name == name for layer in model.layers)
+
+
+def with_sampling(model: keras.Model, trainer, data_cfg) -> keras.Model:
+    """The next_frame `model` unrolled with (reverse) scheduled sampling, per
+    `trainer.sampling`; `model` itself for teacher forcing."""
+    if trainer.sampling == "teacher_forcing":
+        return model
+    return build_sampled_next_frame(
+        model, trainer.sampling, int(data_cfg.context_frames), int(data_cfg.future_frames),
+        seed=int(trainer.seed), start_value=float(trainer.sampling_start_value),
+        changing_rate=float(trainer.sampling_changing_rate),
+        stop_step=int(trainer.sampling_stop_step),
+        reverse_steps=[int(s) for s in trainer.reverse_sampling_steps],
+        reverse_alpha=float(trainer.reverse_sampling_alpha),
+    )

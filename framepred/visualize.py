@@ -14,6 +14,8 @@ import numpy as np
 
 # Forecast-grid row order; TensorBoard's image caption and the README name them.
 FORECAST_ROWS = ("context", "truth", "forecast", "abs error")
+CONTEXT_COLOR = (0.6, 0.6, 0.6)  # the bars over context frames
+FUTURE_COLOR = (1.0, 0.15, 0.15)  # and over future / forecast frames
 
 
 def _as_frames(frames, name: str = "frames") -> np.ndarray:
@@ -23,6 +25,12 @@ def _as_frames(frames, name: str = "frames") -> np.ndarray:
     if frames.ndim != 4 or frames.shape[-1] not in (1, 3):
         raise ValueError(f"{name} must be [T, H, W, C] with C = 1 or 3; got {frames.shape}")
     return frames
+
+
+def as_rgb(frames) -> np.ndarray:
+    """`[..., H, W, 1]` gray frames repeated to RGB `[..., H, W, 3]`; RGB as it is."""
+    frames = np.asarray(frames, dtype=np.float32)
+    return np.repeat(frames, 3, axis=-1) if frames.shape[-1] == 1 else frames
 
 
 def upscale(frames: np.ndarray, factor: int) -> np.ndarray:
@@ -98,15 +106,13 @@ def progress_bar(frames, forecast_from: int, height: int = 2) -> np.ndarray:
     forecast, so a viewer sees where the forecast starts. It also keeps every GIF
     frame distinct: Pillow merges identical consecutive frames into one, which
     would change the frame count."""
-    frames = _as_frames(frames)
-    if frames.shape[-1] == 1:
-        frames = np.repeat(frames, 3, axis=-1)
+    frames = as_rgb(frames)
     count, _, width, _ = frames.shape
     bar = np.zeros((count, height, width, 3), np.float32)
     for index in range(count):
         # Strictly growing lengths (1 ... width) while width allows.
         length = max(1, int(round(width * (index + 1) / count)))
-        color = (0.6, 0.6, 0.6) if index < forecast_from else (1.0, 0.15, 0.15)
+        color = CONTEXT_COLOR if index < forecast_from else FUTURE_COLOR
         bar[index, :, :length] = color
     return np.concatenate([frames, bar], axis=1)
 
@@ -143,3 +149,15 @@ def side_by_side(*panels, pad: int = 2, pad_value: float = 1.0) -> np.ndarray:
             pieces.append(divider)
         pieces.append(panel)
     return np.concatenate(pieces, axis=2)
+
+
+def window_grid(windows, context_frames: int, scale: int = 1, pad: int = 2) -> np.ndarray:
+    """Windows `[N, T, H, W, C]` as an RGB grid `[H', W', 3]`, one window per row,
+    with a red bar between the context frames and the future frames."""
+    windows = [as_rgb(_as_frames(window, f"windows[{i}]")) for i, window in enumerate(windows)]
+    context = frame_grid([w[:context_frames] for w in windows], pad=pad, scale=scale)
+    future = frame_grid([w[context_frames:] for w in windows], pad=pad, scale=scale)
+    bar = np.empty((context.shape[0], pad, 3), np.float32)
+    bar[:] = FUTURE_COLOR
+    # [H', Wc, 3] | bar | [H', Wf, 3]; the future grid's own left padding follows the bar.
+    return np.concatenate([context, bar, future[:, pad:]], axis=1)

@@ -39,7 +39,7 @@ from PIL import Image  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from framepred.config import DataConfig, option_value  # noqa: E402
+from framepred.config import DataConfig  # noqa: E402
 from framepred.data import MovingDigits, build_source, windows  # noqa: E402
 
 FRAMES = 20  # the default window: 10 context + 10 future
@@ -125,13 +125,16 @@ def model_rate(channels: int, steps: int) -> tuple[float, str]:
     import keras
 
     from framepred import models
-    from framepred.train import build_loss
+    from omegaconf import OmegaConf
+
+    from framepred import losses
 
     cfg = default_config(channels)
     keras.backend.clear_session()
     model = models.build_model(cfg.model, cfg.data)
     model.compile(optimizer=keras.optimizers.Adam(1e-3, clipnorm=1.0),
-                  loss=build_loss(cfg.loss), jit_compile=False)
+                  loss=losses.build_loss(**OmegaConf.to_container(cfg.loss, resolve=True)),
+                  jit_compile=False)
     batch, context = int(cfg.trainer.batch_size), int(cfg.data.context_frames)
     frames = context + int(cfg.data.future_frames)
     height, width = cfg.data.frame_size
@@ -147,7 +150,7 @@ def model_rate(channels: int, steps: int) -> tuple[float, str]:
         start = time.perf_counter()
         model.train_on_batch(inputs, targets)
         times.append(time.perf_counter() - start)
-    form, loss = (option_value(option) for option in (cfg.model.form, cfg.loss.name))
+    form, loss = (option for option in (cfg.model.form, cfg.loss.name))
     about = (f"{form} filters={list(cfg.model.filters)} patch={cfg.model.patch_size}, "
              f"{height}x{width}, {context} -> {frames - context}, loss={loss}, "
              f"batch {batch}, {model.count_params():,} parameters")

@@ -13,7 +13,7 @@ Every contender trains on the same Moving Digits windows (the default data confi
 clock (the default, 10), or `--steps` optimizer steps (to compare recipes at equal
 compute on a faster machine). Schedules (cosine, onecycle) are sized to the budget
 from a timed probe. Each is then scored on the same validation windows by the same
-rollout (`framepred.models.forecast`) and `framepred.evaluation.evaluate_forecast`,
+rollout (`framepred.models.forecast`) and `framepred.verification.evaluate_forecast`,
 against every baseline.
 
 Contenders:
@@ -54,8 +54,7 @@ import keras  # noqa: E402
 from bench_train import describe_device  # noqa: E402
 from omegaconf import OmegaConf  # noqa: E402
 
-from framepred import data, evaluation, metrics, models  # noqa: E402
-from framepred.config import option_value  # noqa: E402
+from framepred import data, metrics, models, verification  # noqa: E402
 
 # The best next_frame recipe measured (docs/recipes.md): scheduled sampling whose
 # probability of the true frame reaches 0 after 500 steps, about a 5-minute CPU budget.
@@ -169,19 +168,19 @@ def build_contender(name, cfg, steps_budget: int):
     The trained model is the network itself, or, with `trainer.sampling`, the network
     unrolled with scheduled sampling (sharing its weights), as `framepred.train` builds it.
     """
-    from framepred.train import build_loss, build_optimizer, with_sampling
+    from framepred import losses, optimizers
 
     if name == "keras_io":
         model = build_keras_io(tuple(cfg.data.frame_size), int(cfg.data.channels))
         return model, model, "next_frame"
     network = models.build_model(cfg.model, cfg.data)
-    model = with_sampling(network, cfg.trainer, cfg.data)
+    model = models.with_sampling(network, cfg.trainer, cfg.data)
     # Sized so a cosine or one-cycle schedule ends with the budget.
     trainer = cfg.trainer.copy()
     trainer.epochs = 1
-    model.compile(optimizer=build_optimizer(trainer, max(steps_budget, 1)),
-                  loss=build_loss(cfg.loss))
-    return network, model, option_value(cfg.model.form)
+    model.compile(optimizer=optimizers.build_optimizer(trainer, max(steps_budget, 1)),
+                  loss=losses.build_loss(**OmegaConf.to_container(cfg.loss, resolve=True)))
+    return network, model, cfg.model.form
 
 
 def fit(name, cfg, windows, seconds, steps, seed):
@@ -212,7 +211,7 @@ def fit(name, cfg, windows, seconds, steps, seed):
 def score(model, cfg, windows) -> dict:
     batch = 8  # keras-io's full-resolution rollout needs ~12 GiB at 32
     batches = (windows[i: i + batch] for i in range(0, len(windows), batch))
-    return evaluation.evaluate_forecast(model, batches, int(cfg.data.context_frames),
+    return verification.evaluate_forecast(model, batches, int(cfg.data.context_frames),
                                         int(cfg.data.future_frames))
 
 

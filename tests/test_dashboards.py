@@ -83,8 +83,8 @@ def test_epoch_scalars_for_train_and_validation(fast_run):
 
 
 def test_forecast_images_every_epoch(fast_run):
-    from framepred import dashboards
-    from framepred.runs import RunPaths
+    from framepred.callbacks import dashboards
+    from framepred.run.folder import RunPaths
 
     images = _accumulator(fast_run / "tensorboard" / "images")
     tags = [tag for tag in images.Tags()["tensors"] if _plugin(images, tag) == "images"]

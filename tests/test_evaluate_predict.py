@@ -21,7 +21,7 @@ METRICS = ("ssim", "ssim_openstl", "psnr", "mse", "mae", *SUM_METRIC_NAMES)
 
 def _windows(compose_train, split="test", count=1):
     """Moving Digits windows as the debug=fast run sees them: [N, 6, 16, 16, 1]."""
-    from framepred import dashboards
+    from framepred.callbacks import dashboards
 
     cfg = compose_train(["debug=fast"])
     return dashboards.first_windows(cfg.data, count, split=split)
@@ -168,9 +168,9 @@ def test_predict_reads_frames_folders_and_animated_images(compose_train, fast_ru
     frames = [Image.fromarray((f[..., 0] * 255).astype(np.uint8)) for f in window]
     frames[0].save(tmp_path / "clip.gif", save_all=True, append_images=frames[1:])
     checkpoint = fast_run / "checkpoints" / "best.keras"
-    from framepred.predict import read_sequence
+    from framepred.data.clips import read_clip
 
-    np.testing.assert_allclose(read_sequence(folder), window, atol=1 / 255)
+    np.testing.assert_allclose(read_clip(folder), window, atol=1 / 255)
     for source in (folder, tmp_path / "clip.gif"):
         out = tmp_path / f"out_{source.name}"
         result = _predict(compose_train, checkpoint, source, out)

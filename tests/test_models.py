@@ -131,7 +131,7 @@ def test_stateful_rollout_trims_mirrored_padding():
 import keras, numpy as np
 from types import SimpleNamespace
 from framepred import models
-from framepred.runtime import build_strategy, split_cpu
+from framepred.devices import build_strategy, split_cpu
 split_cpu(2)
 strategy = build_strategy("mirrored")
 assert strategy.num_replicas_in_sync == 2

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from framepred import callbacks as framepred_callbacks
-from framepred import resilience
+from framepred.callbacks import guards
 from framepred.errors import exit_on_user_error
 
 
@@ -39,7 +39,7 @@ def test_nan_loss_stops_and_keeps_the_good_checkpoint(tmp_path, compose_train, m
     monkeypatch.setattr(framepred_callbacks, "build_callbacks",
                         lambda cfg, run: [PoisonWeights(epoch=1), *original(cfg, run)])
     cfg = compose_train(["debug=fast", "trainer.epochs=3"])
-    with pytest.raises(resilience.NonFiniteLoss) as stopped:
+    with pytest.raises(guards.NonFiniteLoss) as stopped:
         train(cfg, run_dir=tmp_path)
 
     message = str(stopped.value)
@@ -56,17 +56,17 @@ def test_nan_loss_stops_and_keeps_the_good_checkpoint(tmp_path, compose_train, m
 
 def test_nan_guard_exit_status_is_nonzero(capsys):
     with pytest.raises(SystemExit) as exited, exit_on_user_error():
-        raise resilience.NonFiniteLoss("loss became nan at epoch 2, step 1")
+        raise guards.NonFiniteLoss("loss became nan at epoch 2, step 1")
     assert exited.value.code == 3
     assert capsys.readouterr().err.strip() == \
         "framepred: error: loss became nan at epoch 2, step 1"
 
 
 def test_guard_passes_finite_and_stops_inf():
-    guard = resilience.NonFiniteGuard(["trainer.learning_rate=1.0 may be too high"])
+    guard = guards.NonFiniteGuard(["trainer.learning_rate=1.0 may be too high"])
     guard.on_epoch_begin(4)
     guard.on_train_batch_end(0, {"loss": 0.25})
-    with pytest.raises(resilience.NonFiniteLoss, match=r"loss became inf at epoch 5, step 7; "
+    with pytest.raises(guards.NonFiniteLoss, match=r"loss became inf at epoch 5, step 7; "
                        r".*likely cause: trainer.learning_rate=1.0"):
         guard.on_train_batch_end(6, {"loss": math.inf})
 
@@ -74,14 +74,17 @@ def test_guard_passes_finite_and_stops_inf():
 @pytest.mark.parametrize("overrides, cause", [
     (["trainer.precision=mixed_float16"], "trainer.precision=mixed_float16"),
     (["trainer.learning_rate=0.5"], "trainer.learning_rate=0.5"),
-    (["loss=ms_ssim"], "MS-SSIM"),
-    (["loss=blend", "loss.structural=ms_ssim"], "MS-SSIM"),
     (["trainer.clipnorm=null"], "trainer.clipnorm"),
 ])
 def test_likely_causes_name_the_setting(compose_train, overrides, cause):
-    causes = resilience.likely_causes(compose_train(["debug=fast", *overrides]))
+    causes = guards.likely_causes(compose_train(["debug=fast", *overrides]))
     assert any(cause in text for text in causes), causes
 
 
-def test_default_settings_suggest_no_cause(compose_train):
-    assert resilience.likely_causes(compose_train(["debug=fast"])) == []
+@pytest.mark.parametrize("overrides", [
+    pytest.param([], id="defaults"),
+    # framepred's MS-SSIM gradient is finite (ssim's safe power), so MS-SSIM is no cause.
+    pytest.param(["loss=ms_ssim"], id="ms_ssim"),
+])
+def test_settings_that_cause_no_nan_suggest_no_cause(compose_train, overrides):
+    assert guards.likely_causes(compose_train(["debug=fast", *overrides])) == []

@@ -20,10 +20,10 @@ import pytest
 from tensorboard.backend.event_processing.event_file_loader import EventFileLoader
 
 from framepred import callbacks as framepred_callbacks
-from framepred import resilience
 from framepred.callbacks import Checkpoints
 from framepred.errors import FramepredError
-from framepred.runs import RunPaths
+from framepred.run import resume
+from framepred.run.folder import RunPaths
 from tests.conftest import REPO, snapshot
 
 # Epochs of ~1-2 s on 2 CPU cores: long enough to kill a run between two of them.
@@ -104,12 +104,12 @@ def test_resume_false_moves_the_finished_run_aside(fast_run, compose_train, tmp_
     run = tmp_path / "run"
     shutil.copytree(fast_run, run)
     before = snapshot(run)
-    resilience.prepare(compose_train(["debug=fast", "trainer.resume=false"]), RunPaths(run))
+    resume.prepare(compose_train(["debug=fast", "trainer.resume=false"]), RunPaths(run))
     (aside,) = (run / "replaced").iterdir()
     # Every file is still there, byte for byte, under replaced/<time>/.
     moved = snapshot(aside)
     assert {k: v[0] for k, v in moved.items()} == {
-        k: v[0] for k, v in before.items() if k.split("/")[0] in resilience.ARTIFACTS}
+        k: v[0] for k, v in before.items() if k.split("/")[0] in resume.ARTIFACTS}
     assert not (run / "metrics.json").exists() and not (run / "complete.json").exists()
     assert not any((run / "checkpoints").iterdir())
 
@@ -186,7 +186,7 @@ def test_sigterm_saves_state_and_a_corrupt_newest_backup_falls_back(
     original = framepred_callbacks.build_callbacks
     monkeypatch.setattr(framepred_callbacks, "build_callbacks",
                         lambda cfg, run: [SendSignal(epoch=1, step=1), *original(cfg, run)])
-    with pytest.raises(resilience.TrainingStopped) as stopped:
+    with pytest.raises(resume.TrainingStopped) as stopped:
         train(cfg, run_dir=tmp_path)
     assert stopped.value.exit_code == 143
     assert "stopped by SIGTERM at epoch 2, step 1" in str(stopped.value)
@@ -282,12 +282,12 @@ def test_sigterm_stops_cleanly_then_resumes(tmp_path):
 
 def test_first_ctrl_c_asks_to_stop_and_the_second_would_kill():
     before = signal.getsignal(signal.SIGINT)
-    with resilience.graceful_stop():
+    with resume.graceful_stop():
         os.kill(os.getpid(), signal.SIGINT)
         time.sleep(0.01)  # Python runs the handler at the next bytecode boundary
-        assert resilience._STOP.received == signal.SIGINT
+        assert resume._STOP.received == signal.SIGINT
         # Not our handler any more: a second Ctrl-C ends the process at once.
         assert signal.getsignal(signal.SIGINT) == signal.SIG_DFL
-        assert signal.getsignal(signal.SIGTERM) == resilience._STOP.handle
+        assert signal.getsignal(signal.SIGTERM) == resume._STOP.handle
     assert signal.getsignal(signal.SIGINT) == before
-    assert resilience._STOP.received is None
+    assert resume._STOP.received is None

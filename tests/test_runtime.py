@@ -9,7 +9,7 @@ import math
 import numpy as np
 import pytest
 
-from framepred.runs import RunPaths
+from framepred.run.folder import RunPaths
 from tests.conftest import REPO, run_cli
 
 PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
@@ -42,7 +42,7 @@ def test_precision_trains_finite_and_checkpoint_reloads(compose_train, tmp_path,
                                                         precision):
     import keras
 
-    from framepred.throughput import TAG
+    from framepred.callbacks.throughput import TAG
     from framepred.train import train
 
     cfg = compose_train(["debug=fast", f"trainer.precision={precision}", "trainer.verbose=0"])
@@ -51,7 +51,7 @@ def test_precision_trains_finite_and_checkpoint_reloads(compose_train, tmp_path,
     run = RunPaths(tmp_path)
 
     assert all(math.isfinite(m["mean"]) for m in payload["model"].values())
-    lines = [r.getMessage() for r in caplog.records if r.name == "framepred.throughput"]
+    lines = [r.getMessage() for r in caplog.records if r.name == "framepred.callbacks.throughput"]
     assert len(lines) == 1 and "frames/s" in lines[0] and f"precision: {precision}" in lines[0]
     assert "device: CPU" in lines[0]
     (step, frames_per_second), = tensorboard_scalars(run.tensorboard / "train", TAG)
@@ -94,7 +94,7 @@ def test_losses_stay_float32_under_mixed_policies(precision, name):
 def test_resolve_jit_picks_xla_on_gpus_only():
     import tensorflow as tf
 
-    from framepred.runtime import resolve_jit
+    from framepred.devices import resolve_jit
 
     has_gpu = bool(tf.config.list_physical_devices("GPU"))
     assert resolve_jit("auto") is has_gpu
@@ -105,8 +105,8 @@ def test_resolve_jit_picks_xla_on_gpus_only():
 def test_virtual_cpu_devices_after_start_up_is_a_user_error():
     import tensorflow as tf
 
+    from framepred.devices import split_cpu
     from framepred.errors import FramepredError
-    from framepred.runtime import split_cpu
 
     present = len(tf.config.list_logical_devices("CPU"))  # initializes the devices
     split_cpu(present)  # a sweep's next run asking for the same split: fine
@@ -122,7 +122,7 @@ def test_bench_model_sizes_match_the_configs(compose_train):
         cfg = compose_train(overrides)
         model = cfg.model
         assert bench.MODELS[name] == dict(
-            form=getattr(model.form, "value", model.form), filters=tuple(model.filters),
+            form=model.form, filters=tuple(model.filters),
             kernel_size=tuple(model.kernel_size), patch_size=model.patch_size,
             skip=model.skip,
         ), name

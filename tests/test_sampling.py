@@ -11,7 +11,7 @@ import pytest
 
 from framepred import models
 from framepred.errors import FramepredError
-from framepred.runs import RunPaths
+from framepred.run.folder import RunPaths
 from tests.conftest import run_cli
 
 DATA = SimpleNamespace(frame_size=[16, 16], channels=1, context_frames=3, future_frames=3)
@@ -156,15 +156,15 @@ def test_mask_draws_follow_the_probabilities_and_count_training_calls():
 
 
 def test_sampled_checkpoint_reloads_and_forecasts(tmp_path):
-    from framepred import checkpoints
+    from framepred.run import trained
 
     network = _network("group")
     model = _sampled(network, "scheduled", iteration=123)
     model.save(tmp_path / "sampled.keras")
-    reloaded = checkpoints.load_checkpoint(tmp_path / "sampled.keras")
+    reloaded = trained.load_checkpoint(tmp_path / "sampled.keras")
     assert int(reloaded.get_layer("sampling").iteration) == 123
     assert models.model_form(reloaded) == "next_frame"
-    assert checkpoints.expected_frames(reloaded)["context_frames"] is None
+    assert trained.expected_frames(reloaded)["context_frames"] is None
     context = _windows(4)[:, :3]
     np.testing.assert_allclose(models.forecast(reloaded, context, 4),
                                models.forecast(network, context, 4, carry_states=False),
@@ -248,10 +248,10 @@ def test_scheduled_run_under_jax(tmp_path):
         "assert keras.backend.backend() == 'jax'\n"
         f"model = keras.models.load_model({str(RunPaths(run_dir).last)!r})\n"
         "print('iteration', int(model.get_layer('sampling').iteration))\n"
-        "from framepred import models, schedules\n"
+        "from framepred import models, optimizers\n"
         "p = models.true_frame_probabilities('reverse_scheduled', 30000, 4, 2)\n"
         "print('reverse', [round(float(v), 4) for v in p])\n"
-        "print('onecycle', round(float(schedules.OneCycle(1.0, 10)(2)), 4))\n"
+        "print('onecycle', round(float(optimizers.OneCycle(1.0, 10)(2)), 4))\n"
     )
     reloaded = run_jax(code)
     assert reloaded.returncode == 0, reloaded.stderr[-3000:]

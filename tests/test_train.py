@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from framepred.runs import RunPaths
+from framepred.run.folder import RunPaths
 from tests.conftest import REPO, run_cli
 
 METRICS = ("ssim", "ssim_openstl", "psnr", "mse", "mae", "mse_sum", "mae_sum")

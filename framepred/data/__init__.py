@@ -10,7 +10,7 @@
     videos.py          data=video: animated images, video files
     formats.py         resize, channels, [0, 1] scaling: shared by the disk sources
     splits.py          train / val / test by whole sequence (or time chunks), no leakage
-    preview.py         python -m framepred.data.preview: look at the windows
+    preview.py         python -m framepred.preview: look at the windows
 """
 
 from __future__ import annotations
@@ -18,7 +18,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from framepred.config import option_value
 from framepred.data.files import BadFiles, existing_path
 from framepred.data.formats import FrameFormat
 from framepred.data.moving_digits import MovingDigits
@@ -57,7 +56,7 @@ def window_length(data: Any) -> int:
 
 
 def _source_name(data: Any) -> str:
-    return option_value(data.source)
+    return data.source
 
 
 def build_source(data: Any, split: str) -> SequenceSource:
@@ -120,10 +119,10 @@ def _reader(data: Any, path: str | None, key: str) -> SequenceSource:
     frame_format = FrameFormat.from_config(data)
     stat = resolved.stat()
     cache_key = (name, str(path), str(resolved.resolve()), stat.st_mtime_ns, stat.st_size,
-                 frame_format, str(data.layout), str(option_value(data.on_bad_file)))
+                 frame_format, str(data.layout), str(data.on_bad_file))
     reader = _READERS.get(cache_key)
     if reader is None:
-        bad_files = BadFiles(str(option_value(data.on_bad_file)))
+        bad_files = BadFiles(str(data.on_bad_file))
         if name == "npy":
             reader = ArrayFile(f"{resolved}:{member}" if member else str(resolved),
                                str(data.layout), frame_format)

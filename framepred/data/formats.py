@@ -17,7 +17,6 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from framepred.config import option_value
 from framepred.errors import FramepredError
 
 LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float32)
@@ -51,7 +50,7 @@ class FrameFormat:
     def from_config(cls, data: Any) -> FrameFormat:
         height, width = data.frame_size
         return cls((int(height), int(width)), int(data.channels), bool(data.resize),
-                   str(option_value(data.interpolation)))
+                   str(data.interpolation))
 
     def check_size(self, height: int, width: int, where: str) -> None:
         """With data.resize=false every frame must already be frame_size."""

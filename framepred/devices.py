@@ -33,7 +33,6 @@ from typing import Any
 import keras
 import tensorflow as tf
 
-from framepred.config import option_value
 from framepred.errors import FramepredError
 
 log = logging.getLogger(__name__)
@@ -42,7 +41,7 @@ PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
 
 
 @dataclass
-class Runtime:
+class Setup:
     strategy: Any
     jit_compile: bool
     precision: str
@@ -104,13 +103,13 @@ def build_strategy(distribution: str):
     return tf.distribute.MirroredStrategy(devices)
 
 
-def configure(trainer: Any) -> Runtime:
+def configure(trainer: Any) -> Setup:
     """Logical devices, seeds, the precision policy and the distribution strategy."""
     if trainer.virtual_cpu_devices:
         split_cpu(int(trainer.virtual_cpu_devices))
     keras.utils.set_random_seed(int(trainer.seed))
-    precision = str(option_value(trainer.precision))
+    precision = str(trainer.precision)
     keras.mixed_precision.set_global_policy(precision)
-    strategy = build_strategy(str(option_value(trainer.distribution)))
-    return Runtime(strategy=strategy, jit_compile=resolve_jit(trainer.jit_compile),
+    strategy = build_strategy(str(trainer.distribution))
+    return Setup(strategy=strategy, jit_compile=resolve_jit(trainer.jit_compile),
                    precision=precision, device=describe_devices())

@@ -1,4 +1,7 @@
-"""Learning-rate schedules that Keras does not ship, Keras only (no TensorFlow)."""
+"""The optimizer a run trains with, and the learning-rate schedules Keras does not ship.
+
+Keras only (no TensorFlow), so it runs under every backend.
+"""
 
 from __future__ import annotations
 
@@ -61,3 +64,17 @@ class OneCycle(keras.optimizers.schedules.LearningRateSchedule):
             "warmup_fraction": self.warmup_fraction, "div_factor": self.div_factor,
             "final_div_factor": self.final_div_factor, "name": self.name,
         }
+
+
+def build_optimizer(trainer, steps_per_epoch: int) -> keras.optimizers.Optimizer:
+    """Adam or AdamW per `trainer.optimizer`, with `trainer.schedule` over the run's
+    `trainer.epochs * steps_per_epoch` steps and `trainer.clipnorm`."""
+    rate, total_steps = float(trainer.learning_rate), int(trainer.epochs) * steps_per_epoch
+    if trainer.schedule == "cosine":
+        rate = keras.optimizers.schedules.CosineDecay(rate, total_steps)
+    elif trainer.schedule == "onecycle":
+        rate = OneCycle(rate, total_steps, warmup_fraction=float(trainer.warmup_fraction))
+    options = dict(learning_rate=rate, clipnorm=trainer.clipnorm)
+    if trainer.optimizer == "adamw":
+        return keras.optimizers.AdamW(weight_decay=float(trainer.weight_decay), **options)
+    return keras.optimizers.Adam(**options)

@@ -15,8 +15,6 @@ from pathlib import Path
 
 import keras
 
-from framepred.config import option_value
-
 log = logging.getLogger(__name__)
 
 TAG = "throughput/frames_per_second"
@@ -31,7 +29,7 @@ def target_frames(data_cfg, form: str) -> int:
 
 def _describe_devices() -> str:
     if keras.backend.backend() == "tensorflow":
-        from framepred.runtime import describe_devices
+        from framepred.devices import describe_devices
 
         return describe_devices()
     return keras.backend.backend()
@@ -58,7 +56,7 @@ class Throughput(keras.callbacks.Callback):
 
     @classmethod
     def for_run(cls, cfg, run) -> Throughput:
-        form = option_value(cfg.model.form)
+        form = cfg.model.form
         return cls(cfg.trainer.batch_size, target_frames(cfg.data, form),
                    log_dir=run.tensorboard / "train")
 

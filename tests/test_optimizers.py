@@ -8,7 +8,7 @@ import keras
 import numpy as np
 import pytest
 
-from framepred.schedules import OneCycle
+from framepred.optimizers import OneCycle
 
 
 def _pytorch_one_cycle(step, max_rate, total, pct_start=0.3, div=25.0, final_div=1e4):
@@ -41,7 +41,7 @@ def test_one_cycle_serializes_inside_an_optimizer():
 
 
 def test_train_builds_one_cycle(compose_train):
-    from framepred.train import build_optimizer
+    from framepred.optimizers import build_optimizer
 
     cfg = compose_train(["trainer.schedule=onecycle", "trainer.epochs=2"])
     optimizer = build_optimizer(cfg.trainer, steps_per_epoch=10)

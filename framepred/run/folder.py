@@ -5,7 +5,7 @@
     <run>/checkpoints/best.keras, last.keras
     <run>/tensorboard/         train/, validation/, images and hparams
     <run>/metrics.json         per-step forecast metrics, model and copy-last baseline
-    <run>/backup/              resumable training state (framepred.resilience)
+    <run>/backup/              resumable training state (framepred.callbacks.checkpoints.Backup)
     <run>/complete.json        written last: the run finished (a second start does nothing)
 """
 
@@ -118,3 +118,18 @@ def write_json(path: Path, payload: Any) -> None:
             handle.write("\n")
 
     atomic_write(path, write)
+
+
+def read_json(path: Path) -> dict | None:
+    """The JSON object at `path`, or None where it is missing or unreadable."""
+    try:
+        return json.loads(Path(path).read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def saved_states(backup: Path) -> list[Path]:
+    """The backup's saved training states, newest first; names sort by (epoch, step)."""
+    if not backup.is_dir():
+        return []
+    return sorted((p for p in backup.iterdir() if p.name.startswith("state-")), reverse=True)

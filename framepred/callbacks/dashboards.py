@@ -30,7 +30,6 @@ import numpy as np
 import tensorflow as tf
 
 from framepred import visualize
-from framepred.config import option_value
 from framepred.metrics import forecast_entries
 
 log = logging.getLogger(__name__)
@@ -115,22 +114,22 @@ def hparams_of(cfg: Any) -> dict:
     data, model, loss, trainer = cfg.data, cfg.model, cfg.loss, cfg.trainer
     height, width = data.frame_size
     return {
-        "loss": str(option_value(loss.name)),
+        "loss": str(loss.name),
         "loss.alpha": float(loss.alpha),
-        "loss.structural": str(option_value(loss.structural)),
-        "loss.pixel": str(option_value(loss.pixel)),
-        "model.form": str(option_value(model.form)),
+        "loss.structural": str(loss.structural),
+        "loss.pixel": str(loss.pixel),
+        "model.form": str(model.form),
         "model.filters": ",".join(str(f) for f in model.filters),
         "model.kernel_size": ",".join(str(k) for k in model.kernel_size),
         "model.patch_size": int(model.patch_size),
         "trainer.learning_rate": float(trainer.learning_rate),
         "trainer.batch_size": int(trainer.batch_size),
         "trainer.epochs": int(trainer.epochs),
-        "trainer.optimizer": str(option_value(trainer.optimizer)),
-        "trainer.schedule": str(option_value(trainer.schedule)),
-        "trainer.precision": str(option_value(trainer.precision)),
+        "trainer.optimizer": str(trainer.optimizer),
+        "trainer.schedule": str(trainer.schedule),
+        "trainer.precision": str(trainer.precision),
         "trainer.seed": int(trainer.seed),
-        "data.source": str(option_value(data.source)),
+        "data.source": str(data.source),
         "data.frame_size": f"{height}x{width}",
         "data.channels": int(data.channels),
         "data.context_frames": int(data.context_frames),
@@ -186,7 +185,7 @@ def build_callbacks(cfg: Any, run) -> list[keras.callbacks.Callback]:
 
 
 def log_forecast_metrics(log_dir: str | Path, results: dict) -> None:
-    """Writes `evaluation.evaluate_forecast` results under `<log_dir>/forecast/`, one
+    """Writes `verification.evaluate_forecast` results under `<log_dir>/forecast/`, one
     TensorBoard run per entry (`forecast/model`, `forecast/copy_last`,
     `forecast/background`, `forecast/blank`): the tag `forecast/<metric>` at step
     t = 1 ... H and `forecast_mean/<metric>` (mean over steps) at step 0. The same

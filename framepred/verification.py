@@ -1,4 +1,4 @@
-"""Per-step forecast evaluation, shared by `train` and `evaluate`.
+"""Per-step forecast verification, shared by `train` and `evaluate`.
 
 Context frames go in, `future_frames` forecasts come out, and every forecast
 step t+1 ... t+H is scored against the truth with the metric definitions of
@@ -9,11 +9,17 @@ the best of them.
 
 from __future__ import annotations
 
+import csv
 from collections.abc import Iterable
+from pathlib import Path
 
 import numpy as np
 
 from framepred import metrics, models
+from framepred.run.folder import atomic_write
+
+JSON_NAME = "metrics.json"  # evaluate's output folder; a run's is RunPaths.metrics
+CSV_NAME = "metrics.csv"
 
 
 def evaluate_forecast(
@@ -52,3 +58,25 @@ def evaluate_forecast(
             means[name].update(metrics.per_frame_metrics(truth, forecast))
     results = {name: accumulator.result() for name, accumulator in means.items()}
     return {**results, metrics.VERDICT_KEY: metrics.beats_best_baseline(results)}
+
+
+def write_csv(path: Path, results: dict) -> None:
+    """One row per (entry, step): entry (model, then each baseline), step (1 ... H,
+    then "mean"), every metric. The verdict (`beats_best_baseline`) is in
+    metrics.json only."""
+    entries = metrics.forecast_entries(results)
+    metric_names = list(next(iter(entries.values())))
+
+    def write(tmp):
+        with open(tmp, "w", newline="") as handle:
+            table = csv.writer(handle)
+            table.writerow(["entry", "step", *metric_names])
+            for entry, values in entries.items():
+                steps = len(values[metric_names[0]]["per_step"])
+                for step in range(steps):
+                    table.writerow([entry, step + 1, *(
+                        f"{values[name]['per_step'][step]:.6g}" for name in metric_names)])
+                table.writerow([entry, "mean", *(
+                    f"{values[name]['mean']:.6g}" for name in metric_names)])
+
+    atomic_write(path, write)

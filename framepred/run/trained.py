@@ -1,7 +1,7 @@
 """Using a trained checkpoint: load it, find its run's config, check inputs fit it.
 
 Shared by `evaluate` and `predict`. A checkpoint lives in its run folder
-(`<run>/checkpoints/<name>.keras`, see `framepred.runs`), and the run's composed
+(`<run>/checkpoints/<name>.keras`, see `framepred.run.folder`), and the run's composed
 config (`<run>/config.yaml`) says what data it was trained on, so neither
 command asks the user to repeat frame size, channels or context length.
 """
@@ -16,14 +16,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from framepred.config import DataConfig
 from framepred.errors import FramepredError
-from framepred.runs import RunPaths
-
-
-def require_keys(cfg: Any, keys: tuple[str, ...], example: str) -> None:
-    """FramepredError naming the first of `keys` left unset (Hydra's `???`)."""
-    for key in keys:
-        if OmegaConf.is_missing(cfg, key):
-            raise FramepredError(f"{key} is not set; give {key}=..., e.g. {example}")
+from framepred.run.folder import RunPaths
 
 
 def load_checkpoint(path: str | Path):

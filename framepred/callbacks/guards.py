@@ -1,0 +1,60 @@
+"""The NaN guard: a NaN or inf loss stops training before anything is saved from it."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import keras
+
+from framepred.errors import FramepredError
+
+
+class NonFiniteLoss(FramepredError):
+    """The loss became NaN or inf; nothing from the bad step was saved."""
+
+    exit_code = 3
+
+
+def likely_causes(cfg: Any) -> list[str]:
+    """Hints for a non-finite loss, from the settings that often cause one."""
+    trainer = cfg.trainer
+    causes = []
+    if trainer.precision == "mixed_float16":
+        causes.append("trainer.precision=mixed_float16 can overflow float16 (max 65504); "
+                      "try trainer.precision=mixed_bfloat16 or float32")
+    if float(trainer.learning_rate) > 1e-2:
+        causes.append(f"trainer.learning_rate={trainer.learning_rate} may be too high; try 1e-3")
+    if trainer.clipnorm is None:
+        causes.append("no gradient clipping; try trainer.clipnorm=1.0")
+    return causes
+
+
+class NonFiniteGuard(keras.callbacks.Callback):
+    """Raises `NonFiniteLoss` at the first step whose loss is NaN or inf.
+
+    It stands first among the callbacks, so no checkpoint or backup is written from
+    the bad step; best.keras keeps the last good epoch.
+    """
+
+    def __init__(self, causes=()):
+        super().__init__()
+        self.causes = list(causes)
+        self._epoch = 0
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._epoch = epoch
+
+    def on_train_batch_end(self, batch, logs=None):
+        value = (logs or {}).get("loss")
+        if value is None:
+            return
+        value = float(value)
+        if not math.isfinite(value):
+            hint = f"; likely cause: {' / '.join(self.causes)}" if self.causes else ""
+            raise NonFiniteLoss(
+                f"loss became {value} at epoch {self._epoch + 1}, step {batch + 1}; training "
+                f"stopped, the checkpoints keep the last good epoch{hint}"
+            )
+
+

@@ -1,0 +1,73 @@
+"""Look at a data source before training on it:
+
+    python -m framepred.preview data=frames data.path=clips/
+    python -m framepred.preview data=npy data.path=mnist_test_seq.npy preview.windows=8
+
+Reads a few training windows exactly as training would (same source, split,
+resize and channels) and writes, through `framepred.visualize`, `preview.png`, one
+window per row with a red bar between context and future frames, and
+`preview.gif`, the windows side by side frame by frame, over a bar that is gray
+during the context and red during the future.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import hydra
+import numpy as np
+from omegaconf import DictConfig
+
+from framepred import visualize
+from framepred.config import config_dir, validate_data
+from framepred.errors import FramepredError, exit_on_user_error, install_cli_error_handler
+
+log = logging.getLogger("framepred.preview")
+install_cli_error_handler()  # Hydra's errors as one `framepred: error:` line
+
+def sample_windows(data, count: int) -> np.ndarray:
+    """`count` training windows spread over the split: float32 [N, T, H, W, C]."""
+    from framepred.data import build_source, window_length
+
+    source = build_source(data, "train")
+    length = window_length(data)
+    index = source.windows(length, data.stride or length)
+    picks = sorted({int(i) for i in np.linspace(0, len(index) - 1, min(count, len(index)))})
+    return np.stack([source.read(seq, start, start + length)
+                     for seq, start in (index[i] for i in picks)])
+
+
+def preview(cfg: DictConfig, output_dir: str | Path) -> tuple[Path, Path]:
+    """Writes preview.png and preview.gif of `cfg.preview.windows` training windows."""
+    validate_data(cfg.data)
+    if cfg.preview.windows < 1:
+        raise FramepredError(f"preview.windows={cfg.preview.windows} must be >= 1")
+    windows = sample_windows(cfg.data, int(cfg.preview.windows))
+    context = int(cfg.data.context_frames)
+    scale = visualize.display_scale(windows.shape[2:4])  # small frames drawn ~64 px
+    output = Path(output_dir)
+    png = visualize.save_png(output / "preview.png",
+                             visualize.window_grid(windows, context, scale=scale))
+    # [N, T, H, W, C] -> [T, H, N*W (+ gaps), C]: the windows side by side, per frame.
+    played = visualize.side_by_side(*visualize.upscale(windows, scale))
+    gif = visualize.save_gif(output / "preview.gif",
+                             visualize.progress_bar(played, context), fps=4.0)
+    return png, gif
+
+
+@hydra.main(version_base="1.3", config_path=config_dir(), config_name="preview")
+def main(cfg: DictConfig) -> None:
+    with exit_on_user_error():
+        output = cfg.preview.output
+        if output is None:
+            output = hydra.core.hydra_config.HydraConfig.get().runtime.output_dir
+        png, gif = preview(cfg, output)
+        print(f"preview: {cfg.preview.windows} training windows of "
+              f"{cfg.data.context_frames} context + {cfg.data.future_frames} future frames")
+        print(f"  grid:      {png}")
+        print(f"  animation: {gif}")
+
+
+if __name__ == "__main__":
+    main()
