@@ -15,7 +15,6 @@ from enum import Enum
 from pathlib import Path
 from typing import Any, Optional, get_type_hints
 
-from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING
 
 from framepred.errors import FramepredError
@@ -180,6 +179,9 @@ class DataConfig:
 
 @dataclass
 class ModelConfig:
+    # Causal ConvLSTM (Shi et al. 2015).
+    #   encoder_forecaster: an encoder reads the context, its states start a forecaster.
+    #   next_frame: predicts frame t+1 from frames <= t; the future is rolled out.
     form: Form = Form.encoder_forecaster
     filters: list[int] = field(default_factory=lambda: [32, 32])  # one ConvLSTM layer each
     kernel_size: list[int] = field(default_factory=lambda: [3, 3])  # per layer, square
@@ -204,30 +206,41 @@ class LossConfig:
 
 @dataclass
 class TrainerConfig:
-    epochs: int = 10
-    batch_size: int = 16
+    # Sized to visibly learn on 2 CPU cores in under 10 minutes: ~875 steps
+    # (docs/recipes.md).
+    epochs: int = 7
+    batch_size: int = 16  # per replica
     learning_rate: float = 1e-3
     steps_per_epoch: int | None = None  # null = the whole training split
     validation_steps: int | None = None
     optimizer: Optimizer = Optimizer.adam
-    weight_decay: float = 0.0
+    weight_decay: float = 0.0  # adamw only
     clipnorm: float | None = 1.0
-    schedule: Schedule = Schedule.constant
+    schedule: Schedule = Schedule.constant  # onecycle: Smith & Topin 2019
     warmup_fraction: float = 0.3  # onecycle: share of the steps rising to learning_rate
     seed: int = 42
-    precision: Precision = Precision.float32
-    jit_compile: str = "auto"  # auto | true | false
-    steps_per_execution: int = 1
-    distribution: Distribution = Distribution.none
+    # Speed and devices (framepred/devices.py, docs/performance.md).
+    precision: Precision = Precision.float32  # mixed_float16 is loss-scaled
+    jit_compile: str = "auto"  # auto = XLA on GPUs only (slower on CPUs, measured) | true | false
+    steps_per_execution: int = 1  # training steps per call into the compiled function
+    distribution: Distribution = Distribution.none  # mirrored: every local GPU
     virtual_cpu_devices: int = 0  # split the CPU into N logical devices (tests of mirrored)
     profile_batch: list[int] | None = None  # [first, last] batch to profile
     resume: bool = True
     backup_every_steps: int | None = None  # also back up mid-epoch, every N steps
     forecast_images: int = 3  # validation sequences drawn in TensorBoard each epoch
     verbose: str = "auto"
-    # next_frame only; schedules count optimizer steps, as OpenSTL's (models.py,
-    # true_frame_probabilities). OpenSTL's names: sampling_start_value,
-    # sampling_changing_rate, sampling_stop_iter; r_sampling_step_1/2, r_exp_alpha.
+    # What a next_frame model reads at each training step (models.true_frame_probabilities);
+    # the forecast always reads its own frames. Schedules count optimizer steps, with
+    # OpenSTL's defaults (its names: sampling_start_value, sampling_changing_rate,
+    # sampling_stop_iter; r_sampling_step_1/2, r_exp_alpha); a default run takes ~875
+    # steps, so scale them to the run.
+    #   teacher_forcing: always the true frame.
+    #   scheduled (Bengio et al. 2015): forecast steps read the truth with probability
+    #     sampling_start_value - (step + 1) * sampling_changing_rate, 0 from sampling_stop_step.
+    #   reverse_scheduled (PredRNN-V2, Wang et al. 2022): between reverse_sampling_steps,
+    #     context steps read the truth 0.5 -> 1 (exponential, reverse_sampling_alpha) and
+    #     forecast steps 0.5 -> 0 (linear).
     sampling: Sampling = Sampling.teacher_forcing
     sampling_start_value: float = 1.0
     sampling_changing_rate: float = 2e-5
@@ -297,6 +310,9 @@ class PreviewSchema:
 
 
 def register_schemas() -> None:
+    """Registers the schemas with Hydra, so the primary YAMLs can list them first."""
+    from hydra.core.config_store import ConfigStore
+
     store = ConfigStore.instance()
     store.store(name="train_schema", node=TrainSchema)
     store.store(name="evaluate_schema", node=EvaluateSchema)
@@ -304,7 +320,12 @@ def register_schemas() -> None:
     store.store(name="preview_schema", node=PreviewSchema)
 
 
-register_schemas()
+try:
+    register_schemas()
+except ImportError:
+    # No Hydra (a JAX machine with only the library's needs): the schemas and choices
+    # below stay plain dataclasses and enums for losses, metrics and models.
+    pass
 
 
 # --- checks a type cannot express --------------------------------------------------

@@ -15,7 +15,7 @@ Keras state: logical devices, seeds, the global dtype policy, the strategy.
   `auto_scale_loss=True`). The model's head and the losses stay float32.
 - `trainer.jit_compile`: auto = XLA on GPUs only. On the 2-core CPU sandbox XLA
   trained the default model 13x slower than TensorFlow's own kernels (63.9 -> 4.8
-  frames/s, scripts/bench_train.py, README "Performance"), while on GPUs it fuses
+  frames/s, scripts/bench_train.py, docs/performance.md), while on GPUs it fuses
   the ConvLSTM gate math.
 - `trainer.distribution=mirrored`: `tf.distribute.MirroredStrategy` over every
   local GPU (or every logical CPU device when there is no GPU). The data pipeline

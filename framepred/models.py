@@ -211,8 +211,8 @@ def _head(features, channels: int, patch_size: int, activation: str, last=None):
 
 
 def build_next_frame(
-    frame_size, channels, filters=(64, 64), kernel_size=(3, 3), patch_size=4,
-    normalization="none", output_activation="sigmoid", skip=True,
+    frame_size, channels, *, filters, kernel_size, patch_size, normalization,
+    output_activation, skip,
 ) -> keras.Model:
     """Stacked ConvLSTMs; output t is the forecast of frame t+1. Any sequence length."""
     height, width = frame_size
@@ -235,9 +235,8 @@ def build_next_frame(
 
 
 def build_encoder_forecaster(
-    frame_size, channels, context_frames, future_frames, filters=(64, 64),
-    kernel_size=(3, 3), patch_size=4, normalization="none", output_activation="sigmoid",
-    skip=True,
+    frame_size, channels, context_frames, future_frames, *, filters, kernel_size,
+    patch_size, normalization, output_activation, skip,
 ) -> keras.Model:
     """Encoder ConvLSTMs read the context; their states start the forecaster's."""
     height, width = frame_size
@@ -441,7 +440,8 @@ def build_sampled_next_frame(model: keras.Model, sampling: str, context_frames: 
 
 
 def build_model(model_cfg, data_cfg) -> keras.Model:
-    """The model a config asks for."""
+    """The model a config asks for. Every option comes from the config, whose schema
+    (`framepred.config.ModelConfig`) holds the defaults."""
     form = model_cfg.form
     options = dict(
         frame_size=tuple(data_cfg.frame_size),
@@ -449,10 +449,9 @@ def build_model(model_cfg, data_cfg) -> keras.Model:
         filters=tuple(model_cfg.filters),
         kernel_size=tuple(model_cfg.kernel_size),
         patch_size=int(model_cfg.patch_size),
-        normalization=model_cfg.normalization,
-        output_activation=getattr(
-            model_cfg.output_activation, "value", model_cfg.output_activation),
-        skip=bool(getattr(model_cfg, "skip", True)),
+        normalization=str(model_cfg.normalization),
+        output_activation=str(model_cfg.output_activation),
+        skip=bool(model_cfg.skip),
     )
     if form == "next_frame":
         return build_next_frame(**options)

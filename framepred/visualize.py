@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-# Forecast-grid row order; TensorBoard's image caption and the README name them.
+# Forecast-grid row order; TensorBoard's image caption and docs/dashboards.md name them.
 FORECAST_ROWS = ("context", "truth", "forecast", "abs error")
 CONTEXT_COLOR = (0.6, 0.6, 0.6)  # the bars over context frames
 FUTURE_COLOR = (1.0, 0.15, 0.15)  # and over future / forecast frames

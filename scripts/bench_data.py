@@ -123,11 +123,9 @@ def model_rate(channels: int, steps: int) -> tuple[float, str]:
     """(frames/s the default model consumes in training: fastest step after warm-up,
     a description of the model)."""
     import keras
-
-    from framepred import models
     from omegaconf import OmegaConf
 
-    from framepred import losses
+    from framepred import losses, models
 
     cfg = default_config(channels)
     keras.backend.clear_session()

@@ -41,13 +41,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import keras  # noqa: E402
 
 from framepred import models  # noqa: E402  (Keras only: no TF, no Hydra)
+from framepred.config import ModelConfig  # noqa: E402
 
 
 def build(frame_size: int, filters, patch_size: int, normalization: str):
-    model_cfg = SimpleNamespace(form="next_frame", filters=tuple(filters),
-                                kernel_size=(3,) * len(filters), patch_size=patch_size,
-                                normalization=normalization, output_activation="sigmoid",
-                                skip=True)
+    model_cfg = ModelConfig(form="next_frame", filters=tuple(filters),
+                            kernel_size=(3,) * len(filters), patch_size=patch_size,
+                            normalization=normalization)
     data_cfg = SimpleNamespace(frame_size=(frame_size, frame_size), channels=1)
     keras.utils.set_random_seed(0)
     return models.build_model(model_cfg, data_cfg)

@@ -5,7 +5,7 @@ Run:
     .venv/bin/python scripts/bench_train.py                       # TF, default + moving_mnist
     .venv/bin/python scripts/bench_train.py --models default --precisions float32 --jit false,true
     KERAS_BACKEND=jax python scripts/bench_train.py --synthetic   # JAX + Keras only
-    # on a GPU (see README, "Performance"):
+    # on a GPU (see docs/performance.md):
     python scripts/bench_train.py --batch 16 --steps 20 --precisions float32,mixed_bfloat16 \
         --jit false,true
 

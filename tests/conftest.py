@@ -1,18 +1,14 @@
-"""Shared fixtures: Hydra composition and one finished `debug=fast` run to reuse."""
+"""Shared fixtures: Hydra composition, one finished `debug=fast` run to reuse, and the
+`gpu` marker's skip. Plain helper functions live in tests/helpers/."""
 
 from __future__ import annotations
 
-import hashlib
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-
-REPO = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture
@@ -27,16 +23,6 @@ def compose_train():
             return compose(config_name, overrides=list(overrides))
 
     return compose_with
-
-
-def run_cli(module: str, *args: str, cwd: Path | None = None, timeout: float = 600,
-            env: dict | None = None) -> subprocess.CompletedProcess:
-    """Runs `python -m <module> args...` as a user would; returns the finished process."""
-    full_env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", **(env or {})}
-    return subprocess.run(
-        [sys.executable, "-m", module, *args], cwd=cwd or REPO, env=full_env,
-        capture_output=True, text=True, timeout=timeout,
-    )
 
 
 @pytest.fixture(scope="session")
@@ -54,11 +40,24 @@ def fast_run(tmp_path_factory) -> Path:
     return run_dir
 
 
-def snapshot(folder: Path, skip=()) -> dict:
-    """Every file under `folder`: content hash and modification time."""
-    return {
-        str(path.relative_to(folder)): (hashlib.sha256(path.read_bytes()).hexdigest(),
-                                        path.stat().st_mtime_ns)
-        for path in sorted(folder.rglob("*"))
-        if path.is_file() and not any(part in skip for part in path.relative_to(folder).parts)
-    }
+def _has_gpu() -> bool:
+    """A GPU visible to the Keras backend in use, without starting TensorFlow early."""
+    import keras
+
+    if keras.backend.backend() == "jax":
+        import jax
+
+        return any(device.platform == "gpu" for device in jax.devices())
+    import tensorflow as tf
+
+    return bool(tf.config.list_physical_devices("GPU"))
+
+
+def pytest_collection_modifyitems(config, items):
+    """Tests marked `gpu` skip where no GPU is visible (CI's machine has none)."""
+    gpu_tests = [item for item in items if "gpu" in item.keywords]
+    if not gpu_tests or _has_gpu():
+        return
+    skip = pytest.mark.skip(reason="needs a GPU; none is visible")
+    for item in gpu_tests:
+        item.add_marker(skip)

@@ -1,22 +1,25 @@
-"""Bad input (issue 7): each mistake gives one `framepred: error:` line naming the key,
+"""Bad input: each mistake gives one `framepred: error:` line naming the key,
 file or value, a non-zero exit, no traceback, and no change to an earlier run's files.
 
 The cases run through the real entry points (`main()` of framepred.train / evaluate /
 predict, with sys.argv as the shell gives it). To pay TensorFlow's import once rather
-than per case, one subprocess imports them and forks a child per case.
+than per case, one subprocess imports them and forks a child per case; each case is
+still its own test (a `pytest.param` with an id), so a failure names the case.
 """
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
-import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
 
-from tests.conftest import REPO, snapshot
+import pytest
+
+from tests.helpers.cli import REPO, error_lines
+from tests.helpers.files import snapshot
 
 DRIVER = r"""
 import importlib, json, os, sys
@@ -45,10 +48,6 @@ for i, case in enumerate(cases):
 print(json.dumps(results))
 """
 
-# TensorFlow's C++ start-up lines are not ours to count.
-TF_NOISE = re.compile(r"^([IWEF]\d{4} |WARNING: All log messages before absl)")
-
-
 def run_cases(cases: list[dict], workdir: Path) -> list[dict]:
     out = workdir / "cli-output"
     out.mkdir(parents=True)
@@ -60,140 +59,135 @@ def run_cases(cases: list[dict], workdir: Path) -> list[dict]:
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
-def has(module: str) -> bool:
-    return importlib.util.find_spec(module) is not None
+# Each case: the command, its arguments and the substrings its one error line must
+# hold. In the arguments, {tmp} is the cases' folder, {afile} a plain file there, {run}
+# a fresh run folder of the case's own, {finished} a finished run restarted by mistake
+# in its folder, {best} a trained checkpoint, {notes} a text file, {fake} a text file
+# named .keras.
+TRAIN = "framepred.train"
+CASES = [
+    pytest.param(TRAIN, ["loss=foo"], ["loss/foo", "blend", "ssim"], id="unknown-group-option"),
+    pytest.param(TRAIN, ["trainer.epoch=3"], ["trainer.epoch", "epoch"], id="misspelled-key"),
+    pytest.param(TRAIN, ["trainer.epochs=abc"], ["trainer.epochs", "abc"], id="wrong-type"),
+    pytest.param(TRAIN, ["loss=blend", "loss.alpha=-0.1"], ["loss.alpha=-0.1", "[0, 1]"],
+                 id="alpha-negative"),
+    pytest.param(TRAIN, ["loss=blend", "loss.alpha=1.5"], ["loss.alpha=1.5", "[0, 1]"],
+                 id="alpha-above-one"),
+    pytest.param(TRAIN, ["trainer.epochs=0"], ["trainer.epochs=0", ">= 1"], id="zero-epochs"),
+    pytest.param(TRAIN, ["trainer.epochs=-2"], ["trainer.epochs=-2", ">= 1"],
+                 id="negative-epochs"),
+    pytest.param(TRAIN, ["trainer.batch_size=0"], ["trainer.batch_size=0", ">= 1"],
+                 id="zero-batch"),
+    pytest.param(TRAIN, ["trainer.batch_size=-4"], ["trainer.batch_size=-4", ">= 1"],
+                 id="negative-batch"),
+    pytest.param(TRAIN, ["data.frame_size=[10,10]", "data.digit_size=[4,6]"],
+                 ["data.frame_size=[10, 10]", "loss.filter_size=11"],
+                 id="frame-below-ssim-window"),
+    pytest.param(TRAIN, ["loss=ms_ssim"], ["MS-SSIM", "data.frame_size=[16, 16]"],
+                 id="ms-ssim-frames-too-small"),
+    pytest.param(TRAIN, ["hydra.run.dir={afile}/run"], ["{afile}"], id="output-under-a-file"),
+    pytest.param(TRAIN, ["hydra.run.dir=/proc/framepred-run"], ["/proc/framepred-run"],
+                 id="output-in-proc"),
+    pytest.param(TRAIN, ["data=npy", "data.frame_size=[16,16]"], ["data.path"],
+                 id="npy-without-path"),
+    pytest.param(TRAIN, ["data=npy", "data.frame_size=[16,16]", "data.path={tmp}/missing.npy"],
+                 ["missing.npy"], id="npy-missing-file"),
+    pytest.param(TRAIN, ["data=frames", "data.frame_size=[16,16]",
+                         "data.path={tmp}/no-such-folder"], ["no-such-folder"],
+                 id="frames-missing-folder"),
+    pytest.param(TRAIN, ["trainer.epochs=0", "hydra.run.dir={finished}"], ["trainer.epochs=0"],
+                 id="epochs-zero-in-finished-run"),
+    pytest.param(TRAIN, ["model.filters=[8]", "hydra.run.dir={finished}"],
+                 ["model.filters", "hydra.run.dir", "trainer.resume=false"],
+                 id="other-model-in-finished-run"),
+    pytest.param("framepred.evaluate", ["checkpoint={tmp}/missing.keras"],
+                 ["missing.keras", "does not exist"], id="evaluate-missing-checkpoint"),
+    pytest.param("framepred.evaluate", ["checkpoint={notes}"], ["notes.txt", ".keras"],
+                 id="evaluate-not-keras"),
+    pytest.param("framepred.evaluate", ["checkpoint={fake}"], ["fake.keras"],
+                 id="evaluate-corrupt-keras"),
+    pytest.param("framepred.evaluate", ["checkpoint={best}", "data.channels=3"],
+                 ["channel", "3"], id="evaluate-other-channels"),
+    pytest.param("framepred.evaluate", ["checkpoint={best}", "data.frame_size=[32,32]"],
+                 ["frame"], id="evaluate-other-frame-size"),
+    pytest.param("framepred.predict", ["checkpoint={tmp}/missing.keras",
+                                       "input={tmp}/clip.npy", "output={tmp}/out.gif"],
+                 ["missing.keras"], id="predict-missing-checkpoint"),
+    pytest.param("framepred.predict", ["checkpoint={notes}", "input={tmp}/clip.npy",
+                                       "output={tmp}/out.gif"], ["notes.txt"],
+                 id="predict-not-keras"),
+]
 
 
-def train_cases(tmp: Path) -> list[tuple[str, list[str], list[str]]]:
-    """(id, argv, substrings the one error line must hold)."""
-    afile = tmp / "afile"
-    afile.write_text("not a folder")
-
-    def run(name):
-        return f"hydra.run.dir={tmp / 'runs' / name}"
-
-    cases = [
-        ("unknown-group-option", ["loss=foo"], ["loss/foo", "blend", "ssim"]),
-        ("misspelled-key", ["trainer.epoch=3"], ["trainer.epoch", "epoch"]),
-        ("wrong-type", ["trainer.epochs=abc"], ["trainer.epochs", "abc"]),
-        ("alpha-negative", ["loss=blend", "loss.alpha=-0.1"], ["loss.alpha=-0.1", "[0, 1]"]),
-        ("alpha-above-one", ["loss=blend", "loss.alpha=1.5"], ["loss.alpha=1.5", "[0, 1]"]),
-        ("zero-epochs", ["trainer.epochs=0"], ["trainer.epochs=0", ">= 1"]),
-        ("negative-epochs", ["trainer.epochs=-2"], ["trainer.epochs=-2", ">= 1"]),
-        ("zero-batch", ["trainer.batch_size=0"], ["trainer.batch_size=0", ">= 1"]),
-        ("negative-batch", ["trainer.batch_size=-4"], ["trainer.batch_size=-4", ">= 1"]),
-        ("frame-below-ssim-window",
-         ["data.frame_size=[10,10]", "data.digit_size=[4,6]"],
-         ["data.frame_size=[10, 10]", "loss.filter_size=11"]),
-        ("ms-ssim-frames-too-small", ["loss=ms_ssim"], ["MS-SSIM", "data.frame_size=[16, 16]"]),
-        ("output-under-a-file", [f"hydra.run.dir={afile / 'run'}"], [str(afile)]),
-        ("output-in-proc", ["hydra.run.dir=/proc/framepred-run"], ["/proc/framepred-run"]),
-        ("npy-without-path", ["data=npy", "data.frame_size=[16,16]"], ["data.path"]),
-        ("npy-missing-file", ["data=npy", "data.frame_size=[16,16]",
-                              f"data.path={tmp / 'missing.npy'}"], ["missing.npy"]),
-        ("frames-missing-folder", ["data=frames", "data.frame_size=[16,16]",
-                                   f"data.path={tmp / 'no-such-folder'}"], ["no-such-folder"]),
-    ]
-    return [
-        (name, ["debug=fast", *args,
-                *([] if any(a.startswith("hydra.run.dir") for a in args) else [run(name)])],
-         expect)
-        for name, args, expect in cases
-    ]
-
-
-def checkpoint_cases(tmp: Path, earlier: Path) -> list[tuple[str, str, list[str], list[str]]]:
-    notes = tmp / "notes.txt"
-    notes.write_text("not a model")
-    fake = tmp / "fake.keras"
-    fake.write_text("not a zip")
-    best = earlier / "checkpoints" / "best.keras"
-    out = tmp / "predict-out.gif"
-    cases = []
-    if has("framepred.evaluate"):
-        cases += [
-            ("evaluate-missing-checkpoint", "framepred.evaluate",
-             [f"checkpoint={tmp / 'missing.keras'}"], ["missing.keras", "does not exist"]),
-            ("evaluate-not-keras", "framepred.evaluate", [f"checkpoint={notes}"],
-             ["notes.txt", ".keras"]),
-            ("evaluate-corrupt-keras", "framepred.evaluate", [f"checkpoint={fake}"],
-             ["fake.keras"]),
-            ("evaluate-other-channels", "framepred.evaluate",
-             [f"checkpoint={best}", "data.channels=3"], ["channel", "3"]),
-            ("evaluate-other-frame-size", "framepred.evaluate",
-             [f"checkpoint={best}", "data.frame_size=[32,32]"], ["frame"]),
-        ]
-    if has("framepred.predict"):
-        cases += [
-            ("predict-missing-checkpoint", "framepred.predict",
-             [f"checkpoint={tmp / 'missing.keras'}", f"input={tmp / 'clip.npy'}",
-              f"output={out}"], ["missing.keras"]),
-            ("predict-not-keras", "framepred.predict",
-             [f"checkpoint={notes}", f"input={tmp / 'clip.npy'}", f"output={out}"],
-             ["notes.txt"]),
-        ]
-    return cases
-
-
-def check(case_id: str, result: dict, expect: list[str]) -> list[str]:
-    """Problems with one case's outcome, as readable strings (empty when it passed)."""
-    lines = [line for line in result["stderr"].splitlines()
-             if line.strip() and not TF_NOISE.match(line)]
-    problems = []
-    if result["rc"] in (0, 99):
-        problems.append(f"exit status {result['rc']}")
-    if "Traceback" in result["stderr"]:
-        problems.append("traceback")
-    if len(lines) != 1 or not lines[0].startswith("framepred: error: "):
-        problems.append(f"not one `framepred: error:` line: {lines[:6]}")
-    else:
-        missing = [text for text in expect if text not in lines[0]]
-        if missing:
-            problems.append(f"line lacks {missing}: {lines[0]}")
-    return [f"{case_id}: {p}" for p in problems]
-
-
-def finished_run_cases(earlier: Path) -> list[tuple[str, list[str], list[str]]]:
-    """Mistakes made while restarting a finished run in its own folder."""
-    cases = [
-        ("epochs-zero-in-finished-run", ["trainer.epochs=0"], ["trainer.epochs=0"]),
-        ("other-model-in-finished-run", ["model.filters=[8]"],
-         ["model.filters", "hydra.run.dir", "trainer.resume=false"]),
-    ]
-    return [(name, ["debug=fast", *args, f"hydra.run.dir={earlier}"], expect)
-            for name, args, expect in cases]
-
-
-def test_bad_input_suite(tmp_path, fast_run):
-    """All cases in two subprocesses; one assertion lists every failing case."""
-    import shutil
-
+@pytest.fixture(scope="module")
+def outcomes(tmp_path_factory, fast_run):
+    """Runs every case once; {case id: (expected substrings, result)}, and the
+    fingerprints of the earlier runs before and after."""
+    tmp = tmp_path_factory.mktemp("bad-input")
     # A finished run restarted by mistake in its own folder. (fast_run trained
     # in-process, so it lacks the train.log a CLI run has; Hydra records each start
     # under .hydra/ before our code runs, which is its record, not the run's results.)
-    earlier_here = tmp_path / "finished"
-    shutil.copytree(fast_run, earlier_here)
-    (earlier_here / "train.log").write_text("")
-    before = snapshot(fast_run)
-    before_here = snapshot(earlier_here, skip={".hydra"})
+    finished = tmp / "finished"
+    shutil.copytree(fast_run, finished)
+    (finished / "train.log").write_text("")
+    (tmp / "afile").write_text("not a folder")
+    (tmp / "notes.txt").write_text("not a model")
+    (tmp / "fake.keras").write_text("not a zip")
+    places = {"tmp": tmp, "afile": tmp / "afile", "finished": finished,
+              "best": fast_run / "checkpoints" / "best.keras", "notes": tmp / "notes.txt",
+              "fake": tmp / "fake.keras"}
+    before = snapshot(fast_run), snapshot(finished, skip={".hydra"})
 
-    train = train_cases(tmp_path) + finished_run_cases(earlier_here)
-    ckpt = checkpoint_cases(tmp_path, fast_run)
+    cases = {}
+    for case in CASES:
+        module, args, expect = case.values
+        filled = {**places, "run": tmp / "runs" / case.id}
+        args = [arg.format(**filled) for arg in args]
+        if module == TRAIN:
+            args = ["debug=fast", *args]
+            if not any(arg.startswith("hydra.run.dir") for arg in args):
+                args.append(f"hydra.run.dir={filled['run']}")
+        cases[case.id] = (module, args, [text.format(**filled) for text in expect])
     # Train apart from evaluate/predict: importing framepred.train installs its Hydra
     # error handler, which the other commands must not borrow here.
-    results = run_cases([{"module": "framepred.train", "args": args} for _, args, _ in train],
-                        tmp_path / "train")
-    if ckpt:
-        results += run_cases([{"module": module, "args": args} for _, module, args, _ in ckpt],
-                             tmp_path / "checkpoint")
-    expects = [(name, expect) for name, _, expect in train] + [
-        (name, expect) for name, _, _, expect in ckpt]
-    problems = [p for (name, expect), result in zip(expects, results)
-                for p in check(name, result, expect)]
-    assert not problems, "\n".join(problems)
-    assert snapshot(fast_run) == before, "an earlier run's files changed"
-    assert snapshot(earlier_here, skip={".hydra"}) == before_here, \
-        "a finished run's files changed when restarted with bad input"
+    results = {}
+    for group, is_train in (("train", True), ("checkpoint", False)):
+        ids = [i for i, (module, _, _) in cases.items() if (module == TRAIN) == is_train]
+        done = run_cases([{"module": cases[i][0], "args": cases[i][1]} for i in ids],
+                         tmp / group)
+        results.update(zip(ids, done))
+    after = snapshot(fast_run), snapshot(finished, skip={".hydra"})
+    return {i: (cases[i][2], results[i]) for i in cases}, before, after
+
+
+def problems(result: dict, expect: list[str]) -> list[str]:
+    """What is wrong with one case's outcome (empty when it passed)."""
+    lines = error_lines(result["stderr"])
+    found = []
+    if result["rc"] in (0, 99):
+        found.append(f"exit status {result['rc']}")
+    if "Traceback" in result["stderr"]:
+        found.append("traceback")
+    if len(lines) != 1 or not lines[0].startswith("framepred: error: "):
+        found.append(f"not one `framepred: error:` line: {lines[:6]}")
+    else:
+        missing = [text for text in expect if text not in lines[0]]
+        if missing:
+            found.append(f"line lacks {missing}: {lines[0]}")
+    return found
+
+
+@pytest.mark.parametrize("module, args, expect", CASES)
+def test_bad_input_gives_one_error_line(outcomes, request, module, args, expect):
+    case_id = request.node.callspec.id
+    expect, result = outcomes[0][case_id]
+    assert not problems(result, expect)
+
+
+def test_bad_input_changes_no_earlier_run(outcomes):
+    _, before, after = outcomes
+    assert after[0] == before[0], "an earlier run's files changed"
+    assert after[1] == before[1], "a finished run's files changed when restarted with bad input"
 
 
 def test_hydra_error_text_folds_onto_one_line():

@@ -8,7 +8,7 @@ from omegaconf.errors import ValidationError
 
 from framepred import config
 from framepred.errors import FramepredError
-from tests.conftest import run_cli
+from tests.helpers.cli import run_cli
 
 LOSSES = ["ssim", "ms_ssim", "mse", "mae", "blend"]
 
@@ -109,3 +109,52 @@ def test_cli_unknown_loss_lists_the_options(tmp_path):
     assert "Traceback" not in result.stderr
     for option in LOSSES:
         assert option in result.stderr
+
+
+# --- one home for each default and each choice -------------------------------------
+
+SCHEMAS = {"data": config.DataConfig, "model": config.ModelConfig, "loss": config.LossConfig,
+           "trainer": config.TrainerConfig}
+# The key that names a group's option may restate the schema's default: it says which
+# option the file is (loss/ssim.yaml says name: ssim).
+IDENTITY = {"data": "source", "model": "form", "loss": "name"}
+
+
+def _group_files():
+    from pathlib import Path
+
+    root = Path(config.config_dir())
+    return [pytest.param(group, path, id=f"{group}/{path.name}")
+            for group in SCHEMAS for path in sorted((root / group).glob("*.yaml"))]
+
+
+@pytest.mark.parametrize("group, path", _group_files())
+def test_group_yaml_states_only_what_differs_from_the_schema(group, path):
+    """The schema (framepred/config.py) holds every default once; a group's YAML sets
+    only the keys whose value differs, so the two cannot drift apart."""
+    from omegaconf import OmegaConf
+
+    defaults = OmegaConf.to_container(OmegaConf.structured(SCHEMAS[group]), enum_to_str=True)
+    stated = OmegaConf.to_container(OmegaConf.load(path)) or {}
+    unknown = sorted(set(stated) - set(defaults))
+    assert not unknown, f"{path.name} sets keys the schema lacks: {unknown}"
+    restated = sorted(key for key, value in stated.items()
+                      if key != IDENTITY.get(group) and value == defaults[key])
+    assert not restated, f"{path.name} restates schema defaults: {restated}"
+
+
+def _choices():
+    return [pytest.param(choice, id=choice.__name__) for choice in config.Choice.__subclasses__()]
+
+
+@pytest.mark.parametrize("choice", _choices())
+def test_config_choices_are_their_plain_values(choice):
+    """Below the schema a choice is its string: it compares, prints, formats and
+    serializes as one, and OmegaConf's YAML (which writes names) writes the value."""
+    import json
+
+    for member in choice:
+        assert member.name == member.value
+        assert member == member.value and str(member) == member.value
+        assert f"{member}" == member.value and json.dumps(member) == f'"{member.value}"'
+        assert {member.value: 1}[member] == 1

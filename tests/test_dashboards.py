@@ -10,27 +10,7 @@ import pytest
 from PIL import Image
 
 from framepred import visualize
-
-
-def _accumulator(folder):
-    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
-
-    accumulator = EventAccumulator(str(folder), size_guidance={"tensors": 0, "images": 0})
-    accumulator.Reload()
-    return accumulator
-
-
-def _scalars(accumulator, tag):
-    """{step: value} of a tf.summary.scalar tag (stored as a tensor summary in TF2)."""
-    import tensorflow as tf
-
-    return {event.step: float(tf.make_ndarray(event.tensor_proto))
-            for event in accumulator.Tensors(tag)}
-
-
-def _plugin(accumulator, tag):
-    return accumulator.SummaryMetadata(tag).plugin_data.plugin_name
-
+from tests.helpers.events import accumulator, plugin_name, scalars
 
 # --- pictures, without TensorFlow ------------------------------------------------------
 
@@ -72,22 +52,22 @@ def test_gif_keeps_every_frame_even_when_frames_repeat(tmp_path):
 
 
 def test_epoch_scalars_for_train_and_validation(fast_run):
-    train = _accumulator(fast_run / "tensorboard" / "train")
-    validation = _accumulator(fast_run / "tensorboard" / "validation")
+    train = accumulator(fast_run / "tensorboard" / "train")
+    validation = accumulator(fast_run / "tensorboard" / "validation")
     names = ("loss", "ssim", "psnr", "mse", "mae")
     for name in names:
-        assert _plugin(train, f"epoch_{name}") == "scalars"
-        assert np.isfinite(list(_scalars(train, f"epoch_{name}").values())).all()
-        assert set(_scalars(validation, f"epoch_{name}")) == {0}  # debug=fast: one epoch
-    assert _scalars(train, "epoch_learning_rate")[0] == pytest.approx(1e-3)
+        assert plugin_name(train, f"epoch_{name}") == "scalars"
+        assert np.isfinite(list(scalars(train, f"epoch_{name}").values())).all()
+        assert set(scalars(validation, f"epoch_{name}")) == {0}  # debug=fast: one epoch
+    assert scalars(train, "epoch_learning_rate")[0] == pytest.approx(1e-3)
 
 
 def test_forecast_images_every_epoch(fast_run):
     from framepred.callbacks import dashboards
     from framepred.run.folder import RunPaths
 
-    images = _accumulator(fast_run / "tensorboard" / "images")
-    tags = [tag for tag in images.Tags()["tensors"] if _plugin(images, tag) == "images"]
+    images = accumulator(fast_run / "tensorboard" / "images")
+    tags = [tag for tag in images.Tags()["tensors"] if plugin_name(images, tag) == "images"]
     assert tags == ["forecast/sequence_0"]  # debug=fast: trainer.forecast_images=1
     (event,) = images.Tensors("forecast/sequence_0")  # one epoch, step 0
     assert event.step == 0
@@ -113,20 +93,20 @@ def test_per_step_forecast_scalars_match_metrics_json(fast_run):
     assert sorted(p.name for p in (fast_run / "tensorboard" / "forecast").iterdir()) == [
         "background", "blank", "copy_last", "model"]  # the verdict is not a run
     for entry in ("model", "copy_last", "background", "blank"):
-        scalars = _accumulator(fast_run / "tensorboard" / "forecast" / entry)
+        events = accumulator(fast_run / "tensorboard" / "forecast" / entry)
         for metric in ("ssim", "ssim_openstl", "psnr", "mse", "mae", "mse_sum", "mae_sum"):
-            per_step = _scalars(scalars, f"forecast/{metric}")
+            per_step = scalars(events, f"forecast/{metric}")
             assert sorted(per_step) == [1, 2, 3]  # t+1 ... t+H, debug=fast H = 3
             np.testing.assert_allclose([per_step[t] for t in (1, 2, 3)],
                                        results[entry][metric]["per_step"], rtol=1e-5)
-            assert _scalars(scalars, f"forecast_mean/{metric}")[0] == pytest.approx(
+            assert scalars(events, f"forecast_mean/{metric}")[0] == pytest.approx(
                 results[entry][metric]["mean"], rel=1e-5)
 
 
 def test_hparams_session_and_experiment(fast_run):
     from tensorboard.plugins.hparams import metadata
 
-    root = _accumulator(fast_run / "tensorboard")
+    root = accumulator(fast_run / "tensorboard")
     content = root.PluginTagToContent("hparams")
     session = metadata.parse_session_start_info_plugin_data(
         content[metadata.SESSION_START_INFO_TAG])
@@ -146,7 +126,7 @@ def test_hparams_session_and_experiment(fast_run):
     assert ("forecast/model", "forecast_mean/ssim_openstl") in metrics
     # Every metric the experiment names is written where it says.
     for group, tag in metrics:
-        assert tag in _accumulator(fast_run / "tensorboard" / group).Tags()["tensors"]
+        assert tag in accumulator(fast_run / "tensorboard" / group).Tags()["tensors"]
 
 
 def test_hparams_tab_lists_the_run_with_its_metrics(fast_run):

@@ -7,18 +7,8 @@ import pytest
 from PIL import Image
 
 from framepred.preview import preview, sample_windows
-from tests.conftest import run_cli
-
-
-def write_clips(root, sequences=4, frames=8, size=16):
-    rng = np.random.default_rng(0)
-    for s in range(sequences):
-        folder = root / f"clip{s}"
-        folder.mkdir(parents=True)
-        for t in range(frames):
-            Image.fromarray(rng.integers(0, 256, (size, size), dtype=np.uint8)).save(
-                folder / f"{t}.png")
-    return root
+from tests.helpers.cli import run_cli
+from tests.helpers.files import write_clips
 
 
 def test_preview_writes_grid_and_animation(tmp_path, compose_train):

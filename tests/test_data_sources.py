@@ -17,7 +17,8 @@ from PIL import Image
 
 from framepred.data import SPLITS, build_source, window_length, windows
 from framepred.errors import FramepredError
-from tests.conftest import run_cli
+from tests.helpers.cli import run_cli
+from tests.helpers.files import write_frames
 
 # debug=fast: 16x16 frames, 3 context + 3 future = windows of 6 frames.
 WINDOW = 6
@@ -29,14 +30,6 @@ def data_cfg(compose_train):
         return compose_train(["debug=fast", *overrides]).data
 
     return make
-
-
-def write_frames(folder, frames, name="frame{}.png"):
-    """uint8 frames [T, H, W] or [T, H, W, 3] -> one image file per frame."""
-    folder.mkdir(parents=True, exist_ok=True)
-    for t, frame in enumerate(frames):
-        Image.fromarray(frame).save(folder / name.format(t))
-    return folder
 
 
 def id_frames(sequence: int, count: int, size=(16, 16)) -> np.ndarray:

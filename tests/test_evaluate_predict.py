@@ -11,7 +11,8 @@ from PIL import Image
 
 from framepred.errors import FramepredError
 from framepred.metrics import BASELINES, MODEL_ENTRY, SUM_METRIC_NAMES, VERDICT_KEY
-from tests.conftest import run_cli
+from tests.helpers.cli import run_cli
+from tests.helpers.events import accumulator
 
 # debug=fast (configs/debug/fast.yaml): 16x16 gray frames, 3 context, 3 future.
 CONTEXT, FUTURE, SIZE = 3, 3, 16
@@ -77,8 +78,6 @@ def _check_verdict(payload):
 
 
 def test_evaluate_test_split_writes_json_csv_and_tensorboard(compose_train, fast_run, tmp_path):
-    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
-
     payload = _evaluate(compose_train, fast_run / "checkpoints" / "last.keras", tmp_path,
                         "evaluate.split=test", "data.test_sequences=6", "evaluate.batch_size=4")
     assert payload["split"] == "test" and payload["data"]["test_sequences"] == 6
@@ -98,9 +97,7 @@ def test_evaluate_test_split_writes_json_csv_and_tensorboard(compose_train, fast
     runs = sorted(p.name for p in (tmp_path / "tensorboard" / "forecast").iterdir())
     assert runs == sorted(ENTRIES)
     for entry in ENTRIES:
-        events = EventAccumulator(str(tmp_path / "tensorboard" / "forecast" / entry),
-                                  size_guidance={"tensors": 0})
-        events.Reload()
+        events = accumulator(tmp_path / "tensorboard" / "forecast" / entry)
         for metric in METRICS:
             assert [e.step for e in events.Tensors(f"forecast/{metric}")] == [1, 2, 3]
 

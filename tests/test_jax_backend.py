@@ -16,7 +16,7 @@ import sys
 
 import pytest
 
-from tests.conftest import REPO
+from tests.helpers.cli import REPO
 
 pytest.importorskip("jax")
 
@@ -36,6 +36,7 @@ def test_model_losses_and_data_parallel_step_under_jax():
 import keras, numpy as np
 from types import SimpleNamespace
 from framepred import losses, metrics, models
+from framepred.config import ModelConfig
 assert keras.backend.backend() == "jax"
 devices = keras.distribution.list_devices()
 assert len(devices) == 2, devices
@@ -44,8 +45,7 @@ data = SimpleNamespace(frame_size=(16, 16), channels=1, context_frames=3, future
 rng = np.random.default_rng(0)
 windows = rng.uniform(size=(4, 5, 16, 16, 1)).astype("float32")
 for form in ("encoder_forecaster", "next_frame"):
-    cfg = SimpleNamespace(form=form, filters=(4,), kernel_size=(3,), patch_size=2,
-                          normalization="none", output_activation="sigmoid")
+    cfg = ModelConfig(form=form, filters=(4,), kernel_size=(3,), patch_size=2)
     model = models.build_model(cfg, data)
     if form == "next_frame":
         inputs, targets = windows[:, :-1], windows[:, 1:]
@@ -87,12 +87,13 @@ def test_stateful_rollout_equals_full_passes_under_jax():
 import keras, numpy as np
 from types import SimpleNamespace
 from framepred import models
+from framepred.config import ModelConfig
 assert keras.backend.backend() == "jax"
 data = SimpleNamespace(frame_size=(16, 16), channels=1)
 context = np.random.default_rng(0).uniform(size=(2, 3, 16, 16, 1)).astype("float32")
 for normalization in ("none", "layer", "group"):
-    cfg = SimpleNamespace(form="next_frame", filters=(4, 4), kernel_size=(3, 3), patch_size=2,
-                          normalization=normalization, output_activation="sigmoid")
+    cfg = ModelConfig(form="next_frame", filters=(4, 4), kernel_size=(3, 3), patch_size=2,
+                      normalization=normalization)
     model = models.build_model(cfg, data)
     frames = context
     for _ in range(4):  # the oracle: the last output over all frames so far

@@ -11,14 +11,15 @@ import numpy as np
 import pytest
 
 from framepred import models
-from tests.conftest import REPO
+from framepred.config import ModelConfig
+from tests.helpers.cli import REPO
 
 DATA = SimpleNamespace(frame_size=[16, 16], channels=1, context_frames=4, future_frames=3)
 
 
 def _model(form, **changes):
-    cfg = SimpleNamespace(form=form, filters=[4, 4], kernel_size=[3, 3], patch_size=2,
-                          normalization="layer", output_activation="sigmoid")
+    cfg = ModelConfig(form=form, filters=[4, 4], kernel_size=[3, 3], patch_size=2,
+                      normalization="layer")
     for key, value in changes.items():
         setattr(cfg, key, value)
     keras.utils.set_random_seed(0)
@@ -131,12 +132,13 @@ def test_stateful_rollout_trims_mirrored_padding():
 import keras, numpy as np
 from types import SimpleNamespace
 from framepred import models
+from framepred.config import ModelConfig
 from framepred.devices import build_strategy, split_cpu
 split_cpu(2)
 strategy = build_strategy("mirrored")
 assert strategy.num_replicas_in_sync == 2
-cfg = SimpleNamespace(form="next_frame", filters=(4,), kernel_size=(3,), patch_size=2,
-                      normalization="group", output_activation="sigmoid")
+cfg = ModelConfig(form="next_frame", filters=(4,), kernel_size=(3,), patch_size=2,
+                  normalization="group")
 keras.utils.set_random_seed(0)
 with strategy.scope():
     model = models.build_model(cfg, SimpleNamespace(frame_size=(16, 16), channels=1))
@@ -202,8 +204,8 @@ def test_initialized_head_starts_exactly_as_copy_last(form, kind, activation):
     """Before training, the forecast is the latest frame, to 1e-3 (the sigmoid's clip),
     on natural and mid-grey footage, for every output activation offered."""
     data = SimpleNamespace(frame_size=[16, 16], channels=3, context_frames=4, future_frames=2)
-    cfg = SimpleNamespace(form=form, filters=[4], kernel_size=[3], patch_size=2,
-                          normalization="none", output_activation=activation)
+    cfg = ModelConfig(form=form, filters=[4], kernel_size=[3], patch_size=2,
+                      output_activation=activation)
     keras.utils.set_random_seed(0)
     model = models.build_model(cfg, data)
     models.init_head(model, level=0.5)

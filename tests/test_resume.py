@@ -24,7 +24,8 @@ from framepred.callbacks import Checkpoints
 from framepred.errors import FramepredError
 from framepred.run import resume
 from framepred.run.folder import RunPaths
-from tests.conftest import REPO, snapshot
+from tests.helpers.cli import REPO
+from tests.helpers.files import snapshot
 
 # Epochs of ~1-2 s on 2 CPU cores: long enough to kill a run between two of them.
 SLOW_EPOCHS = ["debug=fast", "trainer.epochs=3", "data.train_sequences=32",

@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 
 from framepred.run.folder import RunPaths
-from tests.conftest import REPO, run_cli
+from tests.helpers.cli import REPO, run_cli
+from tests.helpers.events import accumulator, scalars
 
 PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
 
@@ -22,19 +23,6 @@ def float32_policy_after():
     import keras
 
     keras.mixed_precision.set_global_policy("float32")
-
-
-def tensorboard_scalars(folder, tag):
-    """[(step, value)] of one scalar tag, read with TensorBoard's own event reader."""
-    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
-
-    events = EventAccumulator(str(folder), size_guidance={"tensors": 0, "scalars": 0})
-    events.Reload()
-    if tag in events.Tags().get("tensors", []):
-        import tensorflow as tf
-
-        return [(e.step, float(tf.make_ndarray(e.tensor_proto))) for e in events.Tensors(tag)]
-    return [(e.step, e.value) for e in events.Scalars(tag)]
 
 
 @pytest.mark.parametrize("precision", PRECISIONS)
@@ -54,7 +42,7 @@ def test_precision_trains_finite_and_checkpoint_reloads(compose_train, tmp_path,
     lines = [r.getMessage() for r in caplog.records if r.name == "framepred.callbacks.throughput"]
     assert len(lines) == 1 and "frames/s" in lines[0] and f"precision: {precision}" in lines[0]
     assert "device: CPU" in lines[0]
-    (step, frames_per_second), = tensorboard_scalars(run.tensorboard / "train", TAG)
+    (step, frames_per_second), = scalars(accumulator(run.tensorboard / "train"), TAG).items()
     assert step == 0 and frames_per_second > 0
 
     # A resumed run reloads after configure() set the policy: loss scaling comes back.
@@ -161,8 +149,8 @@ def test_mirrored_on_two_virtual_cpus_matches_one_device(tmp_path):
     assert "global batch 4 x 3 target steps" in log  # the throughput line
 
     def losses(run):
-        return [v for _, v in tensorboard_scalars(tmp_path / run / "tensorboard" / "train",
-                                                  "epoch_loss")]
+        return list(scalars(accumulator(tmp_path / run / "tensorboard" / "train"),
+                            "epoch_loss").values())
 
     single_losses, mirrored_losses = losses("single"), losses("mirrored")
     assert len(single_losses) == len(mirrored_losses) == 2

@@ -10,9 +10,10 @@ import numpy as np
 import pytest
 
 from framepred import models
+from framepred.config import ModelConfig
 from framepred.errors import FramepredError
 from framepred.run.folder import RunPaths
-from tests.conftest import run_cli
+from tests.helpers.cli import run_cli
 
 DATA = SimpleNamespace(frame_size=[16, 16], channels=1, context_frames=3, future_frames=3)
 STEPS = 5  # context + future - 1: the next_frame training pairs
@@ -83,8 +84,8 @@ def test_reverse_scheduled_sampling_matches_openstl():
 
 
 def _network(normalization="layer"):
-    cfg = SimpleNamespace(form="next_frame", filters=[4, 4], kernel_size=[3, 3], patch_size=2,
-                          normalization=normalization, output_activation="sigmoid")
+    cfg = ModelConfig(form="next_frame", filters=[4, 4], kernel_size=[3, 3], patch_size=2,
+                      normalization=normalization)
     keras.utils.set_random_seed(0)
     return models.build_model(cfg, DATA)
 

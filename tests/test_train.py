@@ -9,7 +9,7 @@ import sys
 import pytest
 
 from framepred.run.folder import RunPaths
-from tests.conftest import REPO, run_cli
+from tests.helpers.cli import REPO, run_cli
 
 METRICS = ("ssim", "ssim_openstl", "psnr", "mse", "mae", "mse_sum", "mae_sum")
 ENTRIES = ("model", "copy_last", "background", "blank")

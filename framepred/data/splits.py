@@ -1,6 +1,6 @@
 """Training, validation and test splits of a disk source, without leakage.
 
-The rule (documented in README, "Every source"):
+The rule (documented in docs/data.md, "Every source"):
 
 - Whole sequences. When the source has at least one sequence per split asked for,
   sequences are dealt to the splits by a permutation drawn from `data.seed`:
