@@ -52,99 +52,32 @@ def config_dir() -> str:
     )
 
 
-class Source(Choice):
-    moving_digits = "moving_digits"
-    moving_mnist = "moving_mnist"
-    npy = "npy"
-    frames = "frames"
-    video = "video"
+def _choices(name: str, values: str) -> type[Choice]:
+    """A `Choice` enum whose members are the space-separated `values`."""
+    return Choice(name, [(value, value) for value in values.split()], module=__name__)
 
 
-class Interpolation(Choice):
-    nearest = "nearest"
-    bilinear = "bilinear"
-    bicubic = "bicubic"
-    lanczos = "lanczos"
-    area = "area"
-
-
-class OnBadFile(Choice):
-    error = "error"
-    skip = "skip"
-
-
-class Form(Choice):
-    next_frame = "next_frame"
-    encoder_forecaster = "encoder_forecaster"
-
-
-class Normalization(Choice):
-    # No batch normalization: its training-time statistics pool every frame of the
-    # sequence, so frame t would be normalized with frames after it (a time leak).
-    none = "none"
-    layer = "layer"
-    group = "group"
-
-
-class Activation(Choice):
-    sigmoid = "sigmoid"
-    hard_sigmoid = "hard_sigmoid"
-    linear = "linear"
-    relu = "relu"
-
-
-class LossName(Choice):
-    ssim = "ssim"
-    ms_ssim = "ms_ssim"
-    mse = "mse"
-    mae = "mae"
-    blend = "blend"
-
-
-class Structural(Choice):
-    ssim = "ssim"
-    ms_ssim = "ms_ssim"
-
-
-class Pixel(Choice):
-    mae = "mae"
-    mse = "mse"
-
-
-class Precision(Choice):
-    float32 = "float32"
-    mixed_float16 = "mixed_float16"
-    mixed_bfloat16 = "mixed_bfloat16"
-
-
-class Distribution(Choice):
-    none = "none"
-    mirrored = "mirrored"
-
-
-class Optimizer(Choice):
-    adam = "adam"
-    adamw = "adamw"
-
-
-class Schedule(Choice):
-    constant = "constant"
-    cosine = "cosine"
-    onecycle = "onecycle"  # Smith & Topin 2019, as OpenSTL's recipes
-
-
-class Sampling(Choice):
-    # What a next_frame model reads at each training step: always the true frame
-    # (teacher_forcing), or, more and more often, its own forecast (models.SampleTrueFrames).
-    teacher_forcing = "teacher_forcing"
-    scheduled = "scheduled"  # Bengio et al. 2015
-    reverse_scheduled = "reverse_scheduled"  # Wang et al. 2022 (PredRNN-V2)
-
-
-class Split(Choice):
-    train = "train"
-    val = "val"
-    test = "test"
+Source = _choices("Source", "moving_digits moving_mnist npy frames video")
+Interpolation = _choices("Interpolation", "nearest bilinear bicubic lanczos area")
+OnBadFile = _choices("OnBadFile", "error skip")
+Form = _choices("Form", "next_frame encoder_forecaster")
+# No batch normalization: its training-time statistics pool every frame of the
+# sequence, so frame t would be normalized with frames after it (a time leak).
+Normalization = _choices("Normalization", "none layer group")
+Activation = _choices("Activation", "sigmoid hard_sigmoid linear relu")
+LossName = _choices("LossName", "ssim ms_ssim mse mae blend")
+Structural = _choices("Structural", "ssim ms_ssim")
+Pixel = _choices("Pixel", "mae mse")
+Precision = _choices("Precision", "float32 mixed_float16 mixed_bfloat16")
+Distribution = _choices("Distribution", "none mirrored")
+Optimizer = _choices("Optimizer", "adam adamw")
+# onecycle: Smith & Topin 2019, as OpenSTL's recipes.
+Schedule = _choices("Schedule", "constant cosine onecycle")
+# What a next_frame model reads at each training step: always the true frame
+# (teacher_forcing), or, more and more often, its own forecast (models.SampleTrueFrames):
+# scheduled (Bengio et al. 2015), reverse_scheduled (Wang et al. 2022, PredRNN-V2).
+Sampling = _choices("Sampling", "teacher_forcing scheduled reverse_scheduled")
+Split = _choices("Split", "train val test")
 
 
 @dataclass
