@@ -320,10 +320,37 @@ def validate_data(data: Any, key: str = "data") -> None:
              f"{key}.parallel_calls={data.parallel_calls} must be -1 (autotune) or >= 1")
 
 
+def check_known_keys(cfg: Any, schema: type, prefix: str = "") -> None:
+    """FramepredError for a key the schema lacks, with the closest real key.
+
+    Hydra refuses `trainer.epoch=3` but accepts `+trainer.epoch=3` (its own hint): a
+    run would train with the default `epochs` beside an unused `epoch`. Every key of
+    the composed config must be one of the schema's."""
+    import difflib
+
+    from omegaconf import DictConfig
+
+    names = [f.name for f in fields(schema)]
+    hints = get_type_hints(schema)
+    for key in cfg.keys() if isinstance(cfg, DictConfig) else ():
+        if key == "hydra":
+            continue
+        if key not in names:
+            close = difflib.get_close_matches(str(key), names, n=1)
+            hint = f"; did you mean {prefix}{close[0]}?" if close else ""
+            raise FramepredError(
+                f"{prefix}{key} is not a config key (framepred/config.py, {schema.__name__})"
+                f"{hint} Keys of {prefix.rstrip('.') or 'the config'}: {', '.join(names)}")
+        hint = hints[key]
+        if hasattr(hint, "__dataclass_fields__"):
+            check_known_keys(cfg[key], hint, f"{prefix}{key}.")
+
+
 def validate(cfg: Any) -> None:
     """Checks a composed training config; raises FramepredError naming the key."""
     from framepred import losses  # Keras only; imported late to keep `--help` fast
 
+    check_known_keys(cfg, TrainSchema)
     data, model, loss, trainer = cfg.data, cfg.model, cfg.loss, cfg.trainer
     validate_data(data)
     height, width = data.frame_size
@@ -429,6 +456,7 @@ def require_keys(cfg: Any, keys: tuple[str, ...], example: str) -> None:
 
 def validate_evaluate(cfg: Any) -> None:
     """Checks evaluate's own keys; the data keys are checked once merged with the run's."""
+    check_known_keys(cfg, EvaluateSchema)
     require_keys(cfg, ("checkpoint",), "checkpoint=<run>/checkpoints/best.keras")
     batch_size, steps = int(cfg.evaluate.batch_size), cfg.evaluate.steps
     _require(batch_size >= 1, f"evaluate.batch_size={batch_size} must be >= 1")
@@ -438,6 +466,7 @@ def validate_evaluate(cfg: Any) -> None:
 
 def validate_predict(cfg: Any) -> None:
     """Checks predict's keys before the checkpoint is read."""
+    check_known_keys(cfg, PredictSchema)
     require_keys(cfg, ("checkpoint", "input", "output"),
                  "checkpoint=<run>/checkpoints/best.keras input=clip.gif output=out/")
     steps = cfg.predict.steps
@@ -445,3 +474,10 @@ def validate_predict(cfg: Any) -> None:
              f"predict.steps={steps} must be >= 1 (or null: as many as the run was trained "
              "to forecast)")
     _require(float(cfg.predict.fps) > 0, f"predict.fps={cfg.predict.fps} must be > 0")
+
+
+def validate_preview(cfg: Any) -> None:
+    """Checks preview's keys and its data config."""
+    check_known_keys(cfg, PreviewSchema)
+    validate_data(cfg.data)
+    _require(cfg.preview.windows >= 1, f"preview.windows={cfg.preview.windows} must be >= 1")

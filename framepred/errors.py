@@ -86,6 +86,11 @@ def install_cli_error_handler() -> None:
                 if isinstance(error.__cause__, OmegaConfBaseException):
                     text += "\n" + str(error.__cause__)
                 message = one_line(text)
+                if "LexerNoViableAltException" in text and "=~" in text:
+                    # `key=~/x` is no value in Hydra's grammar (`~key` deletes a key).
+                    message += ("; a value cannot start with ~ on Hydra's command line: write "
+                                "$HOME/... (the shell expands it) or quote it, "
+                                "'data.path=\"~/...\"'")
             elif isinstance(error, OSError) and not _raised_in_framepred(error):
                 message = (f"output folder {error.filename or ''} cannot be created "
                            f"({error.strerror}); set hydra.run.dir to a writable folder")

@@ -20,8 +20,8 @@ import numpy as np
 from omegaconf import DictConfig
 
 from framepred import visualize
-from framepred.config import config_dir, validate_data
-from framepred.errors import FramepredError, exit_on_user_error, install_cli_error_handler
+from framepred.config import config_dir, validate_preview
+from framepred.errors import exit_on_user_error, install_cli_error_handler
 
 log = logging.getLogger("framepred.preview")
 install_cli_error_handler()  # Hydra's errors as one `framepred: error:` line
@@ -40,13 +40,11 @@ def sample_windows(data, count: int) -> np.ndarray:
 
 def preview(cfg: DictConfig, output_dir: str | Path) -> tuple[Path, Path]:
     """Writes preview.png and preview.gif of `cfg.preview.windows` training windows."""
-    validate_data(cfg.data)
-    if cfg.preview.windows < 1:
-        raise FramepredError(f"preview.windows={cfg.preview.windows} must be >= 1")
+    validate_preview(cfg)
     windows = sample_windows(cfg.data, int(cfg.preview.windows))
     context = int(cfg.data.context_frames)
     scale = visualize.display_scale(windows.shape[2:4])  # small frames drawn ~64 px
-    output = Path(output_dir)
+    output = Path(str(output_dir)).expanduser()
     png = visualize.save_png(output / "preview.png",
                              visualize.window_grid(windows, context, scale=scale))
     # [N, T, H, W, C] -> [T, H, N*W (+ gaps), C]: the windows side by side, per frame.

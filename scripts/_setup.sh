@@ -1,21 +1,32 @@
-# Sourced by train.sh and test.sh: create (or reuse) .venv and install framepred into it.
-# Usage: setup_venv [extras]   e.g. setup_venv dev
-setup_venv() {
+# Sourced by train.sh and test.sh: create (or reuse) .venv in the checkout and install
+# framepred into it. Usage: setup_venv [extras]   e.g. setup_venv dev
+# Runs in a subshell at the checkout's root, so the caller's folder is left as it is.
+setup_venv() (
   local extras="${1:-}"
   local python="${PYTHON:-python3}"
   local spec="."
+  cd "$FRAMEPRED_ROOT"
   [ -n "$extras" ] && spec=".[$extras]"
   if [ ! -x .venv/bin/python ]; then
     echo "[setup] creating .venv with $($python --version)"
     "$python" -m venv .venv
   fi
-  # Reinstall only when pyproject.toml or the requested extras change.
-  local stamp=".venv/.framepred-installed-$(cat pyproject.toml | sha256sum | cut -c1-16)-${extras:-base}"
-  if [ ! -f "$stamp" ]; then
-    echo "[setup] installing framepred${extras:+[$extras]} into .venv (first run takes a few minutes)"
-    .venv/bin/python -m pip install --quiet --upgrade pip
-    .venv/bin/python -m pip install --quiet -e "$spec"
-    rm -f .venv/.framepred-installed-*
-    touch "$stamp"
+  # Reinstall only when pyproject.toml changes, or when extras are asked for that the
+  # last install lacks (train.sh after test.sh reuses test.sh's superset).
+  local hash stamp wanted have missing
+  hash="$(sha256sum pyproject.toml | cut -c1-16)"
+  stamp="$(ls .venv/.framepred-installed-"$hash"-* 2>/dev/null | head -n 1)"
+  if [ -n "$stamp" ]; then
+    have=",${stamp##*-},"
+    missing=""
+    for wanted in ${extras//,/ }; do
+      [[ "$have" == *",$wanted,"* ]] || missing=1
+    done
+    [ -z "$missing" ] && return 0
   fi
-}
+  echo "[setup] installing framepred${extras:+[$extras]} into .venv (first run takes a few minutes)"
+  .venv/bin/python -m pip install --quiet --upgrade pip
+  .venv/bin/python -m pip install --quiet -e "$spec"
+  rm -f .venv/.framepred-installed-*
+  touch ".venv/.framepred-installed-$hash-${extras:-base}"
+)

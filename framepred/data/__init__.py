@@ -186,8 +186,8 @@ def windows(data: Any, split: str, batch_size: int, shuffle: bool = False, seed:
     if cache not in (None, "memory"):
         # One cache file per split: tf.data would otherwise hand validation the
         # training windows cached under the same name.
-        cache = f"{cache}_{split}"
-        Path(cache).expanduser().parent.mkdir(parents=True, exist_ok=True)
+        cache = str(Path(f"{cache}_{split}").expanduser())
+        Path(cache).parent.mkdir(parents=True, exist_ok=True)
     return window_dataset(
         source,
         length=window_length(data),
