@@ -15,11 +15,12 @@ from enum import Enum
 from pathlib import Path
 from typing import Any, Optional, get_type_hints
 
-from omegaconf import MISSING
-
 from framepred.errors import FramepredError
 
 DEFAULT_POWER_FACTORS = [0.0448, 0.2856, 0.3001, 0.2363, 0.1333]  # Wang et al. 2003
+# OmegaConf's marker of a required value (omegaconf.MISSING), spelled out so that this
+# module imports without OmegaConf: losses, metrics and models read its choices.
+MISSING = "???"
 
 
 class Choice(str, Enum):
@@ -348,7 +349,7 @@ def check_known_keys(cfg: Any, schema: type, prefix: str = "") -> None:
 
 def validate(cfg: Any) -> None:
     """Checks a composed training config; raises FramepredError naming the key."""
-    from framepred import losses  # Keras only; imported late to keep `--help` fast
+    from framepred import ssim  # Keras only; imported late to keep `--help` fast
 
     check_known_keys(cfg, TrainSchema)
     data, model, loss, trainer = cfg.data, cfg.model, cfg.loss, cfg.trainer
@@ -386,7 +387,7 @@ def validate(cfg: Any) -> None:
     if uses_ms_ssim:
         scales = len(loss.power_factors)
         _require(scales >= 1, "loss.power_factors must list at least one weight (one per scale)")
-        needed = losses.ms_ssim_min_size(scales, loss.filter_size)
+        needed = ssim.ms_ssim_min_size(scales, loss.filter_size)
         _require(
             min(height, width) >= needed,
             f"MS-SSIM with {scales} scales (loss.power_factors) and loss.filter_size="

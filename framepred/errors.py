@@ -41,6 +41,7 @@ class exit_on_user_error:  # noqa: N801  (used as a context manager, reads like 
         return False
 
 
+_OUTPUT_KEY = "hydra.run.dir"
 _NOISE = re.compile(r"^\s*(reference_type|object_type)=|^Config search path:|^\s*provider=")
 
 
@@ -62,11 +63,15 @@ def one_line(text: str) -> str:
     return "; ".join(part.rstrip(".") for part in parts)
 
 
-def install_cli_error_handler() -> None:
-    """Hydra prints composition errors over several lines and a failure to create the
-    output folder as a traceback; this prints `framepred: error: ...` and exits 2.
+def install_cli_error_handler(output_key: str = "hydra.run.dir") -> None:
+    """Hydra prints composition errors over several lines and a failure to create or
+    write the output folder as a traceback; this prints `framepred: error: ...` naming
+    `output_key` (the key that sets the folder: predict's is `output`) and exits 2.
     HYDRA_FULL_ERROR=1 still gives Hydra's full report."""
     import hydra._internal.utils as hydra_utils
+
+    global _OUTPUT_KEY
+    _OUTPUT_KEY = output_key  # the command being run installs last
 
     original = hydra_utils.run_and_report
     if getattr(original, "framepred", False):
@@ -93,7 +98,14 @@ def install_cli_error_handler() -> None:
                                 "'data.path=\"~/...\"'")
             elif isinstance(error, OSError) and not _raised_in_framepred(error):
                 message = (f"output folder {error.filename or ''} cannot be created "
-                           f"({error.strerror}); set hydra.run.dir to a writable folder")
+                           f"({error.strerror}); set {_OUTPUT_KEY}= to a writable folder")
+            elif _log_file_refused(error):
+                # Hydra's logging config opens <output>/<job>.log before our code runs;
+                # an existing folder without write permission fails there.
+                cause = error.__cause__
+                folder = Path(cause.filename).parent if cause.filename else ""
+                message = (f"output folder {folder} cannot be written ({cause.strerror}); "
+                           f"set {_OUTPUT_KEY}= to a writable folder")
             else:
                 return original(lambda caught=error: _reraise(caught))
             print(f"framepred: error: {message}", file=sys.stderr, flush=True)
@@ -101,6 +113,12 @@ def install_cli_error_handler() -> None:
 
     run_and_report.framepred = True
     hydra_utils.run_and_report = run_and_report
+
+
+def _log_file_refused(error: BaseException) -> bool:
+    """logging.config's "Unable to configure handler 'file'", caused by an OSError."""
+    return (isinstance(error, ValueError) and "Unable to configure handler" in str(error)
+            and isinstance(error.__cause__, OSError))
 
 
 def _reraise(error):

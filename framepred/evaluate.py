@@ -16,6 +16,7 @@ the table on stdout, metrics.json, metrics.csv and TensorBoard scalars
 from __future__ import annotations
 
 import logging
+import shlex
 from pathlib import Path
 
 import hydra
@@ -63,7 +64,7 @@ def evaluate(cfg: DictConfig, out_dir: str | Path | None = None) -> dict:
     log_forecast_metrics(out_dir / "tensorboard", results)
     print(metrics.format_table(results), flush=True)
     log.info("metrics:     %s, %s", json_path, csv_path)
-    log.info("tensorboard: tensorboard --logdir %s", out_dir / "tensorboard")
+    log.info("tensorboard: tensorboard --logdir %s", shlex.quote(str(out_dir / "tensorboard")))
     return payload
 
 

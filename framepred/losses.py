@@ -1,459 +1,62 @@
 """Per-frame losses for video prediction: SSIM, MS-SSIM, MSE, MAE and their blend.
 
-Every loss is first a plain function `(y_true, y_pred, **options) -> per-frame
-values`, and a thin `keras.losses.Loss` subclass wraps it for reduction and
-serialization (the layout of `keras/src/losses/losses.py`). Frames are the last
-three axes `[H, W, C]`; any leading axes are kept, so a video batch
-`[B, T, H, W, C]` gives `[B, T]` and an image batch `[B, H, W, C]` gives `[B]`.
+Laid out as `keras/src/losses/losses.py`: every loss is first a plain function
+`(y_true, y_pred, **options) -> per-frame values` (`ssim_loss`, `ms_ssim_loss`,
+`mse`, `mae`, `blend`), and a thin `keras.losses.Loss` class wraps it for
+reduction, sample weights and serialization; the classes share one base,
+`FrameLoss`, which holds the function and its options (as Keras'
+`LossFunctionWrapper` does). Frames are the last three axes `[H, W, C]`; any
+leading axes are kept, so a video batch `[B, T, H, W, C]` gives `[B, T]` and an
+image batch `[B, H, W, C]` gives `[B]`.
 
-Only `keras.ops` is used, never TensorFlow, so the module runs under any
-Keras 3 backend. Statistics are computed in float32 whatever the input dtype,
-so mixed-precision models still get a float32 loss.
-
-`ssim` reproduces `tf.image.ssim` (Wang et al. 2004; VALID Gaussian filtering,
-biased covariance, mean over channels) but filters with the separable 1D
-Gaussian, lays the frames side by side on the channel axis and has a
-hand-written gradient; see README, "SSIM and MS-SSIM speed", for the speed-up.
+The SSIM and MS-SSIM kernels are in `framepred.ssim`. Only `keras.ops` is used,
+never TensorFlow, so the module runs under any Keras 3 backend. Statistics are
+computed in float32 whatever the input dtype, so mixed-precision models still
+get a float32 loss.
 """
 
 import keras
-import numpy as np
 from keras import ops
 
-LOSS_NAMES = ("ssim", "ms_ssim", "mse", "mae", "blend")
-STRUCTURAL_NAMES = ("ssim", "ms_ssim")
-PIXEL_NAMES = ("mae", "mse")
+from framepred.config import DEFAULT_POWER_FACTORS, LossName, Pixel, Structural
+from framepred.ssim import (
+    check_frames,
+    ms_ssim,
+    ssim,
+)
 
-# Wang, Simoncelli & Bovik 2003, "Multiscale structural similarity for image
-# quality assessment", Table 1; the same defaults as `tf.image.ssim_multiscale`.
-MS_SSIM_POWER_FACTORS = (0.0448, 0.2856, 0.3001, 0.2363, 0.1333)
+_LOSS_NAMES = tuple(m.value for m in LossName)
+_STRUCTURAL_NAMES = tuple(m.value for m in Structural)
+_PIXEL_NAMES = tuple(m.value for m in Pixel)
 
-# Below this value a scale's MS-SSIM factor x**p is continued linearly to 0.
-# x**p with 0 < p < 1 has an infinite slope at 0, which is why
-# `tf.image.ssim_multiscale` (relu, then pow) returns NaN/inf gradients once a
-# contrast-structure term is <= 0. The linear piece keeps the value continuous,
-# equal to TF's for x >= eps and for x <= 0, with a finite slope eps**(p - 1).
-_MS_SSIM_EPS = 1e-6
 
 
 # ---------------------------------------------------------------------------
-# Shape checks (static, at trace time)
+# Per-frame loss functions
 # ---------------------------------------------------------------------------
 
 
-def _check_frames(y_true, y_pred, min_size, what, static_frame=False):
-    """Raises ValueError unless both are [..., H, W, C] of one shape, H, W >= min_size.
+def ssim_loss(y_true, y_pred, max_val=1.0, filter_size=11, filter_sigma=1.5, k1=0.01, k2=0.03):
+    """`1 - ssim` of each frame; the options are `framepred.ssim.ssim`'s.
 
-    `static_frame` also requires H, W and C to be known while tracing (the
-    filters' shapes depend on them). Returns C.
+    Returns float32 `[...]` for frames `[..., H, W, C]`.
+
+    >>> import numpy as np
+    >>> frames = np.random.default_rng(0).uniform(size=(2, 3, 16, 16, 1)).astype("float32")
+    >>> values = np.asarray(ssim_loss(frames, frames))
+    >>> values.shape, bool(np.allclose(values, 0.0, atol=1e-6))
+    ((2, 3), True)
     """
-    shape_true, shape_pred = tuple(y_true.shape), tuple(y_pred.shape)
-    if len(shape_true) < 3 or len(shape_pred) < 3:
-        raise ValueError(
-            f"{what} needs frames with at least 3 axes [..., H, W, C]; got "
-            f"y_true.shape={shape_true}, y_pred.shape={shape_pred}."
-        )
-    compatible = len(shape_true) == len(shape_pred) and all(
-        a is None or b is None or a == b for a, b in zip(shape_true, shape_pred)
-    )
-    if not compatible:
-        raise ValueError(
-            f"{what} needs y_true and y_pred of the same shape; got "
-            f"y_true.shape={shape_true}, y_pred.shape={shape_pred}."
-        )
-    for shape in (shape_true, shape_pred):
-        height, width = shape[-3], shape[-2]
-        if (height is not None and height < min_size) or (width is not None and width < min_size):
-            raise ValueError(
-                f"{what} needs frames of at least {min_size}x{min_size} (H x W); got "
-                f"y_true.shape={shape_true}, y_pred.shape={shape_pred}."
-            )
-    frame = tuple(a if a is not None else b for a, b in zip(shape_pred[-3:], shape_true[-3:]))
-    if None in (frame if static_frame else frame[-1:]):
-        raise ValueError(
-            f"{what} needs a known {'frame size (H, W, C)' if static_frame else 'channel count'}; "
-            f"got y_true.shape={shape_true}, y_pred.shape={shape_pred}."
-        )
-    return frame[-1]
+    return 1.0 - ssim(y_true, y_pred, max_val, filter_size, filter_sigma, k1, k2)
 
 
-def _frames_to_channels(x):
-    """[B, T, H, W, C] -> [B, H, W, T*C]: each sequence's frames side by side on channels.
+def ms_ssim_loss(y_true, y_pred, max_val=1.0, power_factors=DEFAULT_POWER_FACTORS,
+                 filter_size=11, filter_sigma=1.5, k1=0.01, k2=0.03):
+    """`1 - ms_ssim` of each frame; the options are `framepred.ssim.ms_ssim`'s.
 
-    TF's CPU depthwise convolution vectorizes over channels; a gray frame batch
-    in plain NHWC gives it a single channel and runs 2-3x slower per pixel than
-    with tens of channels (README, "SSIM and MS-SSIM speed"). The first axis stays the batch
-    axis because it is the one Keras leaves unknown while tracing, and a
-    depthwise kernel needs a static channel count. If other leading axes are
-    unknown too, all leading axes are flattened into the batch instead.
+    Returns float32 `[...]` for frames `[..., H, W, C]`.
     """
-    rank = len(x.shape)
-    height, width, channels = x.shape[-3:]
-    if rank == 3:
-        # [H, W, C] -> [1, H, W, C]
-        return ops.expand_dims(x, 0)
-    rest = tuple(x.shape[1:-3])
-    if any(d is None for d in rest):
-        # [B, T, H, W, C] -> [B*T, H, W, C]
-        return ops.reshape(x, (-1, height, width, channels))
-    # [B, T, H, W, C] -> [B, H, W, T, C] -> [B, H, W, T*C]
-    perm = (0, rank - 3, rank - 2, *range(1, rank - 3), rank - 1)
-    return ops.reshape(
-        ops.transpose(x, perm), (-1, height, width, int(np.prod(rest, dtype=np.int64)) * channels)
-    )
-
-
-def _unflatten_frames(values, like):
-    # [B*T] -> [B, T]: the leading axes of `like`, static where known.
-    leading = tuple(like.shape[:-3])
-    if all(d is not None for d in leading):
-        return ops.reshape(values, leading)
-    return ops.reshape(values, ops.shape(like)[:-3])
-
-
-# ---------------------------------------------------------------------------
-# SSIM
-# ---------------------------------------------------------------------------
-
-
-def _gaussian_1d(filter_size, filter_sigma):
-    """The 1D factor of TF's `_fspecial_gauss`: softmax(-c**2 / (2 sigma**2)).
-
-    TF's 2D kernel is softmax over i, j of (g_i + g_j), which factorizes exactly
-    into outer(softmax(g), softmax(g)); filtering with the 1D factor along H
-    and then W therefore gives the same result with 2k instead of k**2 taps.
-    """
-    coords = np.arange(filter_size, dtype=np.float64) - (filter_size - 1) / 2.0
-    logits = -0.5 * coords**2 / float(filter_sigma) ** 2
-    weights = np.exp(logits - logits.max())
-    return weights / weights.sum()
-
-
-def _gaussian_filter(maps, filter_size, filter_sigma, scale=1.0, transposed=False, offset=0.0):
-    """`scale` times the VALID separable Gaussian filter of [N, H, W, M] maps, plus `offset`.
-
-    `scale` (a number or a scalar tensor) goes into the kernel and `offset` into
-    a per-channel bias that TF's CPU remapper fuses into the depthwise kernel
-    (`_MklNativeFusedDepthwiseConv2dNative`); both are free, where a
-    multiplication or addition on the map would be a full pass over it.
-    `transposed=True` gives the adjoint (the gradient of the VALID filter):
-    VALID filtering of the map zero-padded by k-1 on every side; the Gaussian
-    is symmetric, so no flip is needed.
-    """
-    if transposed:
-        # [N, H', W', M] -> [N, H'+2(k-1), W'+2(k-1), M]
-        pad = filter_size - 1
-        maps = ops.pad(maps, ((0, 0), (pad, pad), (pad, pad), (0, 0)))
-    height, width, channels = maps.shape[1:]
-    out_height, out_width = height - filter_size + 1, width - filter_size + 1
-    weights = _gaussian_1d(filter_size, filter_sigma)
-    # Depthwise kernels are [kh, kw, in_channels, multiplier].
-    kernel_w = np.tile(weights.reshape(1, filter_size, 1, 1), (1, 1, channels, 1))
-    # The H pass runs as a [1, k] pass over [N, 1, H, W'*M], each column of each
-    # map a channel of its own (a free reshape): TF's CPU [k, 1] depthwise pass
-    # costs about twice its [1, k] pass, and this made fwd+bwd 3-12% faster
-    # (README, "SSIM and MS-SSIM speed").
-    kernel_h = np.tile(weights.reshape(1, filter_size, 1, 1), (1, 1, out_width * channels, 1))
-    if isinstance(scale, (int, float)):
-        kernel_h = (kernel_h * scale).astype(np.float32)
-    else:
-        # A scale known only at run time (a tensor): a multiply of the small kernel.
-        kernel_h = kernel_h.astype(np.float32) * scale
-    # [N, H, W, M] -> [N, H, W', M]
-    maps = ops.depthwise_conv(maps, kernel_w.astype(np.float32), padding="valid")
-    # [N, H, W', M] -> [N, 1, H, W'*M] -> [N, 1, H', W'*M] -> [N, H', W', M]. The W
-    # pass comes first because TF's CPU depthwise kernel returns an empty batch (a
-    # replica's share of a short last batch under a distribution strategy) in its
-    # input's shape; these reshapes then restore the right one.
-    maps = ops.reshape(maps, (-1, 1, height, out_width * channels))
-    maps = ops.depthwise_conv(maps, kernel_h, padding="valid")
-    if offset:
-        # A vector, not a scalar: only a per-channel bias right after the
-        # convolution is fused.
-        maps = maps + np.full((out_width * channels,), offset, np.float32)
-    return ops.reshape(maps, (-1, out_height, out_width, channels))
-
-
-def _ssim_and_cs(x, y, max_val, filter_size, filter_sigma, k1, k2, output="ssim"):
-    """Mean SSIM or mean contrast-structure per frame and channel, as TF's `_ssim_per_channel`.
-
-    The forward pass is TF's `_ssim_helper` with a separable filter. The
-    backward pass is written out by hand: autodiff of the ~20 elementwise ops
-    on full-size maps is memory-bound and costs more than the filtering itself
-    on CPU, while the closed form needs one transposed filter per moment and a
-    handful of products (see README, "SSIM and MS-SSIM speed"). Every
-    full-size elementwise op costs about as much as a filter pass there, so
-    both passes are arranged for the fewest of them: constant factors go into
-    the filter kernels, and only the requested output is computed.
-
-    Args:
-        x, y: float32 [N, H, W, K], frames and channels on the last axis
-            (`_frames_to_channels`).
-        output: "ssim" for the mean of luminance * cs, "cs" for the mean of cs
-            (MS-SSIM's finer scales).
-
-    Returns:
-        float32 [N, K]: the mean over the VALID region.
-    """
-    c1 = (k1 * max_val) ** 2
-    c2 = (k2 * max_val) ** 2
-
-    def filter_each(maps, scales=None, transposed=False, offsets=None):
-        # m x [N, H, W, K] -> m x [N, H', W', K], one depthwise call per map. Stacking
-        # the maps for a single call costs a full copy in and a slice copy per map out;
-        # at 4x4x256x256x3 that made fwd+bwd ~10% slower than separate calls (measured
-        # on our 2-core CPU), and at 64x64 no faster.
-        scales = scales or [1.0] * len(maps)
-        offsets = offsets or [0.0] * len(maps)
-        return tuple(
-            _gaussian_filter(m, filter_size, filter_sigma, s, transposed, o)
-            for m, s, o in zip(maps, scales, offsets)
-        )
-
-    @ops.custom_gradient
-    def ssim_or_cs(x, y):
-        # [N, H, W, K] -> [N, H', W', K]. TF filters x**2 + y**2; E[(x - y)**2] carries
-        # the same information given E[xy] (their difference is 2 E[xy]) and costs one
-        # full-size pass less to build. xy is filtered with a doubled kernel and
-        # offset by c2: 2 E[xy] + c2.
-        diff_xy = x - y
-        mean_x, mean_y, mean_sq_diff, mean_xy2_c2 = filter_each(
-            [x, y, diff_xy * diff_xy, x * y], scales=[1.0, 1.0, 1.0, 2.0], offsets=[0, 0, 0, c2]
-        )
-        # 2 mu_x mu_y, and mu_x**2 + mu_y**2 = (mu_x - mu_y)**2 + 2 mu_x mu_y.
-        prod = mean_x * mean_y
-        two_prod = prod + prod
-        diff = mean_x - mean_y
-        sq_diff = diff * diff
-        # cov_xy = E[xy] - mu_x mu_y: the biased estimate (compensation 1.0) that
-        # TF uses to match the MATLAB reference implementation of MS-SSIM.
-        # cs_num = 2 cov_xy + c2; cs_den = var_x + var_y + c2 = cs_num + var(x - y).
-        cs_num = mean_xy2_c2 - two_prod
-        cs_den = cs_num + mean_sq_diff - sq_diff
-        if output == "cs":
-            luminance = lum_den = None
-        else:
-            lum_num = two_prod + c1
-            lum_den = lum_num + sq_diff
-            luminance = lum_num / lum_den
-        cs = cs_num / cs_den
-        value_map = cs if luminance is None else luminance * cs
-        # [N, H', W', K] -> [N, K]
-        value = ops.mean(value_map, axis=(1, 2))
-
-        def grad(*args, upstream=None):
-            if upstream is None:
-                upstream = args[0]
-            # d(mean)/d(pixel) = 1 / pixels, and the factor 2 common to every
-            # derivative below, go into the transposed filters' kernels.
-            scale = 2.0 / float(cs.shape[1] * cs.shape[2])
-            # Derivatives of L = lum_num / lum_den and CS = cs_num / cs_den:
-            #   dL/dmu_y = 2 (mu_x - mu_y L) / lum_den,
-            #   dCS/dmu_y = 2 (mu_y CS - mu_x) / cs_den,
-            #   dCS/dE[xy] = 2 / cs_den, dCS/dE[x^2 + y^2] = -CS / cs_den,
-            # and d(L CS) = CS dL + L dCS. With a = CS / lum_den and b = L / cs_den
-            # (b = 1 / cs_den for CS alone, a = 0), d/dmu_y = 2 (mu_x (a - b) +
-            # mu_y (b CS - a L)), and the same with x and y swapped.
-            if luminance is None:
-                b = 1.0 / cs_den
-                b_cs = b * cs
-                grad_mean_y = mean_y * b_cs - mean_x * b
-                grad_mean_x = mean_x * b_cs - mean_y * b
-            else:
-                a = cs / lum_den
-                b = luminance / cs_den
-                b_cs = b * cs
-                cross = a - b
-                same = b_cs - a * luminance
-                grad_mean_y = mean_x * cross + mean_y * same
-                grad_mean_x = mean_y * cross + mean_x * same
-            # The gradient with respect to y is
-            #   F'(grad_mean_y) + x F'(b) - y F'(b CS), times the upstream weight,
-            # with F' the transposed filter, [N, H', W', K] -> [N, H, W, K], and the
-            # statistics read as E[x^2 + y^2] and E[xy] (the same function as the
-            # forward's E[(x - y)^2] and E[xy]): d/dy of E[xy] is x, and of E[x^2 + y^2]
-            # is 2y, whose 2 cancels the 1/2 in -CS / cs_den.
-            #
-            # The upstream weight is per frame and channel, [N, K]. Where it is one
-            # number, as for a loss without sample weights, it goes into the filter
-            # kernels, which saves a full-size multiply (~3% of fwd+bwd at
-            # 4x4x256x256x3); otherwise it multiplies the result. max == min rather
-            # than upstream[0, 0], with initial values so that JAX accepts it too: a
-            # replica's batch can be empty (max -inf, min inf: not uniform).
-            first = ops.max(upstream, initial=-np.inf)
-            uniform = ops.equal(first, ops.min(upstream, initial=np.inf))
-
-            def transposed(kernel_scale):
-                # F'(b) and F'(b CS) serve both gradients; in a loss, which needs only
-                # y_pred's, inside tf.function / jit the unused back_x and grad_x are
-                # pruned.
-                back_y, back_x, back_xy, back_sq = filter_each(
-                    [grad_mean_y, grad_mean_x, b, b_cs],
-                    scales=[kernel_scale, kernel_scale, kernel_scale, -kernel_scale],
-                    transposed=True,
-                )
-                return back_x + y * back_xy + x * back_sq, back_y + x * back_xy + y * back_sq
-
-            def weighted():
-                # [N, K] -> [N, 1, 1, K]
-                weight = ops.expand_dims(upstream, (1, 2))
-                grad_x, grad_y = transposed(scale)
-                return weight * grad_x, weight * grad_y
-
-            return ops.cond(uniform, lambda: transposed(scale * first), weighted)
-
-        return value, grad
-
-    return ssim_or_cs(x, y)
-
-
-def ssim(y_true, y_pred, max_val=1.0, filter_size=11, filter_sigma=1.5, k1=0.01, k2=0.03):
-    """Structural similarity of each frame, equal to `tf.image.ssim`.
-
-    Formula:
-
-    ```python
-    luminance = (2 mu_x mu_y + c1) / (mu_x**2 + mu_y**2 + c1)
-    cs = (2 sigma_xy + c2) / (sigma_x**2 + sigma_y**2 + c2)
-    ssim = mean_over_channels(mean_over_valid_pixels(luminance * cs))
-    ```
-
-    with Gaussian-weighted local statistics (VALID padding),
-    `c1 = (k1 * max_val)**2` and `c2 = (k2 * max_val)**2` (Wang et al. 2004).
-
-    Args:
-        y_true: Frames `[..., H, W, C]`, values in `[0, max_val]`.
-        y_pred: Frames of the same shape.
-        max_val: Dynamic range of the pixel values (1.0 or 255, for example).
-        filter_size: Width of the Gaussian window; H and W must be at least this.
-        filter_sigma: Standard deviation of the Gaussian window.
-        k1: Luminance stabilizer constant.
-        k2: Contrast stabilizer constant.
-
-    Returns:
-        float32 SSIM per frame, shape `[...]`: `[B, T]` for `[B, T, H, W, C]`.
-
-    Raises:
-        ValueError: if the shapes differ, have fewer than 3 axes, or H or W is
-            smaller than `filter_size` (checked on static shapes at trace time).
-    """
-    channels = _check_frames(y_true, y_pred, filter_size, "ssim", static_frame=True)
-    # [B, T, H, W, C] -> [B, H, W, T*C]
-    x = _frames_to_channels(ops.cast(y_true, "float32"))
-    y = _frames_to_channels(ops.cast(y_pred, "float32"))
-    per_channel = _ssim_and_cs(x, y, max_val, filter_size, filter_sigma, k1, k2)
-    # [B, T*C] -> [B*T, C] -> [B*T]: mean over channels, as TF.
-    values = ops.mean(ops.reshape(per_channel, (-1, channels)), axis=-1)
-    # [B*T] -> [B, T]
-    return _unflatten_frames(values, y_pred)
-
-
-# ---------------------------------------------------------------------------
-# MS-SSIM
-# ---------------------------------------------------------------------------
-
-
-def ms_ssim_min_size(num_scales, filter_size=11):
-    """Smallest frame height/width that MS-SSIM with `num_scales` scales accepts.
-
-    Each scale halves the frame, rounding up (odd sizes are padded by one row or
-    column first, as in `tf.image.ssim_multiscale`), so the coarsest scale has
-    `ceil(size / 2**(n-1))` pixels, which must be at least `filter_size`:
-    `size >= (filter_size - 1) * 2**(n-1) + 1`. 161 for 5 scales and an 11-tap
-    window, 41 for 3 scales.
-    """
-    if num_scales < 1:
-        raise ValueError(f"ms_ssim needs at least one scale; got num_scales={num_scales}.")
-    return (filter_size - 1) * 2 ** (num_scales - 1) + 1
-
-
-def _downsample(x):
-    """Halves H and W like `tf.image.ssim_multiscale`: [N, H, W, K] -> [N, ceil(H/2), ceil(W/2), K].
-
-    TF pads an odd axis by one at the bottom/right with mode SYMMETRIC, which for
-    a pad of one repeats the edge row/column (not zeros), then 2x2-average-pools
-    with VALID padding.
-    """
-    if x.shape[1] % 2:
-        x = ops.concatenate([x, x[:, -1:, :, :]], axis=1)
-    if x.shape[2] % 2:
-        x = ops.concatenate([x, x[:, :, -1:, :]], axis=2)
-    return ops.average_pool(x, pool_size=2, strides=2, padding="valid")
-
-
-def _safe_power(values, power):
-    """relu(values)**power with a finite gradient everywhere (see `_MS_SSIM_EPS`)."""
-    if power == 0:
-        return ops.ones_like(values)
-    eps = _MS_SSIM_EPS
-    curve = ops.power(ops.maximum(values, eps), power)
-    line = ops.maximum(values, 0.0) * (eps ** (power - 1.0))
-    return ops.where(values >= eps, curve, line)
-
-
-def ms_ssim(
-    y_true,
-    y_pred,
-    max_val=1.0,
-    power_factors=MS_SSIM_POWER_FACTORS,
-    filter_size=11,
-    filter_sigma=1.5,
-    k1=0.01,
-    k2=0.03,
-):
-    """Multi-scale SSIM of each frame, equal to `tf.image.ssim_multiscale`.
-
-    Formula:
-
-    ```python
-    ms_ssim = mean_over_channels(
-        prod_{j < n-1} relu(cs_j) ** p_j * relu(ssim_{n-1}) ** p_{n-1})
-    ```
-
-    where `cs_j` is the mean contrast-structure term at scale `j` (the frame
-    downsampled `j` times by 2) and `n = len(power_factors)` (Wang, Simoncelli &
-    Bovik 2003). Unlike TF, the gradient stays finite where a term is <= 0.
-
-    Args:
-        y_true: Frames `[..., H, W, C]`, values in `[0, max_val]`.
-        y_pred: Frames of the same shape.
-        max_val: Dynamic range of the pixel values.
-        power_factors: One exponent per scale, finest first.
-        filter_size: Width of the Gaussian window.
-        filter_sigma: Standard deviation of the Gaussian window.
-        k1: Luminance stabilizer constant.
-        k2: Contrast stabilizer constant.
-
-    Returns:
-        float32 MS-SSIM per frame, shape `[...]`.
-
-    Raises:
-        ValueError: if the shapes differ or H or W is below
-            `ms_ssim_min_size(len(power_factors), filter_size)`.
-    """
-    power_factors = tuple(float(p) for p in power_factors)
-    min_size = ms_ssim_min_size(len(power_factors), filter_size)
-    channels = _check_frames(y_true, y_pred, min_size, f"ms_ssim with {len(power_factors)} scales")
-    # [B, T, H, W, C] -> [B, H, W, T*C]
-    x = _frames_to_channels(ops.cast(y_true, "float32"))
-    y = _frames_to_channels(ops.cast(y_pred, "float32"))
-    product = None
-    for scale, power in enumerate(power_factors):
-        if scale > 0:
-            x, y = _downsample(x), _downsample(y)
-        # [B, H_j, W_j, T*C] -> [B, T*C]: cs at the finer scales, SSIM at the last.
-        output = "cs" if scale < len(power_factors) - 1 else "ssim"
-        term = _ssim_and_cs(x, y, max_val, filter_size, filter_sigma, k1, k2, output)
-        factor = _safe_power(term, power)
-        product = factor if product is None else product * factor
-    # [B, T*C] -> [B*T, C] -> [B*T] -> [B, T]
-    values = ops.mean(ops.reshape(product, (-1, channels)), axis=-1)
-    return _unflatten_frames(values, y_pred)
-
-
-# ---------------------------------------------------------------------------
-# Pixel losses
-# ---------------------------------------------------------------------------
+    return 1.0 - ms_ssim(y_true, y_pred, max_val, power_factors, filter_size, filter_sigma, k1, k2)
 
 
 def mse(y_true, y_pred):
@@ -461,7 +64,7 @@ def mse(y_true, y_pred):
 
     Returns float32 `[...]` for frames `[..., H, W, C]`.
     """
-    _check_frames(y_true, y_pred, 1, "mse")
+    check_frames(y_true, y_pred, 1, "mse")
     error = ops.cast(y_true, "float32") - ops.cast(y_pred, "float32")
     return ops.mean(ops.square(error), axis=(-3, -2, -1))
 
@@ -471,9 +74,53 @@ def mae(y_true, y_pred):
 
     Returns float32 `[...]` for frames `[..., H, W, C]`.
     """
-    _check_frames(y_true, y_pred, 1, "mae")
+    check_frames(y_true, y_pred, 1, "mae")
     error = ops.cast(y_true, "float32") - ops.cast(y_pred, "float32")
     return ops.mean(ops.abs(error), axis=(-3, -2, -1))
+
+
+def _check_choice(key, value, allowed):
+    if value not in allowed:
+        raise ValueError(f"{key}={value!r} is not supported; expected one of {allowed}.")
+
+
+def _check_blend(alpha, structural, pixel):
+    try:
+        alpha_ok = 0.0 <= float(alpha) <= 1.0
+    except (TypeError, ValueError):
+        alpha_ok = False
+    if not alpha_ok:
+        raise ValueError(f"alpha={alpha!r} is not supported; expected a number in [0, 1].")
+    _check_choice("structural", structural, _STRUCTURAL_NAMES)
+    _check_choice("pixel", pixel, _PIXEL_NAMES)
+
+
+def blend(y_true, y_pred, alpha=0.84, structural="ssim", pixel="mae", max_val=1.0,
+          filter_size=11, filter_sigma=1.5, power_factors=DEFAULT_POWER_FACTORS, k1=0.01,
+          k2=0.03):
+    """Structural + pixel loss of each frame (Zhao et al. 2017), see `BlendLoss`.
+
+    Formula:
+
+    ```python
+    loss = alpha * (1 - structural(y_true, y_pred)) + (1 - alpha) * pixel(y_true, y_pred)
+    ```
+
+    Returns float32 `[...]` for frames `[..., H, W, C]`.
+
+    Raises:
+        ValueError: for `alpha` outside `[0, 1]` or an unknown `structural` or
+            `pixel` name.
+    """
+    _check_blend(alpha, structural, pixel)
+    if structural == "ssim":
+        structural_loss = ssim_loss(y_true, y_pred, max_val, filter_size, filter_sigma, k1, k2)
+    else:
+        structural_loss = ms_ssim_loss(
+            y_true, y_pred, max_val, power_factors, filter_size, filter_sigma, k1, k2
+        )
+    pixel_loss = mae(y_true, y_pred) if pixel == "mae" else mse(y_true, y_pred)
+    return alpha * structural_loss + (1.0 - alpha) * pixel_loss
 
 
 # ---------------------------------------------------------------------------
@@ -503,16 +150,43 @@ def _expand_sample_weight(sample_weight, values_shape):
     return ops.broadcast_to(sample_weight, values_shape)
 
 
-class FrameLoss(keras.losses.Loss):
-    """Base of the per-frame losses: weights whole sequences or single frames.
+# How the loss classes store each option of their function: plain Python numbers
+# (and a tuple of exponents), whatever the caller passed; other options as given.
+_OPTION_TYPES = {
+    "alpha": float,
+    "max_val": float,
+    "filter_size": int,
+    "filter_sigma": float,
+    "k1": float,
+    "k2": float,
+    "power_factors": lambda factors: tuple(float(p) for p in factors),
+}
 
-    `call` returns one value per frame (`[B, T]` or `[B]`). A `sample_weight`
-    of shape `[B]` weights whole sequences, `[B, T]` single frames.
+
+class FrameLoss(keras.losses.Loss):
+    """Wraps a per-frame loss function `fn(y_true, y_pred, **options)` as a Keras loss.
+
+    The base of every loss class here, as Keras' `LossFunctionWrapper`: each
+    option becomes an attribute of the instance, and `call` and `get_config`
+    pass them on. `call` returns one value per frame (`[B, T]` or `[B]`). A
+    `sample_weight` of shape `[B]` weights whole sequences, `[B, T]` single
+    frames.
+
+    Args:
+        fn: The per-frame loss function.
+        reduction: How Keras reduces the per-frame values (see `SSIMLoss`).
+        name: Name of the loss instance.
+        dtype: Dtype (or `keras.DTypePolicy`) of the inputs and the loss.
+        **options: Keyword arguments of `fn`.
     """
 
-    def __init__(self, name=None, reduction="sum_over_batch_size", dtype=None):
+    def __init__(self, fn, reduction="sum_over_batch_size", name=None, dtype=None, **options):
         super().__init__(name=name, reduction=reduction, dtype=dtype)
         self._dtype_arg = dtype
+        self.fn = fn
+        self._option_names = tuple(options)
+        for key, value in options.items():
+            setattr(self, key, _OPTION_TYPES[key](value) if key in _OPTION_TYPES else value)
 
     def __call__(self, y_true, y_pred, sample_weight=None):
         if sample_weight is not None:
@@ -523,10 +197,16 @@ class FrameLoss(keras.losses.Loss):
             sample_weight = _expand_sample_weight(sample_weight, frame_axes)
         return super().__call__(y_true, y_pred, sample_weight=sample_weight)
 
+    def call(self, y_true, y_pred):
+        return self.fn(y_true, y_pred, **{key: getattr(self, key) for key in self._option_names})
+
     def get_config(self):
         config = super().get_config()
         if self._dtype_arg is not None:
             config["dtype"] = keras.dtype_policies.serialize(self._dtype_policy)
+        for key in self._option_names:
+            value = getattr(self, key)
+            config[key] = list(value) if isinstance(value, tuple) else value
         return config
 
 
@@ -548,7 +228,7 @@ class SSIMLoss(FrameLoss):
     Formula:
 
     ```python
-    loss = 1 - ssim(y_true, y_pred)  # per frame, see `framepred.losses.ssim`
+    loss = 1 - ssim(y_true, y_pred)  # per frame, see `framepred.ssim.ssim`
     ```
 
     Args:
@@ -560,38 +240,10 @@ class SSIMLoss(FrameLoss):
         {reduction}
     """
 
-    def __init__(
-        self,
-        max_val=1.0,
-        filter_size=11,
-        filter_sigma=1.5,
-        k1=0.01,
-        k2=0.03,
-        reduction="sum_over_batch_size",
-        name="ssim_loss",
-        dtype=None,
-    ):
-        super().__init__(name=name, reduction=reduction, dtype=dtype)
-        self.max_val = float(max_val)
-        self.filter_size = int(filter_size)
-        self.filter_sigma = float(filter_sigma)
-        self.k1 = float(k1)
-        self.k2 = float(k2)
-
-    def call(self, y_true, y_pred):
-        return 1.0 - ssim(
-            y_true, y_pred, self.max_val, self.filter_size, self.filter_sigma, self.k1, self.k2
-        )
-
-    def get_config(self):
-        return {
-            **super().get_config(),
-            "max_val": self.max_val,
-            "filter_size": self.filter_size,
-            "filter_sigma": self.filter_sigma,
-            "k1": self.k1,
-            "k2": self.k2,
-        }
+    def __init__(self, max_val=1.0, filter_size=11, filter_sigma=1.5, k1=0.01, k2=0.03,
+                 reduction="sum_over_batch_size", name="ssim_loss", dtype=None):
+        super().__init__(ssim_loss, reduction, name, dtype, max_val=max_val,
+                         filter_size=filter_size, filter_sigma=filter_sigma, k1=k1, k2=k2)
 
 
 @keras.saving.register_keras_serializable(package="framepred")
@@ -601,7 +253,7 @@ class MSSSIMLoss(FrameLoss):
     Formula:
 
     ```python
-    loss = 1 - ms_ssim(y_true, y_pred)  # per frame, see `framepred.losses.ms_ssim`
+    loss = 1 - ms_ssim(y_true, y_pred)  # per frame, see `framepred.ssim.ms_ssim`
     ```
 
     Args:
@@ -615,48 +267,12 @@ class MSSSIMLoss(FrameLoss):
         {reduction}
     """
 
-    def __init__(
-        self,
-        max_val=1.0,
-        power_factors=MS_SSIM_POWER_FACTORS,
-        filter_size=11,
-        filter_sigma=1.5,
-        k1=0.01,
-        k2=0.03,
-        reduction="sum_over_batch_size",
-        name="ms_ssim_loss",
-        dtype=None,
-    ):
-        super().__init__(name=name, reduction=reduction, dtype=dtype)
-        self.max_val = float(max_val)
-        self.power_factors = tuple(float(p) for p in power_factors)
-        self.filter_size = int(filter_size)
-        self.filter_sigma = float(filter_sigma)
-        self.k1 = float(k1)
-        self.k2 = float(k2)
-
-    def call(self, y_true, y_pred):
-        return 1.0 - ms_ssim(
-            y_true,
-            y_pred,
-            self.max_val,
-            self.power_factors,
-            self.filter_size,
-            self.filter_sigma,
-            self.k1,
-            self.k2,
-        )
-
-    def get_config(self):
-        return {
-            **super().get_config(),
-            "max_val": self.max_val,
-            "power_factors": list(self.power_factors),
-            "filter_size": self.filter_size,
-            "filter_sigma": self.filter_sigma,
-            "k1": self.k1,
-            "k2": self.k2,
-        }
+    def __init__(self, max_val=1.0, power_factors=DEFAULT_POWER_FACTORS, filter_size=11,
+                 filter_sigma=1.5, k1=0.01, k2=0.03, reduction="sum_over_batch_size",
+                 name="ms_ssim_loss", dtype=None):
+        super().__init__(ms_ssim_loss, reduction, name, dtype, max_val=max_val,
+                         power_factors=power_factors, filter_size=filter_size,
+                         filter_sigma=filter_sigma, k1=k1, k2=k2)
 
 
 @keras.saving.register_keras_serializable(package="framepred")
@@ -674,10 +290,7 @@ class MSELoss(FrameLoss):
     """
 
     def __init__(self, reduction="sum_over_batch_size", name="mse_loss", dtype=None):
-        super().__init__(name=name, reduction=reduction, dtype=dtype)
-
-    def call(self, y_true, y_pred):
-        return mse(y_true, y_pred)
+        super().__init__(mse, reduction, name, dtype)
 
 
 @keras.saving.register_keras_serializable(package="framepred")
@@ -695,15 +308,7 @@ class MAELoss(FrameLoss):
     """
 
     def __init__(self, reduction="sum_over_batch_size", name="mae_loss", dtype=None):
-        super().__init__(name=name, reduction=reduction, dtype=dtype)
-
-    def call(self, y_true, y_pred):
-        return mae(y_true, y_pred)
-
-
-def _check_choice(key, value, allowed):
-    if value not in allowed:
-        raise ValueError(f"{key}={value!r} is not supported; expected one of {allowed}.")
+        super().__init__(mae, reduction, name, dtype)
 
 
 @keras.saving.register_keras_serializable(package="framepred")
@@ -739,76 +344,27 @@ class BlendLoss(FrameLoss):
             `pixel` name.
     """
 
-    def __init__(
-        self,
-        alpha=0.84,
-        structural="ssim",
-        pixel="mae",
-        max_val=1.0,
-        filter_size=11,
-        filter_sigma=1.5,
-        power_factors=MS_SSIM_POWER_FACTORS,
-        k1=0.01,
-        k2=0.03,
-        reduction="sum_over_batch_size",
-        name="blend_loss",
-        dtype=None,
-    ):
-        super().__init__(name=name, reduction=reduction, dtype=dtype)
-        try:
-            alpha_ok = 0.0 <= float(alpha) <= 1.0
-        except (TypeError, ValueError):
-            alpha_ok = False
-        if not alpha_ok:
-            raise ValueError(f"alpha={alpha!r} is not supported; expected a number in [0, 1].")
-        _check_choice("structural", structural, STRUCTURAL_NAMES)
-        _check_choice("pixel", pixel, PIXEL_NAMES)
-        self.alpha = float(alpha)
-        self.structural = structural
-        self.pixel = pixel
-        self.max_val = float(max_val)
-        self.filter_size = int(filter_size)
-        self.filter_sigma = float(filter_sigma)
-        self.power_factors = tuple(float(p) for p in power_factors)
-        self.k1 = float(k1)
-        self.k2 = float(k2)
-
-    def call(self, y_true, y_pred):
-        if self.structural == "ssim":
-            similarity = ssim(
-                y_true, y_pred, self.max_val, self.filter_size, self.filter_sigma, self.k1, self.k2
-            )
-        else:
-            similarity = ms_ssim(
-                y_true,
-                y_pred,
-                self.max_val,
-                self.power_factors,
-                self.filter_size,
-                self.filter_sigma,
-                self.k1,
-                self.k2,
-            )
-        pixel = mae(y_true, y_pred) if self.pixel == "mae" else mse(y_true, y_pred)
-        return self.alpha * (1.0 - similarity) + (1.0 - self.alpha) * pixel
-
-    def get_config(self):
-        return {
-            **super().get_config(),
-            "alpha": self.alpha,
-            "structural": self.structural,
-            "pixel": self.pixel,
-            "max_val": self.max_val,
-            "filter_size": self.filter_size,
-            "filter_sigma": self.filter_sigma,
-            "power_factors": list(self.power_factors),
-            "k1": self.k1,
-            "k2": self.k2,
-        }
+    def __init__(self, alpha=0.84, structural="ssim", pixel="mae", max_val=1.0, filter_size=11,
+                 filter_sigma=1.5, power_factors=DEFAULT_POWER_FACTORS, k1=0.01, k2=0.03,
+                 reduction="sum_over_batch_size", name="blend_loss", dtype=None):
+        _check_blend(alpha, structural, pixel)
+        super().__init__(blend, reduction, name, dtype, alpha=alpha, structural=structural,
+                         pixel=pixel, max_val=max_val, filter_size=filter_size,
+                         filter_sigma=filter_sigma, power_factors=power_factors, k1=k1, k2=k2)
 
 
 for _loss_class in (SSIMLoss, MSSSIMLoss, MSELoss, MAELoss, BlendLoss):
     _loss_class.__doc__ = _loss_class.__doc__.replace("{reduction}", _REDUCTION_DOC)
+
+# The loss class of each `loss.name`, and the `build_loss` options it takes.
+_LOSS_CLASSES = {
+    "ssim": (SSIMLoss, ("max_val", "filter_size", "filter_sigma")),
+    "ms_ssim": (MSSSIMLoss, ("max_val", "power_factors", "filter_size", "filter_sigma")),
+    "mse": (MSELoss, ()),
+    "mae": (MAELoss, ()),
+    "blend": (BlendLoss, ("alpha", "structural", "pixel", "max_val", "filter_size",
+                          "filter_sigma", "power_factors")),
+}
 
 
 def build_loss(
@@ -819,53 +375,40 @@ def build_loss(
     max_val=1.0,
     filter_size=11,
     filter_sigma=1.5,
-    power_factors=MS_SSIM_POWER_FACTORS,
+    power_factors=DEFAULT_POWER_FACTORS,
 ):
-    """The loss instance for a config's `loss.name`, one of `LOSS_NAMES`.
+    """The loss instance for a loss config: `build_loss(**loss_config)`.
 
-    Options a loss does not use are ignored (`alpha` only matters for "blend").
+    The arguments are the keys of `framepred.config.LossConfig`; `name` is one
+    of `LossName`'s values. Options a loss does not use are ignored (`alpha`
+    only matters for "blend").
+
+    >>> type(build_loss("blend", alpha=0.5, structural="ms_ssim")).__name__
+    'BlendLoss'
 
     Raises:
-        ValueError: for a name outside `LOSS_NAMES`, or bad blend options.
+        ValueError: for a name outside `LossName`, or bad blend options.
     """
-    _check_choice("loss name", name, LOSS_NAMES)
-    if name == "ssim":
-        return SSIMLoss(max_val=max_val, filter_size=filter_size, filter_sigma=filter_sigma)
-    if name == "ms_ssim":
-        return MSSSIMLoss(
-            max_val=max_val,
-            power_factors=power_factors,
-            filter_size=filter_size,
-            filter_sigma=filter_sigma,
-        )
-    if name == "mse":
-        return MSELoss()
-    if name == "mae":
-        return MAELoss()
-    return BlendLoss(
-        alpha=alpha,
-        structural=structural,
-        pixel=pixel,
-        max_val=max_val,
-        filter_size=filter_size,
-        filter_sigma=filter_sigma,
-        power_factors=power_factors,
-    )
+    _check_choice("loss name", name, _LOSS_NAMES)
+    options = dict(alpha=alpha, structural=structural, pixel=pixel, max_val=max_val,
+                   filter_size=filter_size, filter_sigma=filter_sigma,
+                   power_factors=power_factors)
+    # `==`, not a dict lookup: a config hands `name` over as a `LossName` member.
+    loss_class, keys = next(entry for key, entry in _LOSS_CLASSES.items() if key == name)
+    return loss_class(**{key: options[key] for key in keys})
 
 
 __all__ = [
-    "LOSS_NAMES",
-    "MS_SSIM_POWER_FACTORS",
     "BlendLoss",
     "FrameLoss",
     "MAELoss",
     "MSELoss",
     "MSSSIMLoss",
     "SSIMLoss",
+    "blend",
     "build_loss",
     "mae",
-    "ms_ssim",
-    "ms_ssim_min_size",
+    "ms_ssim_loss",
     "mse",
-    "ssim",
+    "ssim_loss",
 ]

@@ -4,7 +4,7 @@ One file defines them (as OpenSTL's `openstl/core/metrics.py` does), so
 training, evaluation and the README report the same numbers:
 
 - `psnr`, `ssim_openstl` and the streaming `SSIM` / `PSNR` Keras metrics, built
-  on the same per-frame functions as the losses (`framepred.losses.ssim`);
+  on the same per-frame functions as the losses (`framepred.ssim.ssim`);
 - the baselines a forecast must beat: `copy_last_baseline`,
   `background_baseline` and `blank_baseline` (`BASELINES`);
 - `per_frame_metrics`, `PerStepMeans`, `beats_best_baseline` and
@@ -30,7 +30,7 @@ import keras
 import numpy as np
 from keras import ops
 
-from framepred.losses import _check_frames, _unflatten_frames, ssim
+from framepred.ssim import check_frames, ssim, unflatten_frames
 
 METRIC_NAMES = ("ssim", "ssim_openstl", "psnr", "mse", "mae")
 # The OpenSTL-convention columns `per_frame_metrics` adds to METRIC_NAMES.
@@ -72,7 +72,7 @@ def psnr(y_true, y_pred, max_val=1.0):
     Returns:
         float32 PSNR per frame, shape `[...]`.
     """
-    _check_frames(y_true, y_pred, 1, "psnr")
+    check_frames(y_true, y_pred, 1, "psnr")
     error = ops.cast(y_true, "float32") - ops.cast(y_pred, "float32")
     # [..., H, W, C] -> [...]
     mse_frame = ops.maximum(ops.mean(ops.square(error), axis=(-3, -2, -1)), PSNR_MIN_MSE)
@@ -118,7 +118,7 @@ def ssim_openstl(y_true, y_pred, max_val=1.0):
     Returns:
         float32 SSIM per frame, shape `[...]`: `[B, T]` for `[B, T, H, W, C]`.
     """
-    _check_frames(y_true, y_pred, OPENSTL_SSIM_WINDOW, "ssim_openstl", static_frame=True)
+    check_frames(y_true, y_pred, OPENSTL_SSIM_WINDOW, "ssim_openstl", static_frame=True)
     frame = tuple(a if a is not None else b for a, b in zip(y_pred.shape[-3:], y_true.shape[-3:]))
     # [..., H, W, C] -> [N, H, W, C]
     truth = ops.reshape(ops.cast(y_true, "float32"), (-1, *frame)) / max_val
@@ -151,12 +151,12 @@ def ssim_openstl(y_true, y_pred, max_val=1.0):
     # mean over all of them is scikit-image's mean of the per-channel means.
     values = ops.mean(ssim_map, axis=(1, 2, 3))
     # [N] -> [...]
-    return _unflatten_frames(values, y_pred)
+    return unflatten_frames(values, y_pred)
 
 
 @keras.saving.register_keras_serializable(package="framepred")
 class SSIM(keras.metrics.MeanMetricWrapper):
-    """Mean SSIM over every frame seen (`framepred.losses.ssim` per frame).
+    """Mean SSIM over every frame seen (`framepred.ssim.ssim` per frame).
 
     Args:
         max_val: Dynamic range of the pixel values.
@@ -231,7 +231,7 @@ def per_frame_metrics(y_true, y_pred, max_val=1.0):
     """
     y_true = ops.cast(ops.convert_to_tensor(y_true), "float32")
     y_pred = ops.cast(ops.convert_to_tensor(y_pred), "float32")
-    _check_frames(y_true, y_pred, 1, "per_frame_metrics")
+    check_frames(y_true, y_pred, 1, "per_frame_metrics")
     error = y_true - y_pred
     axes = (-3, -2, -1)
     # [B, T, H, W, C] -> [B, T] for every entry.

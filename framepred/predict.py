@@ -29,7 +29,7 @@ from framepred.config import config_dir
 from framepred.errors import FramepredError, exit_on_user_error, install_cli_error_handler
 
 log = logging.getLogger("framepred.predict")
-install_cli_error_handler()  # Hydra's errors as one `framepred: error:` line
+install_cli_error_handler("output")  # Hydra's errors as one `framepred: error:` line
 
 def predict(cfg: DictConfig) -> dict:
     """Forecasts after the context of `cfg.input`; writes to `cfg.output`. Returns

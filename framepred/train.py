@@ -13,6 +13,7 @@ fit -> evaluate the forecast against the copy-last-frame baseline -> metrics.jso
 from __future__ import annotations
 
 import logging
+import shlex
 from pathlib import Path
 
 import hydra
@@ -109,7 +110,7 @@ def train(cfg: DictConfig, run_dir: str | Path | None = None) -> dict:
         f"outputs:     {run.root}",
         f"checkpoints: {run.best} (lowest val_loss), {run.last}",
         f"metrics:     {run.metrics}",
-        f"tensorboard: tensorboard --logdir {run.tensorboard.parent.parent}",
+        f"tensorboard: tensorboard --logdir {shlex.quote(str(run.tensorboard.parent.parent))}",
     ]
     for line in summary:
         log.info(line)

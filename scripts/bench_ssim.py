@@ -30,7 +30,8 @@ import numpy as np  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from framepred.losses import MS_SSIM_POWER_FACTORS, ms_ssim, ms_ssim_min_size, ssim  # noqa: E402
+from framepred.config import DEFAULT_POWER_FACTORS  # noqa: E402
+from framepred.ssim import ms_ssim, ms_ssim_min_size, ssim  # noqa: E402
 
 
 def frame_pair(shape, seed=0):
@@ -99,7 +100,7 @@ def cases(quick):
     shapes = [(8, 10, 64, 64, 1)] + ([] if quick else [(4, 4, 256, 256, 3)])
     for shape in shapes:
         scales = max_scales(shape[-3])
-        power_factors = MS_SSIM_POWER_FACTORS[:scales]
+        power_factors = DEFAULT_POWER_FACTORS[:scales]
         yield (
             "ssim",
             shape,
@@ -171,7 +172,7 @@ def backend_check():
         return
     code = (
         "import numpy as np\n"
-        "from framepred.losses import ssim, ms_ssim\n"
+        "from framepred.ssim import ssim, ms_ssim\n"
         "rng = np.random.default_rng(0)\n"
         "a = rng.random((2, 3, 48, 48, 1), dtype=np.float32)\n"
         "b = np.clip(a + 0.1 * rng.standard_normal(a.shape, dtype=np.float32), 0, 1)\n"

@@ -36,7 +36,7 @@ def test_model_losses_and_data_parallel_step_under_jax():
 import keras, numpy as np
 from types import SimpleNamespace
 from framepred import losses, metrics, models
-from framepred.config import ModelConfig
+from framepred.config import LossName, ModelConfig
 assert keras.backend.backend() == "jax"
 devices = keras.distribution.list_devices()
 assert len(devices) == 2, devices
@@ -51,7 +51,7 @@ for form in ("encoder_forecaster", "next_frame"):
         inputs, targets = windows[:, :-1], windows[:, 1:]
     else:
         inputs, targets = windows[:, :3], windows[:, 3:]
-    for name in losses.LOSS_NAMES:
+    for name in LossName:
         value = losses.build_loss(name, filter_size=7, power_factors=(0.5, 0.5))(
             targets, model(inputs))
         assert np.isfinite(float(value)), (form, name)

@@ -1,8 +1,12 @@
-"""framepred.losses against independent oracles: tf.image.ssim, tf.image.ssim_multiscale,
-scikit-image, and hand-computed numpy for weighting and reductions."""
+"""framepred.ssim and framepred.losses against independent oracles: tf.image.ssim,
+tf.image.ssim_multiscale, scikit-image, and hand-computed numpy for weighting and
+reductions."""
 
 import ast
+import dataclasses
+import doctest
 import importlib.util
+import inspect
 import os
 import subprocess
 import sys
@@ -16,9 +20,9 @@ from skimage.metrics import structural_similarity
 
 import framepred.losses as losses_module
 import framepred.metrics  # noqa: F401  (registers the metrics for load_model)
+import framepred.ssim as ssim_module
+from framepred.config import DEFAULT_POWER_FACTORS, LossConfig, LossName
 from framepred.losses import (
-    LOSS_NAMES,
-    MS_SSIM_POWER_FACTORS,
     BlendLoss,
     MAELoss,
     MSELoss,
@@ -26,12 +30,11 @@ from framepred.losses import (
     SSIMLoss,
     build_loss,
     mae,
-    ms_ssim,
-    ms_ssim_min_size,
     mse,
-    ssim,
 )
+from framepred.ssim import ms_ssim, ms_ssim_min_size, ssim
 
+LOSS_NAMES = tuple(name.value for name in LossName)
 THREE_SCALES = (0.25, 0.35, 0.4)
 REDUCTIONS = ("sum_over_batch_size", "sum", "mean", "mean_with_sample_weight", "none", None)
 
@@ -57,17 +60,25 @@ def gradient(fn, y_true, y_pred):
 # ---------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("module", ["losses.py", "metrics.py"])
+@pytest.mark.parametrize("module", ["ssim.py", "losses.py", "metrics.py"])
 def test_module_imports_no_tensorflow(module):
     source = (Path(losses_module.__file__).parent / module).read_text()
-    imported = set()
+    imported, private = set(), []
     for node in ast.walk(ast.parse(source)):
         if isinstance(node, ast.Import):
             imported.update(alias.name.split(".")[0] for alias in node.names)
         elif isinstance(node, ast.ImportFrom) and node.module:
             imported.add(node.module.split(".")[0])
+            private += [alias.name for alias in node.names if alias.name.startswith("_")]
     assert "tensorflow" not in imported
     assert imported <= {"keras", "numpy", "math", "framepred"}
+    assert not private, f"{module} imports private names {private}"
+
+
+@pytest.mark.parametrize("module", [ssim_module, losses_module], ids=lambda m: m.__name__)
+def test_docstring_examples(module):
+    result = doctest.testmod(module, optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)
+    assert result.attempted > 0 and result.failed == 0, result
 
 
 # ---------------------------------------------------------------------------
@@ -527,6 +538,18 @@ def test_build_loss_names():
     )
 
 
+def test_build_loss_takes_a_loss_config():
+    keys = [field.name for field in dataclasses.fields(LossConfig)]
+    assert list(inspect.signature(build_loss).parameters) == keys
+    config = LossConfig(name=LossName.blend, alpha=0.3, max_val=2.0, filter_size=7)
+    loss = build_loss(**dataclasses.asdict(config))
+    assert type(loss) is BlendLoss
+    assert (loss.alpha, loss.structural, loss.pixel, loss.max_val, loss.filter_size) == (
+        0.3, "ssim", "mae", 2.0, 7
+    )
+    assert loss.power_factors == tuple(DEFAULT_POWER_FACTORS)
+
+
 def test_build_loss_unknown_name():
     with pytest.raises(ValueError, match=r"'l3'.*'ssim', 'ms_ssim', 'mse', 'mae', 'blend'"):
         build_loss("l3")
@@ -560,26 +583,34 @@ def test_unknown_reduction_rejected():
         SSIMLoss(reduction="median")
 
 
-LOSS_INSTANCES = [
-    SSIMLoss(max_val=2.0, filter_size=7, filter_sigma=1.0, k1=0.02, k2=0.04, reduction="sum"),
-    MSSSIMLoss(power_factors=THREE_SCALES, name="ms"),
-    MSELoss(reduction="mean"),
-    MAELoss(),
-    BlendLoss(alpha=0.6, structural="ssim", pixel="mse", filter_size=9),
+# Every registered loss and metric, with the Keras module that (de)serializes its kind.
+SERIALIZABLES = [
+    (SSIMLoss(max_val=2.0, filter_size=7, filter_sigma=1.0, k1=0.02, k2=0.04, reduction="sum"),
+     keras.losses),
+    (MSSSIMLoss(power_factors=THREE_SCALES, name="ms"), keras.losses),
+    (MSELoss(reduction="mean"), keras.losses),
+    (MAELoss(), keras.losses),
+    (BlendLoss(alpha=0.6, structural="ssim", pixel="mse", filter_size=9), keras.losses),
+    (framepred.metrics.SSIM(max_val=255.0, filter_size=7), keras.metrics),
+    (framepred.metrics.PSNR(max_val=2.0), keras.metrics),
 ]
 
 
-@pytest.mark.parametrize("loss", LOSS_INSTANCES, ids=lambda loss: type(loss).__name__)
-def test_config_round_trip(loss):
-    config = loss.get_config()
-    clone = type(loss).from_config(config)
+def serializable_id(item):
+    return item.__name__.rsplit(".", 1)[-1] if inspect.ismodule(item) else type(item).__name__
+
+
+@pytest.mark.parametrize("instance, kind", SERIALIZABLES, ids=serializable_id)
+def test_config_round_trip(instance, kind):
+    config = instance.get_config()
+    clone = type(instance).from_config(config)
     assert clone.get_config() == config
-    restored = keras.losses.deserialize(keras.losses.serialize(loss))
-    assert type(restored) is type(loss) and restored.get_config() == config
+    restored = kind.deserialize(kind.serialize(instance))
+    assert type(restored) is type(instance) and restored.get_config() == config
 
 
 def test_default_power_factors():
-    assert MSSSIMLoss().power_factors == MS_SSIM_POWER_FACTORS
+    assert MSSSIMLoss().power_factors == tuple(DEFAULT_POWER_FACTORS)
 
 
 @pytest.mark.parametrize("name", LOSS_NAMES)
@@ -619,7 +650,8 @@ import sys
 import jax
 import jax.numpy as jnp
 import numpy as np
-from framepred.losses import BlendLoss, ms_ssim, ssim
+from framepred.losses import BlendLoss
+from framepred.ssim import ms_ssim, ssim
 
 y_true, y_pred = np.load(sys.argv[1])["y_true"], np.load(sys.argv[1])["y_pred"]
 power_factors = (0.3, 0.3, 0.4)

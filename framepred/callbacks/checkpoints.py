@@ -17,6 +17,7 @@ import json
 import logging
 import math
 import os
+import shlex
 import shutil
 import signal
 import tempfile
@@ -165,9 +166,11 @@ class Backup(keras.callbacks.BackupAndRestore):
         if save:
             self._save_model()
         name = signal.Signals(received).name
+        # Without hydra.run.dir a rerun would start a new timestamped folder: name it.
+        folder = shlex.quote(f"hydra.run.dir={self.backup.parent.resolve()}")
         raise TrainingStopped(
-            f"stopped by {name} {where}; resumable state saved in {self.backup}; run the "
-            "same command (same hydra.run.dir) to resume",
+            f"stopped by {name} {where}; resumable state saved in {self.backup}; to resume, "
+            f"run the same command with {folder}",
             exit_code=128 + int(received),
         )
 
