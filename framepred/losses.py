@@ -233,10 +233,7 @@ class SSIMLoss(FrameLoss):
 
     Args:
         max_val: Dynamic range of the pixel values.
-        filter_size: Width of the Gaussian window.
-        filter_sigma: Standard deviation of the Gaussian window.
-        k1: Luminance stabilizer constant.
-        k2: Contrast stabilizer constant.
+        {window}
         {reduction}
     """
 
@@ -260,10 +257,7 @@ class MSSSIMLoss(FrameLoss):
         max_val: Dynamic range of the pixel values.
         power_factors: One exponent per scale, finest first; frames must be at
             least `ms_ssim_min_size(len(power_factors), filter_size)` pixels.
-        filter_size: Width of the Gaussian window.
-        filter_sigma: Standard deviation of the Gaussian window.
-        k1: Luminance stabilizer constant.
-        k2: Contrast stabilizer constant.
+        {window}
         {reduction}
     """
 
@@ -353,8 +347,14 @@ class BlendLoss(FrameLoss):
                          filter_sigma=filter_sigma, power_factors=power_factors, k1=k1, k2=k2)
 
 
+_WINDOW_DOC = """filter_size: Width of the Gaussian window.
+        filter_sigma: Standard deviation of the Gaussian window.
+        k1: Luminance stabilizer constant.
+        k2: Contrast stabilizer constant."""
+
 for _loss_class in (SSIMLoss, MSSSIMLoss, MSELoss, MAELoss, BlendLoss):
-    _loss_class.__doc__ = _loss_class.__doc__.replace("{reduction}", _REDUCTION_DOC)
+    _loss_class.__doc__ = _loss_class.__doc__.replace(
+        "{reduction}", _REDUCTION_DOC).replace("{window}", _WINDOW_DOC)
 
 # The loss class of each `loss.name`, and the `build_loss` options it takes.
 _LOSS_CLASSES = {

@@ -315,12 +315,7 @@ def copy_last_baseline(context, future_frames):
     forecast[b, k] = context[b, -1]    for k = 1 ... future_frames
     ```
 
-    Args:
-        context: Context frames `[B, Tc, H, W, C]` (numpy or tensor).
-        future_frames: Number of frames to forecast.
-
-    Returns:
-        `[B, future_frames, H, W, C]`, of the same kind as `context`.
+    {baseline_args}
     """
     _check_context(context, "copy_last_baseline")
     # [B, Tc, H, W, C] -> [B, 1, H, W, C] -> [B, future, H, W, C]
@@ -342,12 +337,7 @@ def background_baseline(context, future_frames):
     on a static camera the scene without its movers. With an even number of
     context frames the median is the mean of the two middle values (numpy's).
 
-    Args:
-        context: Context frames `[B, Tc, H, W, C]` (numpy or tensor).
-        future_frames: Number of frames to forecast.
-
-    Returns:
-        `[B, future_frames, H, W, C]`, of the same kind as `context`.
+    {baseline_args}
     """
     _check_context(context, "background_baseline")
     # [B, Tc, H, W, C] -> [B, 1, H, W, C] -> [B, future, H, W, C]
@@ -374,12 +364,7 @@ def blank_baseline(context, future_frames):
     better than copy_last, whose stale object is wrong twice (where it was and
     where it is now): a model should beat both.
 
-    Args:
-        context: Context frames `[B, Tc, H, W, C]` (numpy or tensor).
-        future_frames: Number of frames to forecast.
-
-    Returns:
-        `[B, future_frames, H, W, C]`, of the same kind as `context`.
+    {baseline_args}
     """
     _check_context(context, "blank_baseline")
     # [B, Tc, H, W, C] -> [B, 1, 1, 1, C]
@@ -392,6 +377,16 @@ def blank_baseline(context, future_frames):
 
 # The forecasts the model is scored against: `verification.evaluate_forecast`
 # writes one results entry per name, beside MODEL_ENTRY.
+_BASELINE_ARGS = """Args:
+        context: Context frames `[B, Tc, H, W, C]` (numpy or tensor).
+        future_frames: Number of frames to forecast.
+
+    Returns:
+        `[B, future_frames, H, W, C]`, of the same kind as `context`."""
+
+for _baseline in (copy_last_baseline, background_baseline, blank_baseline):
+    _baseline.__doc__ = _baseline.__doc__.replace("{baseline_args}", _BASELINE_ARGS)
+
 BASELINES = {
     "copy_last": copy_last_baseline,
     "background": background_baseline,
