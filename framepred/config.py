@@ -221,6 +221,12 @@ class EvaluateSchema:
 class PredictOptions:
     steps: int | None = None  # future frames to forecast; null = as trained
     fps: float = 5.0  # of the written GIF
+    # The clip of a folder of sequence folders or a multi-sequence array (0-based);
+    # null = every clip, each into its own output subfolder.
+    sequence: int | None = None
+    # The frame the context starts at (0-based); null = the last context_frames frames,
+    # a forecast of what comes after the clip. Frames after the context are the truth.
+    start: int | None = None
 
 
 @dataclass
@@ -228,6 +234,9 @@ class PredictSchema:
     checkpoint: str = MISSING
     input: str = MISSING
     output: str = MISSING
+    # Unset keys come from the run's saved config: clips are read as training read them
+    # (frame size, channels, resize, interpolation; data.layout for arrays).
+    data: DataOverrides = field(default_factory=DataOverrides)
     predict: PredictOptions = field(default_factory=PredictOptions)
 
 
@@ -470,7 +479,11 @@ def validate_predict(cfg: Any) -> None:
     check_known_keys(cfg, PredictSchema)
     require_keys(cfg, ("checkpoint", "input", "output"),
                  "checkpoint=<run>/checkpoints/best.keras input=clip.gif output=out/")
-    steps = cfg.predict.steps
+    steps, sequence, start = cfg.predict.steps, cfg.predict.sequence, cfg.predict.start
+    _require(sequence is None or sequence >= 0,
+             f"predict.sequence={sequence} must be >= 0 (the first clip is 0), or null (all)")
+    _require(start is None or start >= 0,
+             f"predict.start={start} must be >= 0, or null (the last context frames)")
     _require(steps is None or int(steps) >= 1,
              f"predict.steps={steps} must be >= 1 (or null: as many as the run was trained "
              "to forecast)")

@@ -3,21 +3,26 @@
     python -m framepred.predict checkpoint=outputs/framepred/<run>/checkpoints/best.keras \\
         input=clip.gif output=forecast/
     python -m framepred.predict checkpoint=... input=frames_folder/ output=out/ predict.steps=30
-    python -m framepred.predict checkpoint=... input=sequence.npy output=out/ predict.fps=10
+    python -m framepred.predict checkpoint=... input=clips/ output=out/ predict.sequence=2
+    python -m framepred.predict checkpoint=... input=clip.npy output=out/ predict.start=0
 
-`input` is a folder of frames (PNG, JPEG, BMP, TIFF; sorted naturally), an
-animated image (GIF, APNG, WebP, multi-page TIFF), a video (.mp4/.avi/.mov/.mkv/
-.webm, with `pip install "framepred[video]"`) or a .npy array [T, H, W] or
-[T, H, W, C] (uint8 0-255 or floats in [0, 1]). Its first `context_frames` frames
-(as the run was trained) are the context; frames after them, if any, are the
-ground truth. Writes to `output`: forecast_01.png ... (one per forecast step),
-forecast.npy (float32 [steps, H, W, C]), forecast.gif (context then forecast; truth
-on the left and forecast on the right where the input has truth) and grid.png.
+`input` is what training takes (`framepred.data.clips`): a folder of frames, a folder
+of sequence folders, an animated image, a video (with `pip install "framepred[video]"`)
+or a .npy array of one or several sequences. It is read as the run read its data:
+resized to its frame size, converted to its channels. The context is the last
+`context_frames` frames (as the run was trained), so the forecast is of what comes
+next; `predict.start=N` puts it at frame N instead, and frames after it are the
+truth. Writes to `output` (to `output/<clip>/` for each of several clips):
+forecast_01.png ... (one per forecast step), forecast.npy (float32 [steps, H, W, C]),
+forecast.gif (context then forecast; truth on the left and forecast on the right
+where the input has truth) and grid.png. A failed predict leaves no folder behind that
+holds only its log.
 """
 
 from __future__ import annotations
 
 import logging
+import shutil
 from pathlib import Path
 
 import hydra
@@ -31,38 +36,75 @@ from framepred.errors import FramepredError, exit_on_user_error, install_cli_err
 log = logging.getLogger("framepred.predict")
 install_cli_error_handler("output")  # Hydra's errors as one `framepred: error:` line
 
+
 def predict(cfg: DictConfig) -> dict:
-    """Forecasts after the context of `cfg.input`; writes to `cfg.output`. Returns
-    {"output", "context_frames", "steps", "truth_frames", "files"}."""
-    from framepred import config, models, visualize
-    from framepred.data.clips import match_channels, read_clip
+    """Forecasts each chosen clip of `cfg.input` into `cfg.output`. Returns
+    {"output", "context_frames", "steps", "clips": [{"name", "output", "start",
+    "truth_frames", "files"}]}."""
+    from framepred import config, models
+    from framepred.data.clips import read_clips
     from framepred.run import trained
 
     config.validate_predict(cfg)
     model = trained.load_checkpoint(cfg.checkpoint)
-    run_data = trained.run_config(cfg.checkpoint).data
-    context_frames = int(run_data.context_frames)
-    steps = int(cfg.predict.steps) if cfg.predict.steps is not None else int(run_data.future_frames)
-
-    expected = trained.expected_frames(model)
-    frames = match_channels(read_clip(cfg.input), expected["channels"])
-    trained.check_frames(model, frames.shape[1:3], frames.shape[-1],
-                         min(len(frames), context_frames), where=f"input={cfg.input}")
-    if len(frames) < context_frames:
-        raise FramepredError(
-            f"input={cfg.input} has {len(frames)} frame(s); the checkpoint was trained on "
-            f"context_frames={context_frames}, so give at least {context_frames}")
-
-    context = frames[:context_frames]  # [Tc, H, W, C]
-    truth = frames[context_frames : context_frames + steps]  # [<= steps, H, W, C]
-    forecast = models.forecast(model, context[None], steps)[0]  # [steps, H, W, C]
-
+    data_cfg = trained.data_config(cfg.checkpoint, cfg.data)
+    context_frames = int(data_cfg.context_frames)
+    steps = int(cfg.predict.steps) if cfg.predict.steps is not None else int(
+        data_cfg.future_frames)
+    clips = read_clips(cfg.input, data_cfg)
+    if cfg.predict.sequence is not None:
+        if cfg.predict.sequence >= len(clips):
+            raise FramepredError(
+                f"predict.sequence={cfg.predict.sequence}, but input={cfg.input} holds "
+                f"{len(clips)} clip(s) (0 to {len(clips) - 1})")
+        clips = [clips[cfg.predict.sequence]]
     output = Path(str(cfg.output)).expanduser()
-    output.mkdir(parents=True, exist_ok=True)
+    written = []
+    for clip in clips:
+        where = f"input={cfg.input}" + (f" ({clip.name})" if len(clips) > 1 else "")
+        start = _context_start(cfg.predict.start, len(clip.frames), context_frames, where)
+        trained.check_frames(model, clip.frames.shape[1:3], clip.frames.shape[-1],
+                             context_frames, where=where)
+        context = clip.frames[start : start + context_frames]  # [Tc, H, W, C]
+        truth = clip.frames[start + context_frames : start + context_frames + steps]
+        forecast = models.forecast(model, context[None], steps)[0]  # [steps, H, W, C]
+        folder = output / clip.name if len(clips) > 1 else output
+        files = _write(folder, context, truth, forecast, float(cfg.predict.fps))
+        log.info("%s: context frames %d-%d of %d, forecast: %d step(s), truth in input: "
+                 "%d frame(s); wrote %s", clip.name, start, start + context_frames - 1,
+                 len(clip.frames), steps, len(truth), folder)
+        written.append({"name": clip.name, "output": str(folder), "start": start,
+                        "truth_frames": len(truth), "files": [str(f) for f in files]})
+    return {"output": str(output), "context_frames": context_frames, "steps": steps,
+            "clips": written}
+
+
+def _context_start(start: int | None, frames: int, context_frames: int, where: str) -> int:
+    """The first context frame: `start`, or the last `context_frames` frames."""
+    if frames < context_frames:
+        raise FramepredError(
+            f"{where} has {frames} frame(s); the checkpoint was trained on "
+            f"context_frames={context_frames}, so give at least {context_frames}")
+    if start is None:
+        return frames - context_frames
+    if start + context_frames > frames:
+        raise FramepredError(
+            f"predict.start={start} leaves {max(0, frames - start)} context frame(s) in "
+            f"{where} ({frames} frames), but the checkpoint reads {context_frames}; give "
+            f"predict.start={frames - context_frames} or less")
+    return start
+
+
+def _write(folder: Path, context, truth, forecast, fps: float) -> list[Path]:
+    """PNG per forecast step, forecast.npy, forecast.gif and grid.png in `folder`."""
+    from framepred import visualize
+
+    folder.mkdir(parents=True, exist_ok=True)
+    steps = len(forecast)
     digits = max(2, len(str(steps)))
-    files = [visualize.save_png(output / f"forecast_{t:0{digits}d}.png", frame)
+    files = [visualize.save_png(folder / f"forecast_{t:0{digits}d}.png", frame)
              for t, frame in enumerate(forecast, start=1)]
-    np.save(output / "forecast.npy", forecast.astype(np.float32))
+    np.save(folder / "forecast.npy", forecast.astype(np.float32))
 
     scale = visualize.display_scale(forecast.shape[1:3], target=128)
     played = visualize.upscale(np.concatenate([context, forecast]), scale)  # [Tc + steps, ...]
@@ -74,25 +116,29 @@ def predict(cfg: DictConfig) -> dict:
         grid = visualize.forecast_grid(context, truth, forecast, scale=scale)
     else:
         grid = visualize.frame_grid([context, forecast], scale=scale)
-    gif = visualize.save_gif(
-        output / "forecast.gif",
-        visualize.progress_bar(played, context_frames),
-        fps=float(cfg.predict.fps))
-    grid_png = visualize.save_png(output / "grid.png", grid)
-    files += [output / "forecast.npy", gif, grid_png]
+    gif = visualize.save_gif(folder / "forecast.gif",
+                             visualize.progress_bar(played, len(context)), fps=fps)
+    return [*files, folder / "forecast.npy", gif, visualize.save_png(folder / "grid.png", grid)]
 
-    log.info("context: %d frame(s), forecast: %d step(s), truth in input: %d frame(s)",
-             context_frames, steps, len(truth))
-    log.info("wrote %s ... %s, %s, %s to %s", files[0].name, files[steps - 1].name,
-             gif.name, grid_png.name, output)
-    return {"output": str(output), "context_frames": context_frames, "steps": steps,
-            "truth_frames": len(truth), "files": [str(f) for f in files]}
+
+def _remove_if_only_log(output: Path) -> None:
+    """After a failure: an output folder that holds nothing but the log Hydra started
+    in it goes, so a mistyped command leaves no empty results behind."""
+    try:
+        if output.is_dir() and all(p.name == "predict.log" for p in output.iterdir()):
+            shutil.rmtree(output)
+    except OSError:
+        pass
 
 
 @hydra.main(version_base="1.3", config_path=config_dir(), config_name="predict")
 def main(cfg: DictConfig) -> None:
-    with exit_on_user_error():
-        predict(cfg)
+    try:
+        with exit_on_user_error():
+            predict(cfg)
+    except SystemExit:
+        _remove_if_only_log(Path(str(cfg.output)).expanduser())
+        raise
 
 
 if __name__ == "__main__":

@@ -139,9 +139,10 @@ def test_predict_npy_with_truth_beyond_the_trained_horizon(compose_train, fast_r
     np.save(tmp_path / "clip.npy", (window[..., 0] * 255).round().astype(np.uint8))  # [T, H, W]
     steps = 5  # > the 3 future frames trained: the encoder_forecaster continues itself
     result = _predict(compose_train, fast_run / "checkpoints" / "best.keras",
-                      tmp_path / "clip.npy", tmp_path / "out", f"predict.steps={steps}")
+                      tmp_path / "clip.npy", tmp_path / "out", f"predict.steps={steps}",
+                      "predict.start=0")  # the context from frame 0: the rest is truth
     out = tmp_path / "out"
-    assert result["truth_frames"] == FUTURE and result["steps"] == steps
+    assert result["clips"][0]["truth_frames"] == FUTURE and result["steps"] == steps
     pngs = sorted(out.glob("forecast_*.png"))
     assert [p.name for p in pngs] == [f"forecast_{t:02d}.png" for t in range(1, steps + 1)]
     forecast = np.load(out / "forecast.npy")
@@ -165,13 +166,15 @@ def test_predict_reads_frames_folders_and_animated_images(compose_train, fast_ru
     frames = [Image.fromarray((f[..., 0] * 255).astype(np.uint8)) for f in window]
     frames[0].save(tmp_path / "clip.gif", save_all=True, append_images=frames[1:])
     checkpoint = fast_run / "checkpoints" / "best.keras"
-    from framepred.data.clips import read_clip
+    from framepred.data.clips import read_clips
+    from framepred.run.trained import data_config
 
-    np.testing.assert_allclose(read_clip(folder), window, atol=1 / 255)
+    (clip,) = read_clips(folder, data_config(checkpoint))
+    np.testing.assert_allclose(clip.frames, window, atol=1 / 255)
     for source in (folder, tmp_path / "clip.gif"):
         out = tmp_path / f"out_{source.name}"
         result = _predict(compose_train, checkpoint, source, out)
-        assert result["truth_frames"] == 0 and result["steps"] == FUTURE
+        assert result["clips"][0]["truth_frames"] == 0 and result["steps"] == FUTURE
         with Image.open(out / "forecast.gif") as gif:
             assert gif.n_frames == CONTEXT + FUTURE
             assert gif.size[0] == SIZE * (128 // SIZE)  # one panel: no truth to show
@@ -181,27 +184,28 @@ def test_predict_errors_name_the_mismatch(compose_train, fast_run, tmp_path):
     checkpoint = fast_run / "checkpoints" / "best.keras"
     rng = np.random.default_rng(0)
     cases = {
-        "big.npy": (rng.random((6, 32, 32)), r"32x32.*trained on 16x16"),
-        "rgb.npy": (rng.random((6, 16, 16, 3)), r"3 channel\(s\) \(RGB\).*takes 1 \(gray\)"),
-        "short.npy": (rng.random((2, 16, 16)), "reads exactly 3"),
-        "range.npy": (rng.random((6, 16, 16)) * 4, r"outside \[0, 1\]"),
-        "batch.npy": (rng.random((2, 6, 16, 16)), r"give one sequence \[T, H, W\]"),
+        "short.npy": (rng.random((2, 16, 16)), [], "has 2 frame.*give at least 3"),
+        "range.npy": (rng.random((6, 16, 16)) * 4, [], r"outside \[0, 1\]"),
+        "late.npy": (rng.random((6, 16, 16)), ["predict.start=4"],
+                     r"predict.start=4 leaves 2 context.*predict.start=3 or less"),
+        "one.npy": (rng.random((6, 16, 16)), ["predict.sequence=1"],
+                    r"predict.sequence=1.*holds 1 clip"),
     }
-    for name, (array, message) in cases.items():
+    for name, (array, overrides, message) in cases.items():
         np.save(tmp_path / name, array.astype(np.float32))
         with pytest.raises(FramepredError, match=message):
-            _predict(compose_train, checkpoint, tmp_path / name, tmp_path / "out")
+            _predict(compose_train, checkpoint, tmp_path / name, tmp_path / "out", *overrides)
     (tmp_path / "clip.txt").write_text("")
     with pytest.raises(FramepredError, match="unknown type '.txt'"):
         _predict(compose_train, checkpoint, tmp_path / "clip.txt", tmp_path / "out")
     from framepred.predict import predict
 
-    unset = compose_train([f"checkpoint={checkpoint}", f"input={tmp_path / 'big.npy'}"],
+    unset = compose_train([f"checkpoint={checkpoint}", f"input={tmp_path / 'one.npy'}"],
                           config_name="predict")
     with pytest.raises(FramepredError, match="output is not set"):
         predict(unset)
     with pytest.raises(FramepredError, match="predict.steps=0 must be >= 1"):
-        _predict(compose_train, checkpoint, tmp_path / "big.npy", tmp_path / "out",
+        _predict(compose_train, checkpoint, tmp_path / "one.npy", tmp_path / "out",
                  "predict.steps=0")
 
 

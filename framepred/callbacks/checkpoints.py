@@ -22,12 +22,19 @@ import shutil
 import signal
 import tempfile
 import time
+import zipfile
 from pathlib import Path
 
 import keras
 
 from framepred.errors import FramepredError
-from framepred.run.folder import RunPaths, atomic_write, saved_states, write_json
+from framepred.run.folder import (
+    RUN_CONFIG_MEMBER,
+    RunPaths,
+    atomic_write,
+    saved_states,
+    write_json,
+)
 from framepred.run.resume import TrainingStopped, stop_requested
 
 STATES_KEPT = 2
@@ -65,8 +72,13 @@ class Checkpoints(keras.callbacks.Callback):
 
     def on_epoch_end(self, epoch, logs=None):
         logs = logs or {}
-        atomic_write(self.run.last, self.model.save)
+        atomic_write(self.run.last, self._save)
         self.keep_if_best(logs.get(self.monitor), epoch + 1)
+
+    def _save(self, path) -> None:
+        """The model, with the run's config inside, so a copied checkpoint travels."""
+        self.model.save(path)
+        embed_run_config(path, self.run.config)
 
     def keep_if_best(self, value, epoch: int) -> None:
         """Saves the model as `best.keras` if `value` beats the best so far; epoch 0 is
@@ -79,9 +91,20 @@ class Checkpoints(keras.callbacks.Callback):
                 log.info("epoch %d: %s %.5f, saving %s", epoch, self.monitor, value,
                          self.run.best)
             self.best = float(value)
-            atomic_write(self.run.best, self.model.save)
+            atomic_write(self.run.best, self._save)
             write_json(self.record, {"monitor": self.monitor, "value": self.best,
                                      "epoch": epoch})
+
+
+def embed_run_config(checkpoint, config: Path) -> None:
+    """Adds the run's composed config (`config.yaml`) to a saved `.keras` zip as
+    `RUN_CONFIG_MEMBER`; Keras' loader reads only its own members and skips it.
+    `evaluate` and `predict` then know the data a checkpoint was trained on even when
+    it was copied out of its run folder (`framepred.run.trained.run_config`)."""
+    if not Path(config).is_file():
+        return
+    with zipfile.ZipFile(checkpoint, "a", compression=zipfile.ZIP_DEFLATED) as archive:
+        archive.write(config, RUN_CONFIG_MEMBER)
 
 
 def keep_start_as_best(model, run: RunPaths, validation, steps=None) -> None:

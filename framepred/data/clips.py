@@ -1,125 +1,117 @@
-"""One clip read as it is, for `predict`: frames folder, animated image, video or .npy.
+"""The user's own clips for `predict`, read as training reads its data.
 
-The training sources (`framepred.data`) split and convert a whole data set to the
-configured format (RGB turns gray silently). Here one file is read as it is,
-float32 [T, H, W, C] in [0, 1] with C = 1 for gray and 3 for colour, so that a
-mismatch with the checkpoint is reported instead of converted away.
+`read_clips(path, data)` takes what training takes: a folder of frames (one clip), a
+folder of sequence folders (one clip each), an animated image or video file, a folder
+of them, or a `.npy` / `.npz` array of one sequence ([T, H, W] or [T, H, W, C]) or of
+several (as `data.layout` says, `auto` guessing as training does). Each clip goes
+through the run's own `FrameFormat`: resized to `data.frame_size` with
+`data.interpolation` (unless `data.resize=false`), converted to `data.channels` (gray
+to RGB and back) and scaled to float32 in [0, 1], so a clip that training accepted
+is one `predict` accepts.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
-from framepred.data.files import IMAGE_SUFFIXES
-from framepred.data.formats import natural_key
+from framepred.data.files import IMAGE_SUFFIXES, BadFiles
+from framepred.data.formats import FrameFormat, to_unit_float
 from framepred.data.videos import FFMPEG_SUFFIXES, PILLOW_SUFFIXES
 from framepred.errors import FramepredError
 
-
-def _image_array(image) -> np.ndarray:
-    """A Pillow image -> [H, W, 1] (gray modes) or [H, W, 3] (colour), in [0, 1]."""
-    if image.mode in ("1", "L", "LA", "I", "I;16", "F"):
-        array = np.asarray(image.convert("L"), dtype=np.float32)[..., None]
-    else:
-        array = np.asarray(image.convert("RGB"), dtype=np.float32)
-    return array / 255.0
+ARRAY_SUFFIXES = (".npy", ".npz")
 
 
-def _stack(frames: list[np.ndarray], where: str) -> np.ndarray:
-    shapes = sorted({frame.shape[:2] for frame in frames})
-    if len(shapes) > 1:
-        raise FramepredError(f"input={where} has frames of different sizes {shapes}; "
-                             "give frames of one size")
-    channels = max(frame.shape[-1] for frame in frames)
-    # A mix of gray and colour files: show the gray ones as colour.
-    return np.stack([np.repeat(f, channels // f.shape[-1], axis=-1) for f in frames])
+@dataclass(frozen=True)
+class Clip:
+    name: str  # names the clip's output folder when there are several
+    frames: np.ndarray  # float32 [T, H, W, C] in [0, 1], at the run's format
 
 
-def _read_array(path: Path) -> np.ndarray:
-    try:
-        array = np.load(path, allow_pickle=False)
-    except (OSError, ValueError) as error:
-        raise FramepredError(f"input={path} cannot be read as a .npy array: {error}") from None
-    if array.ndim == 5 and array.shape[0] == 1:  # [1, T, H, W, C]
-        array = array[0]
-    if array.ndim == 3:  # [T, H, W] -> [T, H, W, 1]
-        array = array[..., None]
-    if array.ndim != 4 or array.shape[-1] not in (1, 3):
-        raise FramepredError(
-            f"input={path} has shape {array.shape}; give one sequence [T, H, W] or "
-            "[T, H, W, C] with C = 1 or 3")
-    if array.dtype == np.uint8:
-        return array.astype(np.float32) / 255.0
-    array = array.astype(np.float32)
-    if not np.isfinite(array).all() or array.min() < 0.0 or array.max() > 1.0:
-        raise FramepredError(
-            f"input={path} holds {array.dtype} values outside [0, 1] (or NaN/inf); give uint8 "
-            "0-255 or floats in [0, 1]")
-    return array
-
-
-def _read_video(path: Path) -> np.ndarray:
-    try:
-        import imageio_ffmpeg
-    except ImportError:
-        raise FramepredError(
-            f"input={path} is a video; reading it needs the video extra: "
-            'pip install "framepred[video]"') from None
-    try:
-        reader = imageio_ffmpeg.read_frames(str(path), pix_fmt="rgb24")
-        width, height = next(reader)["size"]
-        frames = [np.frombuffer(data, np.uint8).reshape(height, width, 3) for data in reader]
-    except Exception as error:  # ffmpeg's failures come as several types
-        raise FramepredError(f"input={path} cannot be read as a video: {error}") from None
-    if not frames:
-        raise FramepredError(f"input={path} holds no video frames")
-    return np.stack(frames).astype(np.float32) / 255.0
-
-
-def read_clip(path: str | Path) -> np.ndarray:
-    """The frames of `path`: float32 [T, H, W, C] in [0, 1]."""
-    from PIL import Image, ImageSequence, UnidentifiedImageError
+def read_clips(path: str | Path, data: Any) -> list[Clip]:
+    """Every clip at `path`, in the run's frame format (`data`: its data config)."""
+    from framepred.data.arrays import split_member
 
     path = Path(str(path)).expanduser()
-    if not path.exists():
-        raise FramepredError(f"input={path} does not exist; give a folder of frames, an "
-                             "animated image, a video or a .npy file")
+    file_name = Path(split_member(str(path))[0])
+    if not file_name.exists():
+        raise FramepredError(
+            f"input={path} does not exist; give a folder of frames (or of sequence "
+            "folders), an animated image, a video or a .npy file")
+    frame_format = FrameFormat.from_config(data)
+    try:
+        if file_name.suffix.lower() in ARRAY_SUFFIXES:
+            return _array_clips(path, data, frame_format)
+        source = _file_source(path, frame_format)
+    except FramepredError as error:
+        # The training sources name their key, data.path; here the user gave input=.
+        raise FramepredError(str(error).replace("data.path=", "input=")) from None
+    names = _clip_names(source, path)
+    return [Clip(name, source.read(index)) for index, name in enumerate(names)]
+
+
+def _file_source(path: Path, frame_format: FrameFormat):
+    """The training source for image files (FrameFolders) or animations (VideoFiles)."""
+    from framepred.data.folders import FrameFolders
+    from framepred.data.videos import VideoFiles
+
+    bad_files = BadFiles("error")
+    animations = PILLOW_SUFFIXES + FFMPEG_SUFFIXES
     if path.is_dir():
-        files = sorted((p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES),
-                       key=natural_key)
-        if not files:
-            raise FramepredError(f"input={path} holds no frames ({', '.join(IMAGE_SUFFIXES)})")
-        frames = []
-        for file in files:
-            try:
-                with Image.open(file) as image:
-                    frames.append(_image_array(image))
-            except (OSError, UnidentifiedImageError) as error:
-                raise FramepredError(f"frame {file} cannot be read: {error}") from None
-        return _stack(frames, str(path))
-    suffix = path.suffix.lower()
-    if suffix == ".npy":
-        return _read_array(path)
-    if suffix in FFMPEG_SUFFIXES:
-        return _read_video(path)
-    if suffix in PILLOW_SUFFIXES:
-        try:
-            with Image.open(path) as image:
-                frames = [_image_array(frame) for frame in ImageSequence.Iterator(image)]
-        except (OSError, UnidentifiedImageError) as error:
-            raise FramepredError(f"input={path} cannot be read as an image: {error}") from None
-        return _stack(frames, str(path))
+        entries = list(path.iterdir())
+        has_images = any(p.suffix.lower() in IMAGE_SUFFIXES for p in entries if p.is_file())
+        has_animations = any(p.suffix.lower() in animations for p in entries if p.is_file())
+        if has_animations and not has_images and not any(p.is_dir() for p in entries):
+            return VideoFiles(path, frame_format, bad_files)
+        return FrameFolders(path, frame_format, bad_files)
+    if path.suffix.lower() in animations:
+        return VideoFiles(path, frame_format, bad_files)
     raise FramepredError(
-        f"input={path} has an unknown type {suffix!r}; give a folder of frames, "
-        f"an animated image ({', '.join(PILLOW_SUFFIXES)}), a video "
+        f"input={path} has an unknown type {path.suffix!r}; give a folder of frames, an "
+        f"animated image ({', '.join(PILLOW_SUFFIXES)}), a video "
         f"({', '.join(FFMPEG_SUFFIXES)}) or a .npy array")
 
 
-def match_channels(frames: np.ndarray, channels: int) -> np.ndarray:
-    """Colour frames whose three channels are equal are gray: a gray model takes them."""
-    if frames.shape[-1] == 3 and channels == 1 and np.array_equal(
-            frames[..., :1].repeat(3, axis=-1), frames):
-        return frames[..., :1]
+def _clip_names(source, path: Path) -> list[str]:
+    """A short, distinct name per clip: its folder or file name, else its index."""
+    if len(source) == 1:
+        return [path.stem]
+    candidates = []
+    for index in range(len(source)):
+        if hasattr(source, "sequences"):  # frame folders: the folder's name
+            candidates.append(source.sequences[index][0].parent.name)
+        elif hasattr(source, "files"):  # animations: the file's name
+            candidates.append(source.files[index].stem)
+    if len(set(candidates)) == len(source):
+        return candidates
+    return [f"sequence_{index:03d}" for index in range(len(source))]
+
+
+def _array_clips(path: Path, data: Any, frame_format: FrameFormat) -> list[Clip]:
+    from framepred.data.arrays import ArrayFile, open_array, split_member
+
+    file_name, member = split_member(str(path))
+    array = open_array(Path(file_name), member)
+    layout = str(data.layout) if data.source == "npy" else "auto"
+    if layout == "auto" and array.ndim == 4 and array.shape[-1] in (1, 3):
+        # [T, H, W, C]: one clip with channels, as predict has always taken it.
+        return [Clip(Path(file_name).stem, frame_format.array(_unit_range(array, path)))]
+    source = ArrayFile(str(path), layout, frame_format)
+    if len(source) == 1:
+        return [Clip(Path(file_name).stem, source.read(0))]
+    return [Clip(f"sequence_{index:03d}", source.read(index)) for index in range(len(source))]
+
+
+def _unit_range(array: np.ndarray, path: Path) -> np.ndarray:
+    """uint8 / uint16 scaled to [0, 1]; floats must be finite and in [0, 1] already."""
+    frames = to_unit_float(np.asarray(array))
+    if array.dtype.kind == "f" and (not np.isfinite(frames).all() or frames.min() < 0.0
+                                    or frames.max() > 1.0):
+        raise FramepredError(
+            f"input={path} holds {array.dtype} values outside [0, 1] (or NaN/inf); give uint8 "
+            "0-255 or floats in [0, 1]")
     return frames

@@ -20,6 +20,9 @@ from typing import Any
 
 from framepred.errors import FramepredError
 
+# Inside every checkpoint the run writes: the run's config.yaml (it travels with a copy).
+RUN_CONFIG_MEMBER = "framepred/config.yaml"
+
 _UMASK = os.umask(0o022)  # read once: the only way to learn the umask is to set it
 os.umask(_UMASK)
 

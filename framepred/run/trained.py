@@ -1,9 +1,9 @@
 """Using a trained checkpoint: load it, find its run's config, check inputs fit it.
 
-Shared by `evaluate` and `predict`. A checkpoint lives in its run folder
-(`<run>/checkpoints/<name>.keras`, see `framepred.run.folder`), and the run's composed
-config (`<run>/config.yaml`) says what data it was trained on, so neither
-command asks the user to repeat frame size, channels or context length.
+Shared by `evaluate` and `predict`. Every checkpoint a run writes carries the run's
+composed config inside (`framepred.callbacks.checkpoints.embed_run_config`), which
+says what data it was trained on, so neither command asks the user to repeat frame
+size, channels or context length, even for a checkpoint copied out of its run folder.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from framepred.config import DataConfig
 from framepred.errors import FramepredError
-from framepred.run.folder import RunPaths
+from framepred.run.folder import RUN_CONFIG_MEMBER, RunPaths
 
 
 def load_checkpoint(path: str | Path):
@@ -46,11 +46,20 @@ def load_checkpoint(path: str | Path):
 
 
 def run_config(checkpoint: str | Path) -> DictConfig:
-    """The composed training config of the run `checkpoint` belongs to."""
-    path = RunPaths.of_checkpoint(Path(str(checkpoint)).expanduser()).config
+    """The composed training config of the run `checkpoint` came from: the copy saved
+    inside the checkpoint, or (checkpoints written before it was) `<run>/config.yaml`."""
+    checkpoint = Path(str(checkpoint)).expanduser()
+    try:
+        with zipfile.ZipFile(checkpoint) as archive:
+            if RUN_CONFIG_MEMBER in archive.namelist():
+                return OmegaConf.create(archive.read(RUN_CONFIG_MEMBER).decode())
+    except (OSError, zipfile.BadZipFile):
+        pass  # load_checkpoint names a file that is no checkpoint
+    path = RunPaths.of_checkpoint(checkpoint).config
     if not path.is_file():
         raise FramepredError(
-            f"no run config at {path} for checkpoint={checkpoint}; the checkpoint must sit "
+            f"checkpoint={checkpoint} holds no run config and none is at {path}; give a "
+            "checkpoint that training wrote (it carries its config), or keep an older one "
             "in its run folder (<run>/checkpoints/*.keras next to <run>/config.yaml)"
         )
     return OmegaConf.load(path)
@@ -105,7 +114,8 @@ def check_frames(model, frame_size, channels: int, context_frames: int, where: s
     if context_frames < needed or (expected["context_frames"] and context_frames != needed):
         raise FramepredError(
             f"{where} gives {context_frames} context frame(s), but the checkpoint "
-            f"(an encoder_forecaster) reads exactly {needed}"
+            f"(an encoder_forecaster) reads exactly {needed}; give {needed} context frames "
+            f"(data.context_frames={needed})"
             if expected["context_frames"] else
             f"{where} gives {context_frames} context frame(s); at least 1 is needed"
         )
