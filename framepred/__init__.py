@@ -4,12 +4,17 @@ Importing the package registers its Keras objects (losses, metrics, layers), so
 a checkpoint reloads with a plain `keras.models.load_model(path)`.
 """
 
-import os
+from framepred.console import native_start_up
 
-# TensorFlow's C++ start-up chatter (oneDNN, CUDA probing) buries the progress bar.
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+with native_start_up():  # Keras loads TensorFlow here: its start-up lines stay quiet
+    import keras
 
-from framepred import losses, metrics, models, optimizers  # noqa: E402  (registration)
+    from framepred import losses, metrics, models, optimizers  # (registration)
+
+    if keras.backend.backend() == "tensorflow":
+        import tensorflow as tf
+
+        tf.config.list_physical_devices("GPU")  # CUDA is probed now, inside the filter
 
 __version__ = "0.1.0"
 __all__ = ["losses", "metrics", "models", "optimizers", "__version__"]

@@ -41,7 +41,7 @@ class exit_on_user_error:  # noqa: N801  (used as a context manager, reads like 
         return False
 
 
-_OUTPUT_KEY = "hydra.run.dir"
+_OUTPUT_KEYS: dict[str, str] = {}  # command -> the key that sets its output folder
 _NOISE = re.compile(r"^\s*(reference_type|object_type)=|^Config search path:|^\s*provider=")
 
 
@@ -70,8 +70,9 @@ def install_cli_error_handler(output_key: str = "hydra.run.dir") -> None:
     HYDRA_FULL_ERROR=1 still gives Hydra's full report."""
     import hydra._internal.utils as hydra_utils
 
-    global _OUTPUT_KEY
-    _OUTPUT_KEY = output_key  # the command being run installs last
+    # The command the user ran is the script Python runs (`python -m framepred.predict`:
+    # argv[0] is .../predict.py); each entry point names its own key.
+    _OUTPUT_KEYS[_command(_caller_file())] = output_key
 
     original = hydra_utils.run_and_report
     if getattr(original, "framepred", False):
@@ -98,14 +99,14 @@ def install_cli_error_handler(output_key: str = "hydra.run.dir") -> None:
                                 "'data.path=\"~/...\"'")
             elif isinstance(error, OSError) and not _raised_in_framepred(error):
                 message = (f"output folder {error.filename or ''} cannot be created "
-                           f"({error.strerror}); set {_OUTPUT_KEY}= to a writable folder")
+                           f"({error.strerror}); set {_output_key()}= to a writable folder")
             elif _log_file_refused(error):
                 # Hydra's logging config opens <output>/<job>.log before our code runs;
                 # an existing folder without write permission fails there.
                 cause = error.__cause__
                 folder = Path(cause.filename).parent if cause.filename else ""
                 message = (f"output folder {folder} cannot be written ({cause.strerror}); "
-                           f"set {_OUTPUT_KEY}= to a writable folder")
+                           f"set {_output_key()}= to a writable folder")
             else:
                 return original(lambda caught=error: _reraise(caught))
             print(f"framepred: error: {message}", file=sys.stderr, flush=True)
@@ -113,6 +114,20 @@ def install_cli_error_handler(output_key: str = "hydra.run.dir") -> None:
 
     run_and_report.framepred = True
     hydra_utils.run_and_report = run_and_report
+
+
+def _caller_file() -> str:
+    return sys._getframe(2).f_code.co_filename
+
+
+def _command(path: str) -> str:
+    """`.../framepred/predict.py` or `framepred.predict` -> "predict"."""
+    return Path(path).stem.rpartition(".")[2] if path.endswith(".py") else path.rpartition(".")[2]
+
+
+def _output_key() -> str:
+    """The key that sets the running command's output folder."""
+    return _OUTPUT_KEYS.get(_command(sys.argv[0] if sys.argv else ""), "hydra.run.dir")
 
 
 def _log_file_refused(error: BaseException) -> bool:

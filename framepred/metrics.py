@@ -25,6 +25,7 @@ Only `keras.ops` and numpy are used, never TensorFlow.
 """
 
 import math
+import textwrap
 
 import keras
 import numpy as np
@@ -474,6 +475,7 @@ def beats_best_baseline(results):
 # metrics.csv and TensorBoard to keep four entries side by side readable.
 TABLE_METRICS = ("ssim", "ssim_openstl", "mse", "mae")
 VERDICT_COLUMN = "beats best baseline?"
+TABLE_WIDTH = 100  # the printed table's notes wrap here; metrics.csv has every column
 
 _COLUMN_NOTES = {
     "ssim": "SSIM as tf.image.ssim, 11x11 Gaussian window (higher is better)",
@@ -528,7 +530,7 @@ def _metric_table(metric, entries, verdict):
     if verdict:
         mean_row.append(_format_verdict(verdict["mean"], verdict["best_baseline_of_mean"]))
     header = ["step", *names, *([VERDICT_COLUMN] if verdict else [])]
-    title = f"{metric}: {_COLUMN_NOTES.get(metric, metric)}"
+    title = textwrap.fill(f"{metric}: {_COLUMN_NOTES.get(metric, metric)}", TABLE_WIDTH)
     return "\n".join([title, _grid(header, [*rows, mean_row])])
 
 
@@ -562,10 +564,12 @@ def format_table(results):
     shown = [key for key in TABLE_METRICS if key in present] + sorted(present - known)
     left_out = [key for key in [*METRIC_NAMES, *SUM_METRIC_NAMES]
                 if key in present and key not in shown]
-    intro = [f"Not shown: {', '.join(left_out)} (see metrics.json)."] if left_out else []
+    intro = [f"Not shown: {', '.join(left_out)} (see metrics.json and metrics.csv)."
+             ] if left_out else []
     if verdict:
         intro.append(f"{VERDICT_COLUMN}: whether the model is strictly better than every "
                      "baseline at that step; the best baseline in parentheses.")
+    intro = [textwrap.fill(line, TABLE_WIDTH) for line in intro]
     blocks = [_metric_table(key, entries, verdict.get(key)) for key in shown]
     return "\n\n".join(["\n".join(intro), *blocks] if intro else blocks)
 

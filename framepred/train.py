@@ -22,6 +22,7 @@ from omegaconf import DictConfig, OmegaConf
 import framepred  # noqa: F401  (registers Keras objects, quiets TF start-up)
 from framepred import config
 from framepred.config import config_dir
+from framepred.console import fit_verbosity
 from framepred.errors import exit_on_user_error, install_cli_error_handler
 from framepred.run.folder import RunPaths, write_json
 from framepred.run.resume import graceful_stop, mark_complete, prepare
@@ -58,6 +59,7 @@ def train(cfg: DictConfig, run_dir: str | Path | None = None) -> dict:
              setup.jit_compile, setup.replicas, global_batch, int(trainer.batch_size),
              setup.replicas)
 
+    windows_per_epoch = _log_data_summary(data, data_cfg, global_batch, trainer)
     repeat = trainer.steps_per_epoch is not None
     train_windows = data.windows(data_cfg, "train", global_batch, shuffle=True,
                                  seed=int(trainer.seed), repeat=repeat)
@@ -88,8 +90,8 @@ def train(cfg: DictConfig, run_dir: str | Path | None = None) -> dict:
             epochs=int(trainer.epochs),
             steps_per_epoch=trainer.steps_per_epoch,
             validation_steps=trainer.validation_steps,
-            callbacks=build_callbacks(cfg, run),
-            verbose=trainer.verbose if trainer.verbose == "auto" else int(trainer.verbose),
+            callbacks=build_callbacks(cfg, run, None if repeat else windows_per_epoch),
+            verbose=fit_verbosity(trainer.verbose),
         )
 
     best = keras.models.load_model(run.best) if run.best.exists() else model
@@ -103,18 +105,38 @@ def train(cfg: DictConfig, run_dir: str | Path | None = None) -> dict:
         "checkpoint": str(run.best.relative_to(run.root) if run.best.exists() else "final"),
     }
     write_json(run.metrics, payload)
+    verification.write_csv(run.metrics_csv, results)
     mark_complete(run, int(trainer.epochs))
     log_forecast_metrics(run.tensorboard, results)
     print(metrics.format_table(results), flush=True)
     summary = [
         f"outputs:     {run.root}",
         f"checkpoints: {run.best} (lowest val_loss), {run.last}",
-        f"metrics:     {run.metrics}",
+        f"metrics:     {run.metrics}, {run.metrics_csv}",
         f"tensorboard: tensorboard --logdir {shlex.quote(str(run.tensorboard.parent.parent))}",
     ]
     for line in summary:
         log.info(line)
     return payload
+
+
+def _log_data_summary(data, data_cfg, global_batch: int, trainer) -> int:
+    """Logs sequences and windows per split and the steps per epoch; warns where a
+    split holds less than one batch. Returns the training windows of one pass."""
+    counts = {split: data.count_windows(data_cfg, split) for split in ("train", "val")}
+    for split, (sequences, windows) in counts.items():
+        log.info("data: %s split: %d sequence(s), %d window(s) of %d frames", split,
+                 sequences, windows, data.window_length(data_cfg))
+        if windows < global_batch:
+            log.warning("the %s split has %d window(s), fewer than one global batch of %d: "
+                        "each step sees only those; give more data or a smaller "
+                        "trainer.batch_size", split, windows, global_batch)
+    windows = counts["train"][1]
+    steps = trainer.steps_per_epoch or -(-windows // global_batch)
+    log.info("data: %d step(s) per epoch%s", steps,
+             " (trainer.steps_per_epoch; the windows repeat)" if trainer.steps_per_epoch
+             else f" of up to {global_batch} windows")
+    return windows
 
 
 @hydra.main(version_base="1.3", config_path=config_dir(), config_name="train")

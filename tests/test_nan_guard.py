@@ -37,7 +37,7 @@ def test_nan_loss_stops_and_keeps_the_good_checkpoint(tmp_path, compose_train, m
 
     original = framepred_callbacks.build_callbacks
     monkeypatch.setattr(framepred_callbacks, "build_callbacks",
-                        lambda cfg, run: [PoisonWeights(epoch=1), *original(cfg, run)])
+                        lambda *args: [PoisonWeights(epoch=1), *original(*args)])
     cfg = compose_train(["debug=fast", "trainer.epochs=3"])
     with pytest.raises(guards.NonFiniteLoss) as stopped:
         train(cfg, run_dir=tmp_path)

@@ -186,11 +186,13 @@ def test_sigterm_saves_state_and_a_corrupt_newest_backup_falls_back(
     cfg = compose_train(["debug=fast", "trainer.epochs=2", "trainer.forecast_images=0"])
     original = framepred_callbacks.build_callbacks
     monkeypatch.setattr(framepred_callbacks, "build_callbacks",
-                        lambda cfg, run: [SendSignal(epoch=1, step=1), *original(cfg, run)])
+                        lambda *args: [SendSignal(epoch=1, step=1), *original(*args)])
     with pytest.raises(resume.TrainingStopped) as stopped:
         train(cfg, run_dir=tmp_path)
     assert stopped.value.exit_code == 143
     assert "stopped by SIGTERM at epoch 2, step 1" in str(stopped.value)
+    # The hint names the folder to resume in, quoted for the shell.
+    assert f"run the same command with hydra.run.dir={tmp_path.resolve()}" in str(stopped.value)
     # Signal handling is back to normal once fit() has returned.
     assert signal.getsignal(signal.SIGTERM) == signal.SIG_DFL
     states = sorted(p.name for p in (tmp_path / "backup").iterdir())

@@ -146,7 +146,7 @@ def test_mirrored_on_two_virtual_cpus_matches_one_device(tmp_path):
     log = (tmp_path / "mirrored" / "train.log").read_text()
     assert "CPU (2 logical device(s))" in log
     assert "replicas: 2 | global batch 4 (2 per replica x 2 replicas)" in log
-    assert "global batch 4 x 3 target steps" in log  # the throughput line
+    assert "x 3 target steps (global batch 4)" in log  # the throughput line
 
     def losses(run):
         return list(scalars(accumulator(tmp_path / run / "tensorboard" / "train"),

@@ -17,8 +17,11 @@ from framepred.callbacks.throughput import Throughput
 from framepred.run.folder import RunPaths
 
 
-def build_callbacks(cfg, run: RunPaths) -> list[keras.callbacks.Callback]:
-    """The callbacks of a training run, in the order they must run."""
+def build_callbacks(cfg, run: RunPaths, windows_per_epoch: int | None = None
+                    ) -> list[keras.callbacks.Callback]:
+    """The callbacks of a training run, in the order they must run. `windows_per_epoch`:
+    the training windows of one pass (None when the data repeats: every batch is full),
+    so that throughput counts the frames that went through."""
     trainer = cfg.trainer
     profile = tuple(trainer.profile_batch) if trainer.profile_batch else 0
     callbacks = [
@@ -27,7 +30,7 @@ def build_callbacks(cfg, run: RunPaths) -> list[keras.callbacks.Callback]:
         Checkpoints(run),
         keras.callbacks.TensorBoard(log_dir=str(run.tensorboard), profile_batch=profile),
         *dashboards.build_callbacks(cfg, run),  # forecast images, hparams
-        Throughput.for_run(cfg, run),  # frames/s, device, precision per epoch
+        Throughput.for_run(cfg, run, windows_per_epoch),  # frames/s, device, precision
     ]
     # Last: the backup marks an epoch done only once everything above has written it.
     return [*callbacks, Backup(run.backup, save_freq=trainer.backup_every_steps or "epoch",

@@ -44,26 +44,30 @@ class Throughput(keras.callbacks.Callback):
         target_frames: predicted time steps per example (`target_frames()`).
         log_dir: the TensorBoard folder for the scalar `throughput/frames_per_second`
             (the run's tensorboard/train, next to Keras' own train scalars); None: log only.
+        windows_per_epoch: training windows in one epoch, so that a short last batch
+            (or a split smaller than one batch) counts the windows it really holds;
+            None when every batch is full (the data repeats).
     """
 
-    def __init__(self, batch_size: int, target_frames: int, log_dir: str | Path | None = None):
+    def __init__(self, batch_size: int, target_frames: int, log_dir: str | Path | None = None,
+                 windows_per_epoch: int | None = None):
         super().__init__()
         self.batch_size = int(batch_size)
+        self.windows_per_epoch = windows_per_epoch
         self.target_frames = int(target_frames)
         self.log_dir = None if log_dir is None else str(log_dir)
         self.history: list[float] = []
         self._writer = None
 
     @classmethod
-    def for_run(cls, cfg, run) -> Throughput:
-        form = cfg.model.form
-        return cls(cfg.trainer.batch_size, target_frames(cfg.data, form),
-                   log_dir=run.tensorboard / "train")
+    def for_run(cls, cfg, run, windows_per_epoch: int | None = None) -> Throughput:
+        return cls(cfg.trainer.batch_size, target_frames(cfg.data, cfg.model.form),
+                   log_dir=run.tensorboard / "train", windows_per_epoch=windows_per_epoch)
 
     def on_train_begin(self, logs=None):
         strategy = getattr(self.model, "distribute_strategy", None)
         self.replicas = int(getattr(strategy, "num_replicas_in_sync", 1))
-        self.frames_per_step = self.batch_size * self.replicas * self.target_frames
+        self.global_batch = self.batch_size * self.replicas
         self.precision = self.model.dtype_policy.name
         self.device = _describe_devices()
 
@@ -85,16 +89,25 @@ class Throughput(keras.callbacks.Callback):
         (first_time, first_steps), (last_time, last_steps) = self._first_end, self._last_end
         if last_steps > first_steps:
             steps, seconds, note = last_steps - first_steps, last_time - first_time, ""
+            windows = self._windows(last_steps) - self._windows(first_steps)
         else:
             steps, seconds = last_steps, last_time - self._epoch_start
+            windows = self._windows(last_steps)
             note = " (one execution: tracing included)"
-        frames_per_second = steps * self.frames_per_step / max(seconds, 1e-9)
+        frames_per_second = windows * self.target_frames / max(seconds, 1e-9)
         self.history.append(frames_per_second)
-        log.info("epoch %d: %.1f frames/s | device: %s | precision: %s | %d steps x %d frames "
-                 "(global batch %d x %d target steps) in %.2f s%s", epoch + 1,
-                 frames_per_second, self.device, self.precision, steps, self.frames_per_step,
-                 self.batch_size * self.replicas, self.target_frames, seconds, note)
+        log.info("epoch %d: %.1f frames/s | device: %s | precision: %s | %d step(s), %d "
+                 "window(s) x %d target steps (global batch %d) in %.2f s%s", epoch + 1,
+                 frames_per_second, self.device, self.precision, steps, windows,
+                 self.target_frames, self.global_batch, seconds, note)
         self._write(epoch, frames_per_second)
+
+    def _windows(self, steps: int) -> int:
+        """Windows in the first `steps` steps of an epoch: full batches, but no more
+        than the epoch holds (its last batch may be short)."""
+        windows = steps * self.global_batch
+        return windows if self.windows_per_epoch is None else min(windows,
+                                                                  self.windows_per_epoch)
 
     def _write(self, epoch: int, frames_per_second: float) -> None:
         if self.log_dir is None or keras.backend.backend() != "tensorflow":

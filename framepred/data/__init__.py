@@ -100,6 +100,13 @@ def build_source(data: Any, split: str) -> SequenceSource:
     return source
 
 
+def count_windows(data: Any, split: str) -> tuple[int, int]:
+    """(sequences, windows) of one split, as `windows()` reads them."""
+    source = build_source(data, split)
+    length = window_length(data)
+    return len(source), len(source.windows(length, data.stride or length))
+
+
 def _where(reader: SequenceSource) -> str:
     return str(getattr(reader, "where", None) or getattr(reader, "root", "the data"))
 

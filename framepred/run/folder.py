@@ -4,7 +4,8 @@
     <run>/train.log            the log (Hydra's job log)
     <run>/checkpoints/best.keras, last.keras
     <run>/tensorboard/         train/, validation/, images and hparams
-    <run>/metrics.json         per-step forecast metrics, model and copy-last baseline
+    <run>/metrics.json         per-step forecast metrics, model and every baseline
+    <run>/metrics.csv          the same, one row per (entry, step)
     <run>/backup/              resumable training state (framepred.callbacks.checkpoints.Backup)
     <run>/complete.json        written last: the run finished (a second start does nothing)
 """
@@ -58,6 +59,10 @@ class RunPaths:
     @property
     def metrics(self) -> Path:
         return self.root / "metrics.json"
+
+    @property
+    def metrics_csv(self) -> Path:
+        return self.root / "metrics.csv"
 
     @property
     def backup(self) -> Path:

@@ -31,7 +31,7 @@ RESUMABLE_CHANGES = frozenset({
     "epochs", "resume", "verbose", "backup_every_steps", "profile_batch", "forecast_images",
     "learning_rate", "clipnorm", "validation_steps", "jit_compile", "steps_per_execution",
 })
-ARTIFACTS = ("checkpoints", "tensorboard", "backup", "metrics.json", "config.yaml",
+ARTIFACTS = ("checkpoints", "tensorboard", "backup", "metrics.json", "metrics.csv", "config.yaml",
              "complete.json")
 
 

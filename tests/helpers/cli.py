@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
@@ -27,3 +28,51 @@ def run_cli(module: str, *args: str, cwd: Path | None = None, timeout: float = 6
 def error_lines(stderr: str) -> list[str]:
     """The non-blank lines of `stderr` that are not TensorFlow's start-up chatter."""
     return [line for line in stderr.splitlines() if line.strip() and not TF_NOISE.match(line)]
+
+
+# Imports the commands once, then forks a child per case that runs `main()` with the
+# case's argv, as the shell would: TensorFlow's import is paid once, not per case.
+_DRIVER = r"""
+import importlib, json, os, sys
+cases, out = json.loads(sys.argv[1]), sys.argv[2]
+modules = {m: importlib.import_module(m) for m in {c["module"] for c in cases}}
+results = []
+for i, case in enumerate(cases):
+    err, std = f"{out}/{i}.err", f"{out}/{i}.out"
+    pid = os.fork()
+    if pid == 0:
+        os.dup2(os.open(err, os.O_WRONLY | os.O_CREAT), 2)
+        os.dup2(os.open(std, os.O_WRONLY | os.O_CREAT), 1)
+        os.environ.update(case.get("env", {}))
+        sys.argv = [case["module"], *case["args"]]
+        code = 0
+        try:
+            modules[case["module"]].main()
+        except SystemExit as stop:
+            code = stop.code if isinstance(stop.code, int) else 1
+        except BaseException:
+            import traceback; traceback.print_exc(); code = 99
+        sys.stdout.flush(); sys.stderr.flush()
+        os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    results.append({"rc": os.waitstatus_to_exitcode(status),
+                    "stderr": open(err).read(), "stdout": open(std).read()})
+print(json.dumps(results))
+"""
+
+
+def run_in_one_process(cases: list[dict], workdir: Path, cwd: Path | None = None,
+                       timeout: float = 300) -> list[dict]:
+    """Runs commands `{"module", "args"[, "env"]}` as the CLI would, one forked child
+    each after one import; returns `{"rc", "stdout", "stderr"}` per case. A command's
+    imports must not have started TensorFlow's runtime (ours do not: they only load it).
+    """
+    out = workdir / "cli-output"
+    out.mkdir(parents=True)
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
+    env.pop("HYDRA_FULL_ERROR", None)
+    done = subprocess.run([sys.executable, "-c", _DRIVER, json.dumps(cases), str(out)],
+                          cwd=cwd or REPO, env=env, capture_output=True, text=True,
+                          timeout=timeout)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return json.loads(done.stdout.strip().splitlines()[-1])
