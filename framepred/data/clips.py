@@ -96,7 +96,7 @@ def _array_clips(path: Path, data: Any, frame_format: FrameFormat) -> list[Clip]
 
     file_name, member = split_member(str(path))
     array = open_array(Path(file_name), member)
-    layout = str(data.layout) if data.source == "npy" else "auto"
+    layout = str(data.layout)
     if layout == "auto" and array.ndim == 4 and array.shape[-1] in (1, 3):
         # [T, H, W, C]: one clip with channels, as predict has always taken it.
         return [Clip(Path(file_name).stem, frame_format.array(_unit_range(array, path)))]
