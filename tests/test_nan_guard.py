@@ -1,4 +1,4 @@
-"""The NaN guard (issue 7): a non-finite loss stops training with one message naming
+"""The NaN guard: a non-finite loss stops training with one message naming
 the epoch and step, keeps the checkpoints of the last good epoch, exits non-zero."""
 
 from __future__ import annotations

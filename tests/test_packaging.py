@@ -65,3 +65,16 @@ def test_installed_package_finds_its_configs(tmp_path):
                             capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
     assert result.stdout.strip().endswith("blend [128, 128, 128, 128]")
+
+
+def test_every_command_has_a_console_script():
+    """train, evaluate, predict and preview: `python -m framepred.X` and `framepred-X`."""
+    import importlib
+    import tomllib
+
+    scripts = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["scripts"]
+    assert scripts == {f"framepred-{name}": f"framepred.{name}:main"
+                       for name in ("train", "evaluate", "predict", "preview")}
+    for target in scripts.values():
+        module, _, function = target.partition(":")
+        assert callable(getattr(importlib.import_module(module), function))

@@ -1,4 +1,4 @@
-"""Interruption (issue 7): resume after SIGKILL / SIGTERM with the right epoch count and
+"""Interruption: resume after SIGKILL / SIGTERM with the right epoch count and
 TensorBoard steps, finished runs left alone, atomic saves that keep the last good file."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Precision, XLA, mirrored distribution and throughput logging (issue 6)."""
+"""Precision, XLA, mirrored distribution and throughput logging."""
 
 from __future__ import annotations
 
