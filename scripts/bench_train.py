@@ -10,7 +10,7 @@ Run:
         --jit false,true
 
 Models (the sizes of configs/model/convlstm.yaml and configs/experiment/moving_mnist.yaml;
-tests/test_runtime.py checks that they agree):
+tests/test_devices.py checks that they agree):
 
 - `default`: encoder_forecaster, filters [32, 32], kernels 3, patch 4, skip, 64x64, 10 -> 10.
 - `moving_mnist`: next_frame, filters [128] * 4, kernels 5, patch 4, skip (OpenSTL ConvLSTM-S).
@@ -54,7 +54,7 @@ import keras  # noqa: E402
 from framepred import losses, models  # noqa: E402  (Keras only: no TF, no Hydra)
 
 # configs/model/convlstm.yaml and configs/experiment/moving_mnist.yaml, restated here so
-# the script runs without Hydra; tests/test_runtime.py compares them with the configs.
+# the script runs without Hydra; tests/test_devices.py compares them with the configs.
 MODELS = {
     "default": dict(form="encoder_forecaster", filters=(32, 32), kernel_size=(3, 3),
                     patch_size=4, skip=True),
