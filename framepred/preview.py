@@ -2,6 +2,7 @@
 
     python -m framepred.preview data=frames data.path=clips/
     python -m framepred.preview data=npy data.path=mnist_test_seq.npy preview.windows=8
+    python -m framepred.preview debug=fast      # the small data of train's debug=fast
 
 Reads a few training windows exactly as training would (same source, split,
 resize and channels) and writes, through `framepred.visualize`, `preview.png`, one
@@ -13,6 +14,7 @@ during the context and red during the future.
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from pathlib import Path
 
 import hydra
@@ -24,24 +26,38 @@ from framepred.config import config_dir, validate_preview
 from framepred.errors import exit_on_user_error, install_cli_error_handler
 
 log = logging.getLogger("framepred.preview")
-install_cli_error_handler()  # Hydra's errors as one `framepred: error:` line
+install_cli_error_handler("preview.output")  # Hydra's errors as one `framepred: error:` line
 
-def sample_windows(data, count: int) -> np.ndarray:
-    """`count` training windows spread over the split: float32 [N, T, H, W, C]."""
+
+def sample_windows(data, count: int) -> tuple[np.ndarray, int]:
+    """Up to `count` training windows spread over the split, float32 [N, T, H, W, C],
+    and how many windows the split holds (N is fewer than `count` when that is)."""
     from framepred.data import build_source, window_length
 
     source = build_source(data, "train")
     length = window_length(data)
     index = source.windows(length, data.stride or length)
     picks = sorted({int(i) for i in np.linspace(0, len(index) - 1, min(count, len(index)))})
-    return np.stack([source.read(seq, start, start + length)
-                     for seq, start in (index[i] for i in picks)])
+    windows = np.stack([source.read(seq, start, start + length)
+                        for seq, start in (index[i] for i in picks)])
+    return windows, len(index)
 
 
-def preview(cfg: DictConfig, output_dir: str | Path) -> tuple[Path, Path]:
-    """Writes preview.png and preview.gif of `cfg.preview.windows` training windows."""
+@dataclass(frozen=True)
+class Preview:
+    """What `preview` wrote: the files, the windows drawn and those the split holds."""
+
+    png: Path
+    gif: Path
+    windows: int
+    available: int
+
+
+def preview(cfg: DictConfig, output_dir: str | Path) -> Preview:
+    """Writes preview.png and preview.gif of `cfg.preview.windows` training windows
+    (all of them, when the training split holds fewer)."""
     validate_preview(cfg)
-    windows = sample_windows(cfg.data, int(cfg.preview.windows))
+    windows, available = sample_windows(cfg.data, int(cfg.preview.windows))
     context = int(cfg.data.context_frames)
     scale = visualize.display_scale(windows.shape[2:4])  # small frames drawn ~64 px
     output = Path(str(output_dir)).expanduser()
@@ -51,7 +67,7 @@ def preview(cfg: DictConfig, output_dir: str | Path) -> tuple[Path, Path]:
     played = visualize.side_by_side(*visualize.upscale(windows, scale))
     gif = visualize.save_gif(output / "preview.gif",
                              visualize.progress_bar(played, context), fps=4.0)
-    return png, gif
+    return Preview(png, gif, windows=len(windows), available=available)
 
 
 @hydra.main(version_base="1.3", config_path=config_dir(), config_name="preview")
@@ -60,11 +76,13 @@ def main(cfg: DictConfig) -> None:
         output = cfg.preview.output
         if output is None:
             output = hydra.core.hydra_config.HydraConfig.get().runtime.output_dir
-        png, gif = preview(cfg, output)
-        print(f"preview: {cfg.preview.windows} training windows of "
-              f"{cfg.data.context_frames} context + {cfg.data.future_frames} future frames")
-        print(f"  grid:      {png}")
-        print(f"  animation: {gif}")
+        written = preview(cfg, output)
+        fewer = (f" (preview.windows={cfg.preview.windows}, but the training split holds "
+                 f"only {written.available})" if written.windows < cfg.preview.windows else "")
+        print(f"preview: {written.windows} training windows of {cfg.data.context_frames} context "
+              f"+ {cfg.data.future_frames} future frames{fewer}")
+        print(f"  grid:      {written.png}")
+        print(f"  animation: {written.gif}")
 
 
 if __name__ == "__main__":

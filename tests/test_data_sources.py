@@ -18,7 +18,7 @@ from PIL import Image
 from framepred.data import SPLITS, build_source, window_length, windows
 from framepred.errors import FramepredError
 from tests.helpers.cli import run_cli
-from tests.helpers.files import write_frames
+from tests.helpers.files import moving_squares, write_frames
 
 # debug=fast: 16x16 frames, 3 context + 3 future = windows of 6 frames.
 WINDOW = 6
@@ -75,11 +75,46 @@ def test_npy_layouts_float_rgb_and_gray(tmp_path, data_cfg):
     pillow_gray = np.stack([np.asarray(Image.fromarray(f).convert("L")) for f in rgb[seq, :6]])
     assert gray.shape == (6, 16, 16, 1)
     np.testing.assert_allclose(gray[..., 0], pillow_gray / 255.0, atol=1.5 / 255)
-    # (B, T, H, W) given explicitly, though auto would read (12, 8) as tbhw.
+    # (B, T, H, W) given explicitly: auto cannot tell which axis of random frames is time.
     np.save(tmp_path / "bthw.npy", rng.integers(0, 256, (8, 12, 16, 16), dtype=np.uint8))
     source = build_source(data_cfg("data=npy", f"data.path={tmp_path / 'bthw.npy'}",
                                    "data.layout=bthw"), "train")
     assert len(source.source) == 8 and source.source.num_frames(0) == 12
+
+
+class CountingReads:
+    """An array that counts the frames (cells of its first two axes) read from it."""
+
+    def __init__(self, array):
+        self.array, self.frames_read = array, 0
+        self.shape, self.ndim, self.dtype = array.shape, array.ndim, array.dtype
+
+    def __getitem__(self, key):
+        part = self.array[key]
+        self.frames_read += part.shape[0] * part.shape[1]
+        return part
+
+
+def test_npy_auto_layout_finds_time_as_the_smooth_axis(caplog):
+    from framepred.data.arrays import resolve_layout
+
+    video = moving_squares(frames=20, sequences=10)  # [T, N, H, W]: frames 0..19 in order
+    with caplog.at_level(logging.INFO, logger="framepred.data"):
+        assert resolve_layout(video, "auto", "clips.npy") == "tbhw"
+        assert resolve_layout(video.transpose(1, 0, 2, 3), "auto", "clips.npy") == "bthw"
+    chosen = [r.getMessage() for r in caplog.records]
+    assert all("10 sequences of 20 frames (neighbouring frames differ by" in m for m in chosen)
+    # Memory-mapped files can be larger than memory: only a few small blocks are read.
+    wide = CountingReads(np.tile(video, (1, 40, 1, 1)))  # 20 x 400 frames
+    assert resolve_layout(wide, "auto", "wide.npy") == "tbhw" and wide.frames_read <= 9 * 16
+    noise = np.random.default_rng(6).integers(0, 256, (20, 10, 16, 16), dtype=np.uint8)
+    with pytest.raises(FramepredError, match=(
+            r"^noise.npy has shape \(20, 10, 16, 16\): 20 frames of 10 sequences "
+            r"\(data.layout=tbhw\) or 20 sequences of 10 frames \(data.layout=bthw\)\? .*"
+            r"set data.layout=tbhw or data.layout=bthw$")):
+        resolve_layout(noise, "auto", "noise.npy")
+    assert resolve_layout(noise, "bthw", "noise.npy") == "bthw"  # a layout given is obeyed
+    assert resolve_layout(noise, "auto", "mnist_test_seq.npy") == "tbhw"  # Moving MNIST's name
 
 
 def test_npz_stored_member_is_memory_mapped_compressed_is_read(tmp_path, data_cfg):

@@ -2,10 +2,15 @@
 
 Layouts (`data.layout`): `tbhw` is Moving MNIST's `mnist_test_seq.npy`
 (time, sequences, H, W); `bthw` is (sequences, time, H, W); `bthwc` adds
-channels. `auto` takes 5 axes as bthwc, 3 axes (time, H, W) as one sequence,
-and 4 axes as tbhw when the file is named mnist_test_seq* or its first axis is the
-shorter (Moving MNIST: 20 frames of 10000 sequences), else bthw; it logs what it
-chose, since a 4-axis shape alone cannot tell.
+channels. `auto` takes 5 axes as bthwc and 3 axes (time, H, W) as one sequence.
+4 axes cannot be told apart by their shape (a (20, 10, H, W) array read the wrong
+way trains on scrambled frames without a word), so `auto` looks at the data: real
+video is smooth in time, so neighbouring frames along the time axis differ far
+less than neighbours along the sequence axis. `neighbour_differences` measures
+both on a few small blocks; the axis whose mean |difference| is under half the
+other's is time, and the choice is logged with both numbers. When the data does
+not decide, a file named mnist_test_seq* is read as tbhw, and any other stops
+with a FramepredError asking for `data.layout`. An explicit layout is obeyed.
 
 The array is opened with `np.load(mmap_mode="r")`, so windows are read from disk
 as the pipeline asks for them and a file larger than memory trains. An .npz is a
@@ -34,6 +39,12 @@ log = logging.getLogger("framepred.data")
 
 LAYOUTS = ("tbhw", "bthw", "bthwc")
 CHECK_CHUNK_BYTES = 64 << 20
+# `auto` on 4 axes: the time axis's neighbours must differ by less than this fraction
+# of the other axis's. Moving digits at 64x64 measure 0.4; white noise measures 1.
+SMOOTHER = 0.5
+SAMPLE_RUN = 4  # neighbours read in a row, along each of the first two axes
+SAMPLE_BLOCKS = 3  # blocks spread along each of the first two axes
+SAMPLE_PIXELS = 64  # most pixels kept per image side (strided) when measuring
 
 
 def split_member(path: str) -> tuple[str, str | None]:
@@ -96,22 +107,77 @@ def open_array(path: Path, member: str | None = None) -> np.ndarray:
         ) from error
 
 
-def resolve_layout(array: np.ndarray, layout: str, where: str) -> str:
+def neighbour_differences(array: np.ndarray) -> tuple[float, float]:
+    """Mean |difference| between neighbouring frames along axis 0 and along axis 1 of
+    a 4-axis array, on the [0, 1] scale frames are read at.
+
+    Reads at most SAMPLE_BLOCKS**2 blocks of SAMPLE_RUN x SAMPLE_RUN frames, each frame
+    strided down to at most SAMPLE_PIXELS per side: under a megabyte, however
+    large the memory-mapped file.
+    """
+    first, second, height, width = array.shape
+    step_y, step_x = -(-height // SAMPLE_PIXELS), -(-width // SAMPLE_PIXELS)
+    scale = float(np.iinfo(array.dtype).max) if array.dtype.kind == "u" else 1.0
+    totals, counts = np.zeros(2), np.zeros(2)
+    for a in _block_starts(first):
+        for b in _block_starts(second):
+            # [<=RUN, <=RUN, H/step_y, W/step_x]; NaN is reported by the value check later.
+            block = np.nan_to_num(np.asarray(
+                array[a:a + SAMPLE_RUN, b:b + SAMPLE_RUN, ::step_y, ::step_x], dtype=np.float64))
+            for axis in (0, 1):
+                difference = np.abs(np.diff(block, axis=axis))
+                totals[axis] += difference.sum()
+                counts[axis] += difference.size
+    along_first, along_second = totals / np.maximum(counts, 1) / scale
+    return float(along_first), float(along_second)
+
+
+def _block_starts(length: int) -> list[int]:
+    return sorted({int(s) for s in np.linspace(0, max(length - SAMPLE_RUN, 0), SAMPLE_BLOCKS)})
+
+
+def _time_axis_of(array: np.ndarray, where: str) -> str:
+    """tbhw or bthw for a 4-axis array under data.layout=auto (module docstring)."""
     shape = tuple(array.shape)
-    if layout == "auto":
-        if array.ndim == 3:
-            return "thw"
-        if array.ndim == 5:
-            return "bthwc"
-        if array.ndim == 4:
-            # Moving MNIST's file, or fewer frames than sequences as in that file.
-            moving_mnist = Path(where).name.startswith("mnist_test_seq")
-            chosen = "tbhw" if moving_mnist or shape[0] < shape[1] else "bthw"
-            sequences, frames = (shape[1], shape[0]) if chosen == "tbhw" else shape[:2]
-            log.info("data.layout=auto: reading %s %s as %s: %d sequences of %d frames; "
-                     "set data.layout if that is wrong", where, shape, chosen, sequences, frames)
-            return chosen
-    elif array.ndim == len(layout):
+    first, second = shape[:2]
+    if 1 in (first, second):
+        chosen = "bthw" if first == 1 else "tbhw"
+        reason = "the other reading makes sequences of one frame, which hold no window"
+    else:
+        along_first, along_second = neighbour_differences(array)
+        measured = (f"neighbouring frames differ by {along_first:.3g} on average along axis 0 "
+                    f"and by {along_second:.3g} along axis 1")
+        if along_first < SMOOTHER * along_second:
+            chosen, reason = "tbhw", f"{measured}: axis 0 is the smooth one, time"
+        elif along_second < SMOOTHER * along_first:
+            chosen, reason = "bthw", f"{measured}: axis 1 is the smooth one, time"
+        elif Path(where).name.startswith("mnist_test_seq"):
+            chosen = "tbhw"
+            reason = f"named as Moving MNIST's file; the data did not tell: {measured}"
+        else:
+            raise FramepredError(
+                f"{where} has shape {shape}: {first} frames of {second} sequences "
+                f"(data.layout=tbhw) or {first} sequences of {second} frames "
+                f"(data.layout=bthw)? Its data does not tell: {measured}, and neither is "
+                "under half the other, as time's would be in a video; set data.layout=tbhw "
+                "or data.layout=bthw"
+            )
+    sequences, frames = (second, first) if chosen == "tbhw" else (first, second)
+    other = "bthw" if chosen == "tbhw" else "tbhw"
+    log.info("data.layout=auto: reading %s %s as %s: %d sequences of %d frames (%s); "
+             "set data.layout=%s if that is wrong", where, shape, chosen, sequences, frames,
+             reason, other)
+    return chosen
+
+
+def resolve_layout(array: np.ndarray, layout: str, where: str) -> str:
+    """The layout to read `array` in: `layout` itself, or what `auto` makes of it."""
+    shape = tuple(array.shape)
+    if layout == "auto" and array.ndim == 4:
+        return _time_axis_of(array, where)
+    if layout == "auto" and array.ndim in (3, 5):
+        return "thw" if array.ndim == 3 else "bthwc"
+    if layout != "auto" and array.ndim == len(layout):
         return layout
     expected = {"auto": "3, 4 or 5", "tbhw": "4", "bthw": "4", "bthwc": "5"}[layout]
     raise FramepredError(
@@ -129,8 +195,6 @@ class ArrayFile(SequenceSource):
         self.path = Path(file_name)
         self.where = f"{self.path}:{member}" if member else str(self.path)
         self.array = open_array(self.path, member)
-        self.layout = resolve_layout(self.array, layout, self.where)
-        self.format = frame_format
         if self.array.dtype.kind not in "uf" or self.array.dtype.itemsize > 8 or (
             self.array.dtype.kind == "u" and self.array.dtype.itemsize > 2
         ):
@@ -138,6 +202,8 @@ class ArrayFile(SequenceSource):
                 f"{self.where} has dtype {self.array.dtype}; use uint8 (0..255), uint16 "
                 "(0..65535) or float in [0, 1]"
             )
+        self.layout = resolve_layout(self.array, layout, self.where)  # may read a sample
+        self.format = frame_format
         if self.layout == "bthwc" and self.array.shape[-1] not in (1, 2, 3, 4):
             raise FramepredError(
                 f"{self.where} has shape {tuple(self.array.shape)}: {self.array.shape[-1]} "

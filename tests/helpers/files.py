@@ -1,4 +1,4 @@
-"""Files of the kinds users bring (frame folders), and fingerprints of folders."""
+"""Files of the kinds users bring (frame folders, arrays of video), and fingerprints of folders."""
 
 from __future__ import annotations
 
@@ -34,3 +34,18 @@ def write_clips(root: Path, sequences: int = 4, frames: int = 8, size: int = 16)
         write_frames(root / f"clip{s}", rng.integers(0, 256, (frames, size, size), np.uint8),
                      name="{}.png")
     return root
+
+
+def moving_squares(frames: int, sequences: int, size: int = 16, side: int = 6,
+                   seed: int = 0) -> np.ndarray:
+    """Smooth video in Moving MNIST's layout, uint8 [T, N, size, size]: in each sequence
+    a white square crosses the frame one pixel per frame, bouncing off the sides."""
+    rng = np.random.default_rng(seed)
+    video = np.zeros((frames, sequences, size, size), np.uint8)
+    room = size - side
+    for n in range(sequences):
+        row, start = rng.integers(0, room + 1, 2)
+        for t in range(frames):
+            column = room - abs((start + t) % (2 * room) - room)  # bounces within [0, room]
+            video[t, n, row:row + side, column:column + side] = 255
+    return video
