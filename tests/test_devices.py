@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib.util
 import logging
 import math
+import re
 
 import numpy as np
 import pytest
@@ -158,3 +159,16 @@ def test_mirrored_on_two_virtual_cpus_matches_one_device(tmp_path):
     np.testing.assert_allclose(mirrored_losses, single_losses, rtol=0, atol=1e-4, err_msg=message)
     # The tolerance is well below what training moves: the runs really are the same.
     assert abs(single_losses[1] - single_losses[0]) > 5 * 1e-4, message
+
+
+@pytest.mark.gpu
+def test_a_gpu_trains_with_xla_and_bfloat16_by_default_settings(compose_train, tmp_path, caplog):
+    """On a GPU, jit_compile=auto turns XLA on, and mixed_bfloat16 trains to finite
+    numbers; skipped where no GPU is visible (CI)."""
+    from framepred.train import train
+
+    cfg = compose_train(["debug=fast", "trainer.precision=mixed_bfloat16", "trainer.verbose=0"])
+    with caplog.at_level(logging.INFO, logger="framepred"):
+        payload = train(cfg, run_dir=tmp_path)
+    assert re.search(r"device: \d+ GPU", caplog.text) and "XLA: True" in caplog.text
+    assert all(math.isfinite(m["mean"]) for m in payload["model"].values())

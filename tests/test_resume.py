@@ -214,12 +214,18 @@ def test_sigterm_saves_state_and_a_corrupt_newest_backup_falls_back(
 # --- real processes: SIGKILL and SIGTERM, then the same command again -------------
 
 
-def start(run: Path, *extra: str) -> tuple[subprocess.Popen, Path]:
+def start(run: Path, *extra: str, folder_given: bool = True) -> tuple[subprocess.Popen, Path]:
+    """`python -m framepred.train` into `run`; with `folder_given=False`, run from inside
+    `run` without hydra.run.dir, as a user who did not pick a folder."""
     log = run.parent / f"{run.name}-{time.monotonic_ns()}.out"
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
+    folder = [f"hydra.run.dir={run}"] if folder_given else []
+    if not folder_given:
+        run.mkdir(parents=True, exist_ok=True)
     process = subprocess.Popen(
-        [sys.executable, "-m", "framepred.train", *SLOW_EPOCHS, f"hydra.run.dir={run}", *extra],
-        cwd=REPO, env=env, stdout=open(log, "w"), stderr=subprocess.STDOUT,
+        [sys.executable, "-m", "framepred.train", *SLOW_EPOCHS, *folder, *extra],
+        cwd=REPO if folder_given else run, env=env, stdout=open(log, "w"),
+        stderr=subprocess.STDOUT,
     )
     return process, log
 
@@ -267,15 +273,21 @@ def test_sigkill_then_same_command_resumes_and_finishes(tmp_path):
 
 @pytest.mark.slow
 def test_sigterm_stops_cleanly_then_resumes(tmp_path):
-    run = tmp_path / "run"
-    process, log = start(run)
-    wait_for_state(run, process, "state-000001-00000000")
+    """Without hydra.run.dir the run lands in a timestamped folder; the stop message
+    names it, and the command it prints resumes there."""
+    process, log = start(tmp_path / "work", folder_given=False)
+    deadline = time.monotonic() + 240
+    while not list((tmp_path / "work").glob("outputs/framepred/*/backup/state-000001-*")):
+        assert process.poll() is None and time.monotonic() < deadline, log.read_text()[-3000:]
+        time.sleep(0.02)
     process.send_signal(signal.SIGTERM)
     assert process.wait(timeout=120) == 143
     output = log.read_text()
     assert "SIGTERM received; finishing the current step" in output
     assert re.search(r"framepred: error: stopped by SIGTERM .*resumable state saved", output)
     assert "Traceback" not in output
+    (run,) = (tmp_path / "work" / "outputs" / "framepred").iterdir()
+    assert f"to resume, run the same command with hydra.run.dir={run}" in output
 
     output = finish(run)
     assert "resuming from" in output
