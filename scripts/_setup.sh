@@ -13,9 +13,12 @@ setup_venv() (
   fi
   # Reinstall only when pyproject.toml changes, or when extras are asked for that the
   # last install lacks (train.sh after test.sh reuses test.sh's superset).
-  local hash stamp wanted have missing
+  local hash stamp candidate wanted have missing
   hash="$(sha256sum pyproject.toml | cut -c1-16)"
-  stamp="$(ls .venv/.framepred-installed-"$hash"-* 2>/dev/null | head -n 1)"
+  stamp=""
+  for candidate in .venv/.framepred-installed-"$hash"-*; do
+    [ -e "$candidate" ] && stamp="$candidate"
+  done
   if [ -n "$stamp" ]; then
     have=",${stamp##*-},"
     missing=""
