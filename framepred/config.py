@@ -58,7 +58,7 @@ def _choices(name: str, values: str) -> type[Choice]:
     return Choice(name, [(value, value) for value in values.split()], module=__name__)
 
 
-Source = _choices("Source", "moving_digits moving_mnist npy frames video")
+Source = _choices("Source", "moving_digits moving_mnist npy frames video hdf5 netcdf rain_cells")
 Interpolation = _choices("Interpolation", "nearest bilinear bicubic lanczos area")
 OnBadFile = _choices("OnBadFile", "error skip")
 Form = _choices("Form", "next_frame encoder_forecaster")
@@ -79,6 +79,12 @@ Schedule = _choices("Schedule", "constant cosine onecycle")
 # scheduled (Bengio et al. 2015), reverse_scheduled (Wang et al. 2022, PredRNN-V2).
 Sampling = _choices("Sampling", "teacher_forcing scheduled reverse_scheduled")
 Split = _choices("Split", "train val test")
+# How fields in physical units are scaled for the model (statistics of the training
+# split, stored in the run's normalization.json and undone for data-unit metrics).
+Normalize = _choices("Normalize", "none minmax zscore log1p")
+# A missing value (NaN or the file's fill value) in a window: stop, read it as 0, or
+# leave the window out.
+Missing = _choices("Missing", "error zero skip_window")
 
 
 @dataclass
@@ -109,6 +115,14 @@ class DataConfig:
     cache: str | None = None  # null | memory | a file path prefix
     shuffle_buffer: int = 512
     parallel_calls: int = -1  # windows read at once; -1 = the source's choice, else AUTOTUNE
+    # Fields in physical units (hdf5, netcdf, rain_cells, float arrays outside [0, 1]).
+    normalize: Normalize = Normalize.none
+    clip: list[float] | None = None  # [lo, hi] in data units, applied before normalizing
+    dataset: str | None = None  # hdf5: the dataset inside the file
+    variable: str | None = None  # netcdf: the variable
+    time_dim: str | None = None  # netcdf: the time dimension; null = inferred
+    spatial_dims: list[str] | None = None  # netcdf: [y, x]; null = inferred
+    missing: Missing = Missing.error
 
 
 @dataclass
@@ -197,6 +211,13 @@ class EvaluateOptions:
     split: Split = Split.val
     batch_size: int = 16
     steps: int | None = None  # batches to evaluate; null = the whole split
+    # Nowcasting verification, in data units: CSI, POD, FAR, ETS, HSS and frequency
+    # bias at each threshold, FSS at each threshold and scale (pixels). Empty: none.
+    thresholds: list[float] = field(default_factory=list)
+    fss_scales: list[int] = field(default_factory=list)
+    # The trivial forecasts scored beside the model; `extrapolation` (optical flow +
+    # semi-Lagrangian advection) needs the weather extra.
+    baselines: list[str] = field(default_factory=lambda: ["copy_last", "background", "blank"])
 
 
 # Every DataConfig key, optional and unset: `evaluate` starts from the run's saved
@@ -285,7 +306,8 @@ def validate_data(data: Any, key: str = "data") -> None:
         len(size) == 2 and all(s > 0 for s in size),
         f"{key}.frame_size={size} is not valid; give [height, width], two positive integers",
     )
-    _require(data.channels in (1, 3), f"{key}.channels={data.channels} must be 1 (gray) or 3 (RGB)")
+    _require(data.channels >= 1, f"{key}.channels={data.channels} must be >= 1 (1 gray, 3 RGB, "
+             "or any number of variables)")
     _require(data.context_frames >= 1, f"{key}.context_frames={data.context_frames} must be >= 1")
     _require(data.future_frames >= 1, f"{key}.future_frames={data.future_frames} must be >= 1")
     for split in ("train", "val", "test"):
@@ -321,8 +343,17 @@ def validate_data(data: Any, key: str = "data") -> None:
         f"{key}.layout={data.layout!r} is not one of: auto, tbhw, bthw, bthwc",
     )
     source = data.source
+    if data.clip is not None:
+        _require(len(data.clip) == 2 and data.clip[0] < data.clip[1],
+                 f"{key}.clip={list(data.clip)} must be [lo, hi] with lo < hi, in data units")
+    _require(source != "hdf5" or bool(data.dataset),
+             f"{key}.dataset is not set; data=hdf5 reads one dataset of the file: give "
+             f"{key}.dataset=NAME")
+    _require(source != "netcdf" or bool(data.variable),
+             f"{key}.variable is not set; data=netcdf reads one variable: give "
+             f"{key}.variable=NAME")
     _require(
-        source == "moving_digits" or bool(data.path),
+        source in ("moving_digits", "rain_cells") or bool(data.path),
         f"{key}.path is not set; data={source} reads it: give {key}.path=FILE_OR_FOLDER",
     )
     _require(data.shuffle_buffer >= 1, f"{key}.shuffle_buffer={data.shuffle_buffer} must be >= 1")

@@ -85,7 +85,7 @@ def test_presets_override_only_what_they_change(compose_train):
         (["trainer.epochs=0"], "trainer.epochs"),
         (["trainer.batch_size=-2"], "trainer.batch_size"),
         (["model.kernel_size=[3]"], "model.kernel_size"),
-        (["data.channels=2"], "data.channels"),
+        (["data.channels=0"], "data.channels"),
     ],
 )
 def test_validate_names_the_key(compose_train, overrides, key):

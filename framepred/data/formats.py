@@ -10,7 +10,7 @@ weights Pillow's "L" conversion uses, so images and arrays turn gray alike.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -45,12 +45,19 @@ class FrameFormat:
     channels: int
     resize: bool = True
     interpolation: str = "bilinear"
+    # Pictures (uint8 / uint16 / floats in [0, 1]) are scaled to [0, 1] and stay there
+    # after resizing; fields in physical units (`unit_range=False`) keep their values.
+    unit_range: bool = True
 
     @classmethod
     def from_config(cls, data: Any) -> FrameFormat:
         height, width = data.frame_size
         return cls((int(height), int(width)), int(data.channels), bool(data.resize),
                    str(data.interpolation))
+
+    def in_data_units(self) -> FrameFormat:
+        """The same format for fields in physical units: values kept, not scaled."""
+        return replace(self, unit_range=False)
 
     def check_size(self, height: int, width: int, where: str) -> None:
         """With data.resize=false every frame must already be frame_size."""
@@ -88,13 +95,19 @@ class FrameFormat:
         frames = np.asarray(frames)
         if frames.ndim == 3:
             frames = frames[..., None]  # [T, H, W] -> [T, H, W, 1]
-        frames = to_unit_float(frames)
-        if frames.shape[-1] in (2, 4):
+        frames = to_unit_float(frames) if self.unit_range else frames.astype(np.float32)
+        pictures = self.channels in (1, 3)
+        if pictures and frames.shape[-1] in (2, 4):
             frames = frames[..., :-1]  # drop alpha
-        if frames.shape[-1] == 3 and self.channels == 1:
+        if pictures and frames.shape[-1] == 3 and self.channels == 1:
             frames = (frames @ LUMA)[..., None]  # [T, H, W, 3] -> [T, H, W, 1]
-        elif frames.shape[-1] == 1 and self.channels == 3:
+        elif pictures and frames.shape[-1] == 1 and self.channels == 3:
             frames = np.repeat(frames, 3, axis=-1)
+        if frames.shape[-1] != self.channels:
+            # Variables are not colours: N channels convert to no other number.
+            raise FramepredError(
+                f"frames have {frames.shape[-1]} channel(s) but data.channels={self.channels}; "
+                f"set data.channels={frames.shape[-1]}")
         if frames.shape[1:3] != self.frame_size:
             frames = self._resize_float(frames)
         return np.ascontiguousarray(frames, dtype=np.float32)
@@ -107,8 +120,8 @@ class FrameFormat:
             for c in range(frames.shape[-1]):
                 plane = Image.fromarray(np.ascontiguousarray(frames[t, :, :, c]))  # mode "F"
                 out[t, :, :, c] = np.asarray(plane.resize((width, height), method))
-        # Bicubic and Lanczos overshoot at edges; frames stay in [0, 1].
-        return np.clip(out, 0.0, 1.0, out=out)
+        # Bicubic and Lanczos overshoot at edges; pictures stay in [0, 1].
+        return np.clip(out, 0.0, 1.0, out=out) if self.unit_range else out
 
 
 def to_unit_float(frames: np.ndarray) -> np.ndarray:
