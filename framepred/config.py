@@ -85,6 +85,11 @@ Normalize = _choices("Normalize", "none minmax zscore log1p")
 # A missing value (NaN or the file's fill value) in a window: stop, read it as 0, or
 # leave the window out.
 Missing = _choices("Missing", "error zero skip_window")
+# The trivial forecasts a model is scored against (framepred.metrics.BASELINES, and
+# framepred.extrapolation's, which needs the weather extra).
+Baseline = _choices("Baseline", "copy_last background blank extrapolation")
+# How a channel is drawn (framepred.visualize.COLORMAPS); auto: gray or RGB as read.
+Colormap = _choices("Colormap", "auto gray radar viridis")
 
 
 @dataclass
@@ -198,11 +203,21 @@ class TrainerConfig:
 
 
 @dataclass
+class VisualizeConfig:
+    """Pictures (TensorBoard grids, preview, predict's PNG and GIF) of frames with any
+    channel count: one channel through a colormap; RGB stays RGB under `auto`."""
+
+    channel: int = 0
+    colormap: Colormap = Colormap.auto
+
+
+@dataclass
 class TrainSchema:
     data: DataConfig = field(default_factory=DataConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     loss: LossConfig = field(default_factory=LossConfig)
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
+    visualize: VisualizeConfig = field(default_factory=VisualizeConfig)
     name: str = "framepred"
 
 
@@ -217,7 +232,8 @@ class EvaluateOptions:
     fss_scales: list[int] = field(default_factory=list)
     # The trivial forecasts scored beside the model; `extrapolation` (optical flow +
     # semi-Lagrangian advection) needs the weather extra.
-    baselines: list[str] = field(default_factory=lambda: ["copy_last", "background", "blank"])
+    baselines: list[Baseline] = field(
+        default_factory=lambda: [Baseline.copy_last, Baseline.background, Baseline.blank])
 
 
 # Every DataConfig key, optional and unset: `evaluate` starts from the run's saved
@@ -259,6 +275,7 @@ class PredictSchema:
     # (frame size, channels, resize, interpolation; data.layout for arrays).
     data: DataOverrides = field(default_factory=DataOverrides)
     predict: PredictOptions = field(default_factory=PredictOptions)
+    visualize: VisualizeConfig = field(default_factory=VisualizeConfig)
 
 
 @dataclass
@@ -271,6 +288,7 @@ class PreviewOptions:
 class PreviewSchema:
     data: DataConfig = field(default_factory=DataConfig)
     preview: PreviewOptions = field(default_factory=PreviewOptions)
+    visualize: VisualizeConfig = field(default_factory=VisualizeConfig)
 
 
 def register_schemas() -> None:
@@ -394,6 +412,11 @@ def validate(cfg: Any) -> None:
     check_known_keys(cfg, TrainSchema)
     data, model, loss, trainer = cfg.data, cfg.model, cfg.loss, cfg.trainer
     validate_data(data)
+    validate_visualize(cfg.visualize, int(data.channels))
+    _require(str(data.normalize) != "zscore" or str(model.output_activation) == "linear",
+             "data.normalize=zscore gives values outside [0, 1], which the "
+             f"model.output_activation={model.output_activation} head cannot forecast; set "
+             "model.output_activation=linear (or data.normalize=minmax or log1p)")
     height, width = data.frame_size
 
     _require(model.filters and all(f >= 1 for f in model.filters),
@@ -503,6 +526,14 @@ def validate_evaluate(cfg: Any) -> None:
     _require(batch_size >= 1, f"evaluate.batch_size={batch_size} must be >= 1")
     _require(steps is None or steps >= 1,
              f"evaluate.steps={steps} must be >= 1 or null (the whole split)")
+    options = cfg.evaluate
+    from framepred import skill  # NumPy only: the scores' own rules
+
+    skill.validate_thresholds(options.thresholds)
+    skill.validate_fss_scales(options.fss_scales, options.thresholds)
+    _require(len(options.baselines) >= 1 and len(set(options.baselines)) == len(
+        options.baselines), f"evaluate.baselines={list(options.baselines)} must name each "
+             "baseline once, at least one")
 
 
 def validate_predict(cfg: Any) -> None:
@@ -525,4 +556,11 @@ def validate_preview(cfg: Any) -> None:
     """Checks preview's keys and its data config."""
     check_known_keys(cfg, PreviewSchema)
     validate_data(cfg.data)
+    validate_visualize(cfg.visualize, int(cfg.data.channels))
     _require(cfg.preview.windows >= 1, f"preview.windows={cfg.preview.windows} must be >= 1")
+
+
+def validate_visualize(options: Any, channels: int) -> None:
+    """visualize.channel must name one of the frames' channels."""
+    _require(0 <= options.channel < channels,
+             f"visualize.channel={options.channel} must be below data.channels={channels}")

@@ -40,6 +40,7 @@ def evaluate(cfg: DictConfig, out_dir: str | Path | None = None) -> dict:
     split, batch_size, steps = cfg.evaluate.split, int(cfg.evaluate.batch_size), cfg.evaluate.steps
     model = trained.load_checkpoint(cfg.checkpoint)
     data_cfg = trained.data_config(cfg.checkpoint, cfg.data)
+    normalization = trained.normalization(cfg.checkpoint, int(data_cfg.channels))
     trained.check_frames(model, data_cfg.frame_size, data_cfg.channels,
                          data_cfg.context_frames, where=f"the {split} data (data=...)")
     if out_dir is None:
@@ -47,10 +48,12 @@ def evaluate(cfg: DictConfig, out_dir: str | Path | None = None) -> dict:
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
 
-    windows = data.windows(data_cfg, split, batch_size)
+    windows = data.windows(data_cfg, split, batch_size, normalization=normalization)
     results = verification.evaluate_forecast(
         model, windows.as_numpy_iterator(), int(data_cfg.context_frames),
-        int(data_cfg.future_frames), max_batches=steps,
+        int(data_cfg.future_frames), max_batches=steps, normalization=normalization,
+        thresholds=list(cfg.evaluate.thresholds), fss_scales=list(cfg.evaluate.fss_scales),
+        baselines=list(cfg.evaluate.baselines),
     )
     payload = {
         **results,

@@ -417,10 +417,22 @@ def _versus_best(value, baseline_values, higher_is_better):
     return bool(beats), best
 
 
+def _higher_is_better(metric):
+    """True/False for a metric's direction; None for one with a best value in between
+    (the frequency bias, best at 1), which gets no verdict."""
+    if "@" in metric:  # a nowcasting score at a threshold: framepred.skill
+        from framepred import skill
+
+        name = skill.score_name(metric)
+        return True if name in skill.HIGHER_IS_BETTER else (
+            False if name in skill.LOWER_IS_BETTER else None)
+    return metric in HIGHER_IS_BETTER
+
+
 def _metric_verdict(metric, model, baselines):
     """`beats_best_baseline`'s verdict for one metric; `model` and each baseline are
     `{"per_step": [...], "mean": float}`."""
-    higher = metric in HIGHER_IS_BETTER
+    higher = _higher_is_better(metric)
     per_step = [
         _versus_best(value, {name: b["per_step"][step] for name, b in baselines.items()}, higher)
         for step, value in enumerate(model["per_step"])
@@ -466,14 +478,14 @@ def beats_best_baseline(results):
         return {}
     return {
         metric: _metric_verdict(metric, values, {name: b[metric] for name, b in baselines.items()})
-        for metric, values in model.items()
+        for metric, values in model.items() if _higher_is_better(metric) is not None
     }
 
 
 # The metrics format_table shows. psnr is a function of mse frame by frame and
 # the OpenSTL sums are mse and mae times H*W*C, so they are left to metrics.json,
 # metrics.csv and TensorBoard to keep four entries side by side readable.
-TABLE_METRICS = ("ssim", "ssim_openstl", "mse", "mae")
+TABLE_METRICS = ("ssim", "ssim_openstl", "mse", "mae", "mse_units")
 VERDICT_COLUMN = "beats best baseline?"
 TABLE_WIDTH = 100  # the printed table's notes wrap here; metrics.csv has every column
 
@@ -486,6 +498,8 @@ _COLUMN_NOTES = {
     "mae": "MAE per pixel, mean over H*W*C (lower is better)",
     "mse_sum": "MSE sum per frame (OpenSTL: summed over H*W*C; lower is better)",
     "mae_sum": "MAE sum per frame (OpenSTL: summed over H*W*C; lower is better)",
+    "mse_units": "MSE per pixel in data units, data.normalize undone (lower is better)",
+    "mae_units": "MAE per pixel in data units, data.normalize undone (lower is better)",
 }
 
 
@@ -560,10 +574,14 @@ def format_table(results):
         return "(no results)"
     verdict = beats_best_baseline(entries)
     present = {key for entry in entries.values() for key in entry}
-    known = {*METRIC_NAMES, *SUM_METRIC_NAMES}
-    shown = [key for key in TABLE_METRICS if key in present] + sorted(present - known)
-    left_out = [key for key in [*METRIC_NAMES, *SUM_METRIC_NAMES]
-                if key in present and key not in shown]
+    # Of the nowcasting scores (framepred.skill), CSI at each threshold; the rest is in
+    # metrics.json and metrics.csv.
+    csi = sorted((key for key in present if key.startswith("csi@")),
+                 key=lambda key: float(key.partition("@")[2]))
+    shown = [key for key in TABLE_METRICS if key in present] + csi
+    known = [*METRIC_NAMES, *SUM_METRIC_NAMES]
+    left_out = [key for key in known if key in present and key not in shown] + sorted(
+        key for key in present if key not in shown and key not in known)
     intro = [f"Not shown: {', '.join(left_out)} (see metrics.json and metrics.csv)."
              ] if left_out else []
     if verdict:

@@ -48,6 +48,7 @@ def predict(cfg: DictConfig) -> dict:
     config.validate_predict(cfg)
     model = trained.load_checkpoint(cfg.checkpoint)
     data_cfg = trained.data_config(cfg.checkpoint, cfg.data)
+    normalization = trained.normalization(cfg.checkpoint, int(data_cfg.channels))
     context_frames = int(data_cfg.context_frames)
     steps = int(cfg.predict.steps) if cfg.predict.steps is not None else int(
         data_cfg.future_frames)
@@ -65,11 +66,14 @@ def predict(cfg: DictConfig) -> dict:
         start = _context_start(cfg.predict.start, len(clip.frames), context_frames, where)
         trained.check_frames(model, clip.frames.shape[1:3], clip.frames.shape[-1],
                              context_frames, where=where)
-        context = clip.frames[start : start + context_frames]  # [Tc, H, W, C]
-        truth = clip.frames[start + context_frames : start + context_frames + steps]
+        # The model sees normalized frames; forecast.npy is in data units again.
+        frames = normalization.forward(clip.frames)
+        context = frames[start : start + context_frames]  # [Tc, H, W, C]
+        truth = frames[start + context_frames : start + context_frames + steps]
         forecast = models.forecast(model, context[None], steps)[0]  # [steps, H, W, C]
         folder = output / clip.name if len(clips) > 1 else output
-        files = _write(folder, context, truth, forecast, float(cfg.predict.fps))
+        files = _write(folder, context, truth, forecast, normalization.inverse(forecast),
+                       float(cfg.predict.fps), cfg.visualize)
         log.info("%s: context frames %d-%d of %d, forecast: %d step(s), truth in input: "
                  "%d frame(s); wrote %s", clip.name, start, start + context_frames - 1,
                  len(clip.frames), steps, len(truth), folder)
@@ -95,17 +99,23 @@ def _context_start(start: int | None, frames: int, context_frames: int, where: s
     return start
 
 
-def _write(folder: Path, context, truth, forecast, fps: float) -> list[Path]:
-    """PNG per forecast step, forecast.npy, forecast.gif and grid.png in `folder`."""
+def _write(folder: Path, context, truth, forecast, forecast_units, fps: float,
+           options) -> list[Path]:
+    """PNG per forecast step, forecast.npy (data units), forecast.gif and grid.png in
+    `folder`; the pictures show what the model sees (normalized), one channel through
+    a colormap as `options` (`visualize.channel`, `visualize.colormap`) say."""
     from framepred import visualize
 
     folder.mkdir(parents=True, exist_ok=True)
+    np.save(folder / "forecast.npy", np.asarray(forecast_units, np.float32))
+    channel, colormap = int(options.channel), str(options.colormap)
+    raw = (context, truth, forecast)  # [T, H, W, C] -> pictures [T, H, W, 1 or 3]
+    context, truth, forecast = (visualize.picture(frames, channel, colormap) for frames in raw)
+
     steps = len(forecast)
     digits = max(2, len(str(steps)))
     files = [visualize.save_png(folder / f"forecast_{t:0{digits}d}.png", frame)
              for t, frame in enumerate(forecast, start=1)]
-    np.save(folder / "forecast.npy", forecast.astype(np.float32))
-
     scale = visualize.display_scale(forecast.shape[1:3], target=128)
     played = visualize.upscale(np.concatenate([context, forecast]), scale)  # [Tc + steps, ...]
     if len(truth):
@@ -113,7 +123,7 @@ def _write(folder: Path, context, truth, forecast, fps: float) -> list[Path]:
         blank = np.zeros((steps - len(truth), *truth.shape[1:]), np.float32)
         truth_played = visualize.upscale(np.concatenate([context, truth, blank]), scale)
         played = visualize.side_by_side(truth_played, played)
-        grid = visualize.forecast_grid(context, truth, forecast, scale=scale)
+        grid = visualize.forecast_grid(*raw, scale=scale, channel=channel, colormap=colormap)
     else:
         grid = visualize.frame_grid([context, forecast], scale=scale)
     gif = visualize.save_gif(folder / "forecast.gif",

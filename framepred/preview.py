@@ -58,13 +58,20 @@ def preview(cfg: DictConfig, output_dir: str | Path) -> Preview:
     (all of them, when the training split holds fewer)."""
     validate_preview(cfg)
     windows, available = sample_windows(cfg.data, int(cfg.preview.windows))
+    if str(cfg.data.normalize) != "none":  # drawn as the model will see them
+        from framepred.data import fit_normalization
+
+        windows = fit_normalization(cfg.data).forward(windows)
+    channel, colormap = int(cfg.visualize.channel), str(cfg.visualize.colormap)
     context = int(cfg.data.context_frames)
     scale = visualize.display_scale(windows.shape[2:4])  # small frames drawn ~64 px
     output = Path(str(output_dir)).expanduser()
     png = visualize.save_png(output / "preview.png",
-                             visualize.window_grid(windows, context, scale=scale))
+                             visualize.window_grid(windows, context, scale=scale,
+                                                   channel=channel, colormap=colormap))
     # [N, T, H, W, C] -> [T, H, N*W (+ gaps), C]: the windows side by side, per frame.
-    played = visualize.side_by_side(*visualize.upscale(windows, scale))
+    played = visualize.side_by_side(
+        *visualize.upscale(visualize.picture(windows, channel, colormap), scale))
     gif = visualize.save_gif(output / "preview.gif",
                              visualize.progress_bar(played, context), fps=4.0)
     return Preview(png, gif, windows=len(windows), available=available)

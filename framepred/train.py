@@ -24,7 +24,7 @@ from framepred import config
 from framepred.config import config_dir
 from framepred.console import fit_verbosity
 from framepred.errors import exit_on_user_error, install_cli_error_handler
-from framepred.run.folder import RunPaths, write_json
+from framepred.run.folder import RunPaths, atomic_write, write_json
 from framepred.run.resume import graceful_stop, mark_complete, prepare
 
 log = logging.getLogger("framepred.train")
@@ -60,10 +60,14 @@ def train(cfg: DictConfig, run_dir: str | Path | None = None) -> dict:
              setup.replicas)
 
     windows_per_epoch = _log_data_summary(data, data_cfg, global_batch, trainer)
+    normalization = data.fit_normalization(data_cfg)  # training split only
+    if normalization.kind != "none":
+        atomic_write(run.normalization, lambda tmp: Path(tmp).write_text(normalization.to_json()))
     repeat = trainer.steps_per_epoch is not None
     train_windows = data.windows(data_cfg, "train", global_batch, shuffle=True,
-                                 seed=int(trainer.seed), repeat=repeat)
-    val_windows = data.windows(data_cfg, "val", global_batch)
+                                 seed=int(trainer.seed), repeat=repeat,
+                                 normalization=normalization)
+    val_windows = data.windows(data_cfg, "val", global_batch, normalization=normalization)
     train_pairs = data.training_pairs(train_windows, form, data_cfg.context_frames)
     val_pairs = data.training_pairs(val_windows, form, data_cfg.context_frames)
     steps_per_epoch = trainer.steps_per_epoch or max(1, int(train_pairs.cardinality()))
@@ -90,14 +94,15 @@ def train(cfg: DictConfig, run_dir: str | Path | None = None) -> dict:
             epochs=int(trainer.epochs),
             steps_per_epoch=trainer.steps_per_epoch,
             validation_steps=trainer.validation_steps,
-            callbacks=build_callbacks(cfg, run, None if repeat else windows_per_epoch),
+            callbacks=build_callbacks(cfg, run, None if repeat else windows_per_epoch,
+                                      normalization),
             verbose=fit_verbosity(trainer.verbose),
         )
 
     best = keras.models.load_model(run.best) if run.best.exists() else model
     results = verification.evaluate_forecast(
         best, val_windows.as_numpy_iterator(), data_cfg.context_frames, data_cfg.future_frames,
-        max_batches=trainer.validation_steps,
+        max_batches=trainer.validation_steps, normalization=normalization,
     )
     payload = {
         **results,

@@ -24,27 +24,42 @@ CSV_NAME = "metrics.csv"
 
 def evaluate_forecast(
     model, batches: Iterable, context_frames: int, future_frames: int,
-    max_batches: int | None = None,
+    max_batches: int | None = None, normalization=None, thresholds=(), fss_scales=(),
+    baselines=tuple(metrics.BASELINES),
 ) -> dict:
     """Scores the model and every baseline on `batches` of windows.
 
     Args:
         model: The forecaster (`models.forecast` rolls it out).
-        batches: Windows `[B, context+future, H, W, C]` (NumPy or tensors).
+        batches: Windows `[B, context+future, H, W, C]` (NumPy or tensors), as the
+            model sees them (normalized where the run normalizes).
         context_frames: Frames of each window the forecasts see.
         future_frames: Frames forecast and scored.
         max_batches: Stop after this many batches; None reads them all.
+        normalization: The run's `framepred.data.normalize.Normalization`; when it
+            scales, `mse_units` and `mae_units` are added, in data units.
+        thresholds: Nowcasting thresholds in data units (`framepred.skill`): CSI, POD,
+            FAR, ETS, HSS and frequency bias at each, per step.
+        fss_scales: FSS window sizes in pixels, at each threshold.
+        baselines: The trivial forecasts to score: names of `metrics.BASELINES` and
+            `extrapolation` (`framepred.extrapolation`, the weather extra).
 
     Returns:
-        The metrics.json layout: `{"model": ..., "copy_last": ...,
-        "background": ..., "blank": ...}`, each `{metric: {"per_step": [...],
-        "mean": float}}` (`PerStepMeans.result()`), and under
-        `"beats_best_baseline"` (`metrics.VERDICT_KEY`) the verdict of
-        `metrics.beats_best_baseline`. `metrics.forecast_entries` gives the
-        entries without the verdict.
+        The metrics.json layout: `{"model": ..., <baseline>: ...}`, each
+        `{metric: {"per_step": [...], "mean": float}}` (`PerStepMeans.result()`), and
+        under `"beats_best_baseline"` (`metrics.VERDICT_KEY`) the verdict of
+        `metrics.beats_best_baseline`. `metrics.forecast_entries` gives the entries
+        without the verdict.
     """
-    names = (metrics.MODEL_ENTRY, *metrics.BASELINES)
+    forecasters = {name: _baseline(name) for name in baselines}
+    names = (metrics.MODEL_ENTRY, *forecasters)
     means = {name: metrics.PerStepMeans() for name in names}
+    skill = None
+    if thresholds:
+        from framepred.skill import SkillMeans
+
+        skill = {name: SkillMeans(list(thresholds), list(fss_scales)) for name in names}
+    units = normalization is not None and normalization.kind != "none"
     for count, frames in enumerate(batches):
         if max_batches is not None and count >= max_batches:
             break
@@ -52,12 +67,34 @@ def evaluate_forecast(
         context = frames[:, :context_frames]
         truth = frames[:, context_frames : context_frames + future_frames]
         forecasts = {metrics.MODEL_ENTRY: models.forecast(model, context, future_frames)}
-        for name, baseline in metrics.BASELINES.items():
+        for name, baseline in forecasters.items():
             forecasts[name] = baseline(context, future_frames)
+        truth_units = normalization.inverse(truth) if units else truth
         for name, forecast in forecasts.items():
-            means[name].update(metrics.per_frame_metrics(truth, forecast))
-    results = {name: accumulator.result() for name, accumulator in means.items()}
+            scores = metrics.per_frame_metrics(truth, forecast)
+            forecast_units = normalization.inverse(np.asarray(forecast)) if units else None
+            if units:  # [B, T, H, W, C] -> [B, T], in data units
+                error = np.asarray(forecast_units, np.float64) - truth_units
+                scores["mse_units"] = np.square(error).mean(axis=(2, 3, 4))
+                scores["mae_units"] = np.abs(error).mean(axis=(2, 3, 4))
+            means[name].update(scores)
+            if skill is not None:
+                skill[name].update(truth_units, forecast_units if units else np.asarray(forecast))
+    results = {}
+    for name in names:
+        results[name] = means[name].result()
+        if skill is not None:
+            results[name].update(skill[name].result())
     return {**results, metrics.VERDICT_KEY: metrics.beats_best_baseline(results)}
+
+
+def _baseline(name: str):
+    """The forecast function of a baseline name."""
+    if name == "extrapolation":
+        from framepred.extrapolation import extrapolation_baseline
+
+        return extrapolation_baseline
+    return metrics.BASELINES[name]
 
 
 def write_csv(path: Path, results: dict) -> None:

@@ -18,6 +18,43 @@ CONTEXT_COLOR = (0.6, 0.6, 0.6)  # the bars over context frames
 FUTURE_COLOR = (1.0, 0.15, 0.15)  # and over future / forecast frames
 
 
+# Colormaps for one channel in [0, 1]: (position, (r, g, b)) anchors, linear between.
+COLORMAPS = {
+    "gray": ((0.0, (0.0, 0.0, 0.0)), (1.0, (1.0, 1.0, 1.0))),
+    # Radar-reflectivity-like: dry white, light rain blue, moderate green and yellow,
+    # heavy red, extreme magenta (the usual NWS / pysteps-style ramp, simplified).
+    "radar": ((0.0, (1.0, 1.0, 1.0)), (0.05, (0.75, 0.85, 1.0)), (0.2, (0.1, 0.4, 0.95)),
+              (0.4, (0.1, 0.75, 0.2)), (0.6, (0.95, 0.9, 0.1)), (0.8, (0.95, 0.2, 0.1)),
+              (1.0, (0.75, 0.1, 0.8))),
+    # Perceptually ordered, after matplotlib's viridis (five of its anchors).
+    "viridis": ((0.0, (0.267, 0.005, 0.329)), (0.25, (0.229, 0.322, 0.546)),
+                (0.5, (0.128, 0.567, 0.551)), (0.75, (0.369, 0.789, 0.383)),
+                (1.0, (0.993, 0.906, 0.144))),
+}
+
+
+def picture(frames, channel: int = 0, colormap: str = "auto") -> np.ndarray:
+    """Frames of any channel count as pictures `[..., H, W, 1 or 3]` in [0, 1].
+
+    `auto` keeps gray (1 channel) and RGB (3 channels) as they are and shows any
+    other count's `channel` in gray; a named colormap (`COLORMAPS`) shows `channel`
+    through it. Values are clipped to [0, 1], the range normalized frames lie in.
+    """
+    frames = np.asarray(frames, dtype=np.float32)
+    count = frames.shape[-1]
+    if colormap == "auto" and count in (1, 3):
+        return frames
+    if not 0 <= channel < count:
+        raise ValueError(f"visualize.channel={channel}, but the frames have {count} channel(s)")
+    values = np.clip(frames[..., channel], 0.0, 1.0)  # [..., H, W]
+    if colormap in ("auto", "gray"):
+        return values[..., None]
+    anchors = COLORMAPS[colormap]
+    positions = [position for position, _ in anchors]
+    return np.stack([np.interp(values, positions, [colour[i] for _, colour in anchors])
+                     for i in range(3)], axis=-1).astype(np.float32)
+
+
 def _as_frames(frames, name: str = "frames") -> np.ndarray:
     frames = np.asarray(frames, dtype=np.float32)
     if frames.ndim == 3:  # [T, H, W] -> [T, H, W, 1]
@@ -74,13 +111,16 @@ def frame_grid(rows: Sequence, pad: int = 2, pad_value: float = 1.0, scale: int 
     return grid
 
 
-def forecast_grid(context, truth, forecast, scale: int = 1) -> np.ndarray:
+def forecast_grid(context, truth, forecast, scale: int = 1, channel: int = 0,
+                  colormap: str = "auto") -> np.ndarray:
     """One sequence's forecast as a grid `[H', W', C]`: rows are the context
-    frames, the ground-truth future, the forecast and |truth - forecast|."""
-    truth, forecast = _as_frames(truth, "truth"), _as_frames(forecast, "forecast")
+    frames, the ground-truth future, the forecast and |truth - forecast|, each
+    drawn through `picture(channel, colormap)`."""
+    truth, forecast = np.asarray(truth, np.float32), np.asarray(forecast, np.float32)
     steps = min(len(truth), len(forecast))
     error = np.abs(truth[:steps] - forecast[:steps])
-    return frame_grid([context, truth, forecast, error], scale=scale)
+    rows = [picture(row, channel, colormap) for row in (context, truth, forecast, error)]
+    return frame_grid(rows, scale=scale)
 
 
 def to_uint8(image) -> np.ndarray:
@@ -151,10 +191,12 @@ def side_by_side(*panels, pad: int = 2, pad_value: float = 1.0) -> np.ndarray:
     return np.concatenate(pieces, axis=2)
 
 
-def window_grid(windows, context_frames: int, scale: int = 1, pad: int = 2) -> np.ndarray:
+def window_grid(windows, context_frames: int, scale: int = 1, pad: int = 2, channel: int = 0,
+                colormap: str = "auto") -> np.ndarray:
     """Windows `[N, T, H, W, C]` as an RGB grid `[H', W', 3]`, one window per row,
     with a red bar between the context frames and the future frames."""
-    windows = [as_rgb(_as_frames(window, f"windows[{i}]")) for i, window in enumerate(windows)]
+    windows = [as_rgb(_as_frames(picture(window, channel, colormap), f"windows[{i}]"))
+               for i, window in enumerate(windows)]
     context = frame_grid([w[:context_frames] for w in windows], pad=pad, scale=scale)
     future = frame_grid([w[context_frames:] for w in windows], pad=pad, scale=scale)
     bar = np.empty((context.shape[0], pad, 3), np.float32)

@@ -17,8 +17,8 @@ from framepred.callbacks.throughput import Throughput
 from framepred.run.folder import RunPaths
 
 
-def build_callbacks(cfg, run: RunPaths, windows_per_epoch: int | None = None
-                    ) -> list[keras.callbacks.Callback]:
+def build_callbacks(cfg, run: RunPaths, windows_per_epoch: int | None = None,
+                    normalization=None) -> list[keras.callbacks.Callback]:
     """The callbacks of a training run, in the order they must run. `windows_per_epoch`:
     the training windows of one pass (None when the data repeats: every batch is full),
     so that throughput counts the frames that went through."""
@@ -29,7 +29,7 @@ def build_callbacks(cfg, run: RunPaths, windows_per_epoch: int | None = None
         NonFiniteGuard(likely_causes(cfg)),
         Checkpoints(run),
         keras.callbacks.TensorBoard(log_dir=str(run.tensorboard), profile_batch=profile),
-        *dashboards.build_callbacks(cfg, run),  # forecast images, hparams
+        *dashboards.build_callbacks(cfg, run, normalization),  # forecast images, hparams
         Throughput.for_run(cfg, run, windows_per_epoch),  # frames/s, device, precision
     ]
     # Last: the backup marks an epoch done only once everything above has written it.

@@ -29,7 +29,7 @@ import keras
 
 from framepred.errors import FramepredError
 from framepred.run.folder import (
-    RUN_CONFIG_MEMBER,
+    RUN_MEMBERS,
     RunPaths,
     atomic_write,
     saved_states,
@@ -78,7 +78,7 @@ class Checkpoints(keras.callbacks.Callback):
     def _save(self, path) -> None:
         """The model, with the run's config inside, so a copied checkpoint travels."""
         self.model.save(path)
-        embed_run_config(path, self.run.config)
+        embed_run_config(path, self.run)
 
     def keep_if_best(self, value, epoch: int) -> None:
         """Saves the model as `best.keras` if `value` beats the best so far; epoch 0 is
@@ -96,15 +96,16 @@ class Checkpoints(keras.callbacks.Callback):
                                      "epoch": epoch})
 
 
-def embed_run_config(checkpoint, config: Path) -> None:
-    """Adds the run's composed config (`config.yaml`) to a saved `.keras` zip as
-    `RUN_CONFIG_MEMBER`; Keras' loader reads only its own members and skips it.
-    `evaluate` and `predict` then know the data a checkpoint was trained on even when
-    it was copied out of its run folder (`framepred.run.trained.run_config`)."""
-    if not Path(config).is_file():
-        return
+def embed_run_config(checkpoint, run: RunPaths) -> None:
+    """Adds the run's composed config (`config.yaml`) and its normalization statistics
+    (`normalization.json`) to a saved `.keras` zip (`RUN_MEMBERS`); Keras' loader reads
+    only its own members and skips them. `evaluate` and `predict` then know the data a
+    checkpoint was trained on even when it was copied out of its run folder
+    (`framepred.run.trained`)."""
     with zipfile.ZipFile(checkpoint, "a", compression=zipfile.ZIP_DEFLATED) as archive:
-        archive.write(config, RUN_CONFIG_MEMBER)
+        for name, member in RUN_MEMBERS.items():
+            if (run.root / name).is_file():
+                archive.write(run.root / name, member)
 
 
 def keep_start_as_best(model, run: RunPaths, validation, steps=None) -> None:

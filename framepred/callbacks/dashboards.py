@@ -62,10 +62,13 @@ class ForecastImages(keras.callbacks.Callback):
         log_dir: The run's tensorboard folder; images go to `<log_dir>/images`.
         windows: float32 `[N, context+future, H, W, C]`, the sequences to draw.
         context_frames: Frames of each window the model sees.
+        channel, colormap: How frames are drawn (`visualize.picture`).
     """
 
-    def __init__(self, log_dir: str | Path, windows: np.ndarray, context_frames: int):
+    def __init__(self, log_dir: str | Path, windows: np.ndarray, context_frames: int,
+                 channel: int = 0, colormap: str = "auto"):
         super().__init__()
+        self.channel, self.colormap = channel, colormap
         self.log_dir = Path(log_dir) / IMAGES_RUN
         self.windows = np.asarray(windows, dtype=np.float32)
         self.context_frames = int(context_frames)
@@ -83,7 +86,8 @@ class ForecastImages(keras.callbacks.Callback):
         with self._writer.as_default():
             for index in range(len(self.windows)):
                 grid = visualize.forecast_grid(context[index], truth[index], predicted[index],
-                                               scale=self.scale)
+                                               scale=self.scale, channel=self.channel,
+                                               colormap=self.colormap)
                 tf.summary.image(
                     f"forecast/sequence_{index}", grid[None], step=int(epoch),
                     description="Rows: " + ", ".join(visualize.FORECAST_ROWS)
@@ -97,12 +101,14 @@ class ForecastImages(keras.callbacks.Callback):
             self._writer = None
 
 
-def first_windows(data_cfg: Any, count: int, split: str = "val") -> np.ndarray:
+def first_windows(data_cfg: Any, count: int, split: str = "val",
+                  normalization=None) -> np.ndarray:
     """The first `count` windows of a split, `[N, context+future, H, W, C]` (fewer if
     the split is smaller): the same sequences every epoch and every run."""
     from framepred import data
 
-    batch = next(iter(data.windows(data_cfg, split, count).take(1).as_numpy_iterator()))
+    batches = data.windows(data_cfg, split, count, normalization=normalization)
+    batch = next(iter(batches.take(1).as_numpy_iterator()))
     return np.asarray(batch, dtype=np.float32)
 
 
@@ -170,14 +176,16 @@ class HParams(keras.callbacks.Callback):
         write_hparams(self.log_dir, self.hparams, self.trial_id)
 
 
-def build_callbacks(cfg: Any, run) -> list[keras.callbacks.Callback]:
+def build_callbacks(cfg: Any, run, normalization=None) -> list[keras.callbacks.Callback]:
     """The dashboard callbacks for a training run: HParams, and ForecastImages when
-    `trainer.forecast_images` > 0."""
+    `trainer.forecast_images` > 0 (windows as the model sees them: normalized)."""
     callbacks = [HParams(run.tensorboard, hparams_of(cfg), trial_id=run.root.name)]
     count = int(cfg.trainer.forecast_images)
     if count > 0:
-        windows = first_windows(cfg.data, count)
-        callbacks.append(ForecastImages(run.tensorboard, windows, int(cfg.data.context_frames)))
+        windows = first_windows(cfg.data, count, normalization=normalization)
+        callbacks.append(ForecastImages(run.tensorboard, windows, int(cfg.data.context_frames),
+                                        channel=int(cfg.visualize.channel),
+                                        colormap=str(cfg.visualize.colormap)))
     return callbacks
 
 

@@ -182,12 +182,30 @@ def _bouncing_digits(data: Any, split: str, glyphs=None) -> MovingDigits:
     )
 
 
+# Sources of fields in physical units: their frames are never scaled to [0, 1].
+DATA_UNIT_SOURCES = ("hdf5", "netcdf", "rain_cells")
+
+
+def fit_normalization(data: Any):
+    """`data.normalize` fitted on the training split (`framepred.data.normalize`); with
+    `none`, a check that a source in data units already lies in [0, 1]."""
+    from framepred.data import normalize
+
+    source = build_source(data, "train")
+    if str(data.normalize) == "none" and data.source in DATA_UNIT_SOURCES:
+        normalize.check_unit_range(data, source, window_length(data))
+    return normalize.fit(data, source)
+
+
 def windows(data: Any, split: str, batch_size: int, shuffle: bool = False, seed: int = 0,
-            repeat: bool = False, drop_remainder: bool = False):
-    """tf.data of window batches [B, context+future, H, W, C] for one split."""
+            repeat: bool = False, drop_remainder: bool = False, normalization=None):
+    """tf.data of window batches [B, context+future, H, W, C] for one split, through
+    `normalization` (`fit_normalization`) where given."""
     from framepred.data.pipeline import window_dataset
 
     source = build_source(data, split)
+    if normalization is not None:
+        source = normalization.wrap(source)
     height, width = data.frame_size
     cache = data.cache
     if cache not in (None, "memory"):

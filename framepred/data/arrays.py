@@ -18,7 +18,8 @@ zip: a member stored uncompressed (`np.savez`) is memory-mapped at its offset in
 the zip; a compressed one (`np.savez_compressed`) cannot be, and is read into
 memory whole (logged).
 
-Float arrays are checked for NaN, inf and values outside [0, 1] when the source is
+Float arrays are checked for NaN, inf and (unless `data.normalize` scales them from
+data units) values outside [0, 1] when the source is
 built, in chunks of about 64 MiB, so the check never holds the whole array; that
 costs one pass over the file, but the error comes before the first training step.
 """
@@ -212,7 +213,7 @@ class ArrayFile(SequenceSource):
         height, width = self.frame_shape
         frame_format.check_size(height, width, self.where)
         if self.array.dtype.kind == "f":
-            self._check_values()
+            self._check_values()  # NaN / inf always; the range unless data.normalize
 
     @property
     def frame_shape(self) -> tuple[int, int]:
@@ -258,11 +259,13 @@ class ArrayFile(SequenceSource):
                     "frames must be finite, in [0, 1]"
                 )
             low, high = float(chunk.min()), float(chunk.max())
-            if low < 0.0 or high > 1.0:
+            if self.format.unit_range and (low < 0.0 or high > 1.0):
                 bad = (chunk < 0.0) | (chunk > 1.0)
                 at = begin + int(np.argwhere(bad)[0][0])
                 raise FramepredError(
                     f"{self.where} holds float values outside [0, 1] (min {low:g}, max {high:g} "
-                    f"in the slab from {axis_name} {begin}; first at {axis_name} {at}); scale "
-                    "the array to [0, 1] (0..255 data: divide by 255) or store it as uint8"
+                    f"in the slab from {axis_name} {begin}; first at {axis_name} {at}); for "
+                    "fields in physical units set data.normalize=minmax (or log1p, zscore); "
+                    "for pictures scale the array to [0, 1] (0..255: divide by 255) or store "
+                    "it as uint8"
                 )

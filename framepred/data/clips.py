@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from framepred.data.files import IMAGE_SUFFIXES, BadFiles
-from framepred.data.formats import FrameFormat, to_unit_float
+from framepred.data.formats import FrameFormat
 from framepred.data.videos import FFMPEG_SUFFIXES, PILLOW_SUFFIXES
 from framepred.errors import FramepredError
 
@@ -97,21 +97,25 @@ def _array_clips(path: Path, data: Any, frame_format: FrameFormat) -> list[Clip]
     file_name, member = split_member(str(path))
     array = open_array(Path(file_name), member)
     layout = str(data.layout)
-    if layout == "auto" and array.ndim == 4 and array.shape[-1] in (1, 3):
-        # [T, H, W, C]: one clip with channels, as predict has always taken it.
-        return [Clip(Path(file_name).stem, frame_format.array(_unit_range(array, path)))]
+    single = array.ndim == 3 or (  # [T, H, W], or [T, H, W, C] with the run's channels
+        layout == "auto" and array.ndim == 4 and array.shape[-1] == int(data.channels))
+    if single:
+        frames = _checked(array, path, frame_format.unit_range)
+        return [Clip(Path(file_name).stem, frame_format.array(frames))]
     source = ArrayFile(str(path), layout, frame_format)
     if len(source) == 1:
         return [Clip(Path(file_name).stem, source.read(0))]
     return [Clip(f"sequence_{index:03d}", source.read(index)) for index in range(len(source))]
 
 
-def _unit_range(array: np.ndarray, path: Path) -> np.ndarray:
-    """uint8 / uint16 scaled to [0, 1]; floats must be finite and in [0, 1] already."""
-    frames = to_unit_float(np.asarray(array))
-    if array.dtype.kind == "f" and (not np.isfinite(frames).all() or frames.min() < 0.0
-                                    or frames.max() > 1.0):
+def _checked(array: np.ndarray, path: Path, unit_range: bool) -> np.ndarray:
+    """Finite frames; pictures (`unit_range`) as uint8 / uint16 or floats in [0, 1]."""
+    frames = np.asarray(array)
+    values = frames.astype(np.float32, copy=False)
+    if not np.isfinite(values).all():
+        raise FramepredError(f"input={path} holds NaN or inf; frames must be finite")
+    if unit_range and frames.dtype.kind == "f" and (values.min() < 0.0 or values.max() > 1.0):
         raise FramepredError(
-            f"input={path} holds {array.dtype} values outside [0, 1] (or NaN/inf); give uint8 "
-            "0-255 or floats in [0, 1]")
+            f"input={path} holds {array.dtype} values outside [0, 1]; give uint8 0-255 or "
+            "floats in [0, 1] (a run trained with data.normalize takes data units)")
     return frames

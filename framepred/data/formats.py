@@ -52,8 +52,9 @@ class FrameFormat:
     @classmethod
     def from_config(cls, data: Any) -> FrameFormat:
         height, width = data.frame_size
+        # With data.normalize set, frames keep their data units until normalized.
         return cls((int(height), int(width)), int(data.channels), bool(data.resize),
-                   str(data.interpolation))
+                   str(data.interpolation), unit_range=str(data.normalize) == "none")
 
     def in_data_units(self) -> FrameFormat:
         """The same format for fields in physical units: values kept, not scaled."""

@@ -6,6 +6,7 @@
     <run>/tensorboard/         train/, validation/, images and hparams
     <run>/metrics.json         per-step forecast metrics, model and every baseline
     <run>/metrics.csv          the same, one row per (entry, step)
+    <run>/normalization.json   data.normalize's statistics (training split)
     <run>/backup/              resumable training state (framepred.callbacks.checkpoints.Backup)
     <run>/complete.json        written last: the run finished (a second start does nothing)
 """
@@ -21,8 +22,10 @@ from typing import Any
 
 from framepred.errors import FramepredError
 
-# Inside every checkpoint the run writes: the run's config.yaml (it travels with a copy).
-RUN_CONFIG_MEMBER = "framepred/config.yaml"
+# Inside every checkpoint the run writes, so that a copy travels with what it needs:
+# {file in the run folder: member of the .keras zip}.
+RUN_MEMBERS = {"config.yaml": "framepred/config.yaml",
+               "normalization.json": "framepred/normalization.json"}
 
 _UMASK = os.umask(0o022)  # read once: the only way to learn the umask is to set it
 os.umask(_UMASK)
@@ -59,6 +62,10 @@ class RunPaths:
     @property
     def metrics(self) -> Path:
         return self.root / "metrics.json"
+
+    @property
+    def normalization(self) -> Path:
+        return self.root / "normalization.json"
 
     @property
     def metrics_csv(self) -> Path:

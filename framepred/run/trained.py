@@ -16,7 +16,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from framepred.config import DataConfig
 from framepred.errors import FramepredError
-from framepred.run.folder import RUN_CONFIG_MEMBER, RunPaths
+from framepred.run.folder import RUN_MEMBERS, RunPaths
 
 
 def load_checkpoint(path: str | Path):
@@ -49,12 +49,9 @@ def run_config(checkpoint: str | Path) -> DictConfig:
     """The composed training config of the run `checkpoint` came from: the copy saved
     inside the checkpoint, or (checkpoints written before it was) `<run>/config.yaml`."""
     checkpoint = Path(str(checkpoint)).expanduser()
-    try:
-        with zipfile.ZipFile(checkpoint) as archive:
-            if RUN_CONFIG_MEMBER in archive.namelist():
-                return OmegaConf.create(archive.read(RUN_CONFIG_MEMBER).decode())
-    except (OSError, zipfile.BadZipFile):
-        pass  # load_checkpoint names a file that is no checkpoint
+    text = _run_file(checkpoint, "config.yaml")
+    if text is not None:
+        return OmegaConf.create(text)
     path = RunPaths.of_checkpoint(checkpoint).config
     if not path.is_file():
         raise FramepredError(
@@ -119,3 +116,36 @@ def check_frames(model, frame_size, channels: int, context_frames: int, where: s
             if expected["context_frames"] else
             f"{where} gives {context_frames} context frame(s); at least 1 is needed"
         )
+
+
+def _run_file(checkpoint: Path, name: str) -> str | None:
+    """A run file carried inside the checkpoint (`RUN_MEMBERS`), or None."""
+    try:
+        with zipfile.ZipFile(checkpoint) as archive:
+            if RUN_MEMBERS[name] in archive.namelist():
+                return archive.read(RUN_MEMBERS[name]).decode()
+    except (OSError, zipfile.BadZipFile):
+        pass  # load_checkpoint names a file that is no checkpoint
+    return None
+
+
+def normalization(checkpoint: str | Path, channels: int):
+    """The `data.normalize` statistics the checkpoint's run trained with: carried in the
+    checkpoint, else `<run>/normalization.json`; none for runs that did not normalize."""
+    from framepred.data.normalize import Normalization
+
+    checkpoint = Path(str(checkpoint)).expanduser()
+    text = _run_file(checkpoint, "normalization.json")
+    where = f"checkpoint={checkpoint}"
+    if text is None:
+        path = RunPaths.of_checkpoint(checkpoint).normalization
+        text, where = (path.read_text(), str(path)) if path.is_file() else (None, where)
+    if text is None:
+        if str(run_config(checkpoint).data.get("normalize", "none")) != "none":
+            raise FramepredError(
+                f"{where} was trained with data.normalize but carries no normalization.json "
+                "and none is in its run folder; keep the checkpoint in its run folder")
+        return Normalization()
+    fitted = Normalization.from_json(text, where)
+    fitted.check_channels(channels, where)
+    return fitted
