@@ -11,11 +11,13 @@ from __future__ import annotations
 
 import os
 import shutil
+import zipfile
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from framepred.data.normalize import Normalization
 from tests.helpers.cli import error_lines, run_in_one_process
 from tests.helpers.files import snapshot
 
@@ -24,7 +26,8 @@ from tests.helpers.files import snapshot
 # a fresh run folder of the case's own, {finished} a finished run restarted by mistake
 # in its folder, {best} a trained checkpoint, {notes} a text file, {fake} a text file
 # named .keras, {short} a 2-frame clip, {readonly} an existing folder nobody may write
-# in (as root, where permissions do not bind, /sys/kernel).
+# in (as root, where permissions do not bind, /sys/kernel), {rates} an array of rain
+# rates in mm/h, {mismatch} a checkpoint whose normalization.json is for 2 channels.
 TRAIN = "framepred.train"
 CASES = [
     pytest.param(TRAIN, ["loss=foo"], ["loss/foo", "blend", "ssim"], id="unknown-group-option"),
@@ -36,6 +39,8 @@ CASES = [
                  id="unknown-top-level-key"),
     pytest.param(TRAIN, ["data=npy", "data.path=~/clip.npy"], ["$HOME/", "quote"],
                  id="tilde-unquoted"),
+    pytest.param(TRAIN, ["data=npy", "data.path={rates}", "data.layout=bthw"],
+                 ["outside [0, 1]", "data.normalize=minmax"], id="field-in-units-unnormalized"),
     pytest.param(TRAIN, ["hydra.run.dir={readonly}"],
                  ["{readonly} cannot be written", "hydra.run.dir="], id="output-not-writable"),
     pytest.param(TRAIN, ["trainer.epochs=abc"], ["trainer.epochs", "abc"], id="wrong-type"),
@@ -86,6 +91,12 @@ CASES = [
     pytest.param("framepred.predict", ["checkpoint={notes}", "input={tmp}/clip.npy",
                                        "output={tmp}/out.gif"], ["notes.txt"],
                  id="predict-not-keras"),
+    pytest.param("framepred.evaluate", ["checkpoint={best}", "evaluate.thresholds=[2,1]"],
+                 ["evaluate.thresholds", "increasing"], id="evaluate-thresholds-decreasing"),
+    pytest.param("framepred.evaluate", ["checkpoint={best}", "evaluate.fss_scales=[4]"],
+                 ["evaluate.fss_scales", "evaluate.thresholds"], id="evaluate-fss-no-threshold"),
+    pytest.param("framepred.evaluate", ["checkpoint={mismatch}"],
+                 ["2 channel(s)", "takes 1"], id="evaluate-normalization-other-channels"),
     pytest.param("framepred.evaluate", ["checkpoint={best}", "evaluate.splt=test"],
                  ["evaluate.splt"], id="evaluate-misspelled-key"),
     pytest.param("framepred.predict", ["checkpoint={best}", "input={short}",
@@ -116,13 +127,20 @@ def outcomes(tmp_path_factory, fast_run):
     (tmp / "notes.txt").write_text("not a model")
     (tmp / "fake.keras").write_text("not a zip")
     np.save(tmp / "short.npy", np.zeros((2, 16, 16), np.uint8))
+    np.save(tmp / "rates.npy", np.full((8, 6, 16, 16), 3.5, np.float32))  # mm/h
+    mismatch = tmp / "mismatch.keras"
+    shutil.copy(fast_run / "checkpoints" / "best.keras", mismatch)
+    with zipfile.ZipFile(mismatch, "a") as archive:  # statistics of a 2-channel run
+        archive.writestr("framepred/normalization.json", Normalization(
+            "minmax", None, [0, 0], [9, 9], [1, 1], [2, 2]).to_json())
     readonly = Path("/sys/kernel") if os.geteuid() == 0 else tmp / "readonly"
     if not readonly.exists():
         readonly.mkdir()
         readonly.chmod(0o555)
     places = {"tmp": tmp, "afile": tmp / "afile", "finished": finished,
               "best": fast_run / "checkpoints" / "best.keras", "notes": tmp / "notes.txt",
-              "fake": tmp / "fake.keras", "short": tmp / "short.npy", "readonly": readonly}
+              "fake": tmp / "fake.keras", "short": tmp / "short.npy", "readonly": readonly,
+              "rates": tmp / "rates.npy", "mismatch": mismatch}
     before = snapshot(fast_run), snapshot(finished, skip={".hydra"})
 
     cases = {}
