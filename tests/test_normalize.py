@@ -132,11 +132,17 @@ def test_a_field_in_mm_per_hour_trains_evaluates_and_predicts_in_data_units(comp
 
     checkpoint = run / "checkpoints" / "best.keras"
     payload = evaluate(compose_train([f"checkpoint={checkpoint}", "evaluate.thresholds=[0.5,2]",
-                                      "evaluate.fss_scales=[1,3]"], config_name="evaluate"),
-                       out_dir=tmp_path / "eval")
+                                      "evaluate.fss_scales=[1,3]",
+                                      "evaluate.baselines=[copy_last,extrapolation]"],
+                                     config_name="evaluate"), out_dir=tmp_path / "eval")
     model = payload["model"]
     assert model["mse_units"]["mean"] > model["mse"]["mean"]  # mm/h, not [0, 1]
     assert "csi@0.5" in model and "fss@2/3" in model
+    assert set(payload) == {"model", "copy_last", "extrapolation", "beats_best_baseline",
+                            "split", "checkpoint", "data"}
+    verdict = payload["beats_best_baseline"]
+    assert "csi@2" in verdict and "far@2" in verdict and "bias@2" not in verdict  # bias: best at 1
+    assert set(verdict["csi@0.5"]["best_baseline"]) <= {"copy_last", "extrapolation"}
 
     np.save(tmp_path / "clip.npy", rates[0])  # [T, H, W] in mm/h
     predict(compose_train([f"checkpoint={checkpoint}", f"input={tmp_path / 'clip.npy'}",
