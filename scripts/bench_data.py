@@ -6,12 +6,14 @@ Run:
     .venv/bin/python scripts/bench_data.py --quick    # fewer sequences and steps
 
 For each source (npy, frames, video, moving_mnist, and the built-in moving_digits)
-at 64x64, gray and RGB, it writes a small data set of 20-frame sequences to a
-temporary folder, builds the source as training does, then times one pass over
-every training window through `framepred.data.windows` (tf.data, parallel
+at 64x64, gray and RGB, and for the fields in physical units (hdf5, netcdf and the
+built-in rain_cells, gray, with data.normalize=log1p), it writes a small data set of
+20-frame sequences to a temporary folder, builds the source as training does, then
+times one pass over every training window through `framepred.data.windows` (tf.data, parallel
 reads, batch 16): `frames/s` counts the frames of the windows delivered. The
 pass starts cold, so it includes decoding (video files are decoded on first use).
-`build s` is the time to build the source (scanning files, checking values).
+`build s` is the time to build the source (scanning files, checking values) and, for
+the fields, to compute data.normalize's statistics in their streaming pass.
 Each source is timed over `--repeats` cold passes (rebuilt each time) and the
 best pass is reported; the model side likewise reports its fastest step. On a
 shared machine the best of several runs is the one least disturbed by others.
@@ -75,12 +77,37 @@ def write_sources(root: Path, count: int, channels: int) -> dict[str, dict]:
     digits[:, 4:24, 9:19] = 255
     np.savez(root / "mnist.npz", x_train=digits, x_test=digits)
     mnist = {"path": str(root / "mnist.npz"), "train_sequences": count, "digit_size": [28, 28]}
+    fields = {}
+    if channels == 1:  # fields in physical units: the clips as rain rates, 0-50 mm/h
+        rates = video[..., 0].astype(np.float32) * np.float32(50 / 255)  # [N, T, H, W]
+        fields = write_fields(root, rates, count)
     return {
+        **fields,
         "npy": {"path": str(root / "clips.npy"), "layout": "tbhw" if channels == 1 else "bthwc"},
         "frames": {"path": str(root / "frames")},
         "video": {"path": str(root / "gif")},
         "moving_mnist": mnist,
         "moving_digits": {"train_sequences": count},
+    }
+
+
+def write_fields(root: Path, rates: np.ndarray, count: int) -> dict[str, dict]:
+    """HDF5 (bthw) and netCDF (one time series) copies of `rates`, and rain_cells."""
+    import h5py
+    import xarray as xr
+
+    with h5py.File(root / "rain.h5", "w") as file:
+        file.create_dataset("rain", data=rates, chunks=(1, FRAMES, 64, 64))
+    series = rates.reshape(-1, 64, 64)  # [N*T, H, W]: consecutive windows of 20 frames
+    xr.Dataset({"rain": (("time", "y", "x"), series)},
+               coords={"time": np.arange(len(series))}).to_netcdf(
+        root / "rain.nc", engine="h5netcdf")
+    field = {"normalize": "log1p", "clip": [0.0, 100.0]}
+    return {
+        "hdf5": {"path": str(root / "rain.h5"), "dataset": "rain", "layout": "bthw", **field},
+        "netcdf": {"path": str(root / "rain.nc"), "variable": "rain", "stride": FRAMES,
+                   **field},
+        "rain_cells": {"train_sequences": count, **field},
     }
 
 
@@ -101,8 +128,9 @@ def data_rate(data: DataConfig, repeats: int) -> tuple[float, float]:
         data_module._READERS.clear()  # build from scratch, as a new run would
         start = time.perf_counter()
         build_source(data, "train")
+        normalization = data_module.fit_normalization(data)  # a no-op without normalize
         builds.append(time.perf_counter() - start)
-        dataset = windows(data, "train", BATCH)
+        dataset = windows(data, "train", BATCH, normalization=normalization)
         start = time.perf_counter()
         frames = sum(int(batch.shape[0]) * int(batch.shape[1]) for batch in dataset)
         rates.append(frames / (time.perf_counter() - start))

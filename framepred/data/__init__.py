@@ -5,9 +5,12 @@
 
     moving_digits.py   data=moving_digits: procedural digits, no file
     mnist.py           data=moving_mnist: real MNIST digits in the same generator
+    rain_cells.py      data=rain_cells: procedural rain cells in mm/h, no file
     arrays.py          data=npy: one memory-mapped .npy / .npz array
     folders.py         data=frames: folders of image files
     videos.py          data=video: animated images, video files
+    hdf5.py            data=hdf5: one HDF5 dataset, in data units (weather extra)
+    netcdf.py          data=netcdf: one netCDF variable, a file or a folder (weather extra)
     formats.py         resize, channels, [0, 1] scaling: shared by the disk sources
     splits.py          train / val / test by whole sequence (or time chunks), no leakage
     preview.py         python -m framepred.preview: look at the windows
@@ -17,6 +20,8 @@ from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from framepred.data.files import BadFiles, existing_path
 from framepred.data.formats import FrameFormat
@@ -33,6 +38,8 @@ READS = {
     "frames": "a folder of sequence folders of image files",
     "video": "an animated image or video file, or a folder of them",
     "moving_mnist": "MNIST digits: mnist.npz or *-idx3-ubyte[.gz]",
+    "hdf5": "one dataset (data.dataset) of an HDF5 file",
+    "netcdf": "one variable (data.variable) of a netCDF file or of a folder of .nc files",
 }
 
 __all__ = [
@@ -68,9 +75,11 @@ def build_source(data: Any, split: str) -> SequenceSource:
         return _bouncing_digits(data, split)
     if name == "moving_mnist":
         return _moving_mnist(data, split)
+    if name == "rain_cells":
+        return _rain_cells(data, split)
     if name not in READS:
         raise FramepredError(f"data.source={name!r} is not one of: moving_digits, "
-                             f"{', '.join(READS)}")
+                             f"rain_cells, {', '.join(READS)}")
     length = window_length(data)
     val_path = data.val_path if split == "val" else None
     if val_path:
@@ -83,6 +92,9 @@ def build_source(data: Any, split: str) -> SequenceSource:
         lengths = [reader.num_frames(i) for i in range(len(reader))]
         spans = split_spans(lengths, val_fraction, float(data.test_fraction),
                             int(data.seed))[split]
+    skipped = 0
+    if name in DATA_UNIT_SOURCES and str(data.missing) == "skip_window":
+        spans, skipped = _complete_stretches(reader, spans)
     source = SpanSource(reader, spans, where=_where(reader))
     longest = max((span.stop - span.start for span in spans), default=0)
     if longest < length:
@@ -91,6 +103,10 @@ def build_source(data: Any, split: str) -> SequenceSource:
                   f"raise data.{split}_fraction or give more or longer sequences")
         if split == "val":
             remedy += " (or a separate validation set: data.val_path)"
+        if skipped:
+            remedy += (f"; data.missing=skip_window left out its {skipped} frame(s) holding a "
+                       "missing value, and a window never spans one (data.missing=zero reads "
+                       "them as 0)")
         raise FramepredError(
             f"the {split} split of {_where(reader)} has no sequence long enough for one "
             f"window: a window needs {length} frames (data.context_frames + "
@@ -98,6 +114,20 @@ def build_source(data: Any, split: str) -> SequenceSource:
             f"{longest}; {remedy}"
         )
     return source
+
+
+def _complete_stretches(reader, spans: list[Span]) -> tuple[list[Span], int]:
+    """data.missing=skip_window: each span cut into its stretches of frames without a
+    missing value, so no window holds one; and how many frames were left out."""
+    stretches, skipped = [], 0
+    for span in spans:
+        missing = reader.missing_frames(span.sequence)[span.start:span.stop]
+        skipped += int(missing.sum())
+        # Edges where a stretch starts and ends, in pairs: [start0, stop0, start1, ...].
+        edges = np.flatnonzero(np.diff(np.concatenate([[1], missing, [1]]).astype(np.int8)))
+        stretches += [Span(span.sequence, span.start + int(a), span.start + int(b))
+                      for a, b in zip(edges[::2], edges[1::2])]
+    return stretches, skipped
 
 
 def count_windows(data: Any, split: str) -> tuple[int, int]:
@@ -124,15 +154,29 @@ def _reader(data: Any, path: str | None, key: str) -> SequenceSource:
     file_name = split_member(path)[0] if member else path
     resolved = existing_path(file_name, key, name, READS[name])
     frame_format = FrameFormat.from_config(data)
+    if name in DATA_UNIT_SOURCES:
+        frame_format = frame_format.in_data_units()
     stat = resolved.stat()
+    spatial_dims = list(data.spatial_dims) if data.spatial_dims else None
     cache_key = (name, str(path), str(resolved.resolve()), stat.st_mtime_ns, stat.st_size,
-                 frame_format, str(data.layout), str(data.on_bad_file))
+                 frame_format, str(data.layout), str(data.on_bad_file), data.dataset,
+                 data.variable, data.time_dim, str(spatial_dims), str(data.missing))
     reader = _READERS.get(cache_key)
     if reader is None:
         bad_files = BadFiles(str(data.on_bad_file))
         if name == "npy":
             reader = ArrayFile(f"{resolved}:{member}" if member else str(resolved),
                                str(data.layout), frame_format)
+        elif name == "hdf5":
+            from framepred.data.hdf5 import HDF5Field
+
+            reader = HDF5Field(resolved, str(data.dataset), str(data.layout), frame_format,
+                               str(data.missing))
+        elif name == "netcdf":
+            from framepred.data.netcdf import NetcdfSeries
+
+            reader = NetcdfSeries(resolved, str(data.variable), data.time_dim, spatial_dims,
+                                  frame_format, str(data.missing))
         elif name == "frames":
             from framepred.data.folders import FrameFolders
 
@@ -164,6 +208,19 @@ def _moving_mnist(data: Any, split: str) -> MovingDigits:
     digits = split_digits(sets, split, float(data.val_fraction), float(data.test_fraction),
                           int(data.seed))
     return _bouncing_digits(data, split, glyphs=MnistGlyphs(digits, tuple(data.digit_size)))
+
+
+def _rain_cells(data: Any, split: str):
+    from framepred.data.rain_cells import RainCells
+
+    return RainCells(
+        num_sequences=getattr(data, f"{split}_sequences"),
+        frames=window_length(data),
+        frame_size=tuple(data.frame_size),
+        channels=int(data.channels),
+        wind=tuple(data.speed),
+        seed=int(data.seed) + SPLITS.index(split),  # as moving_digits: no repeats across splits
+    )
 
 
 def _bouncing_digits(data: Any, split: str, glyphs=None) -> MovingDigits:

@@ -131,8 +131,12 @@ def fit(data: Any, source: SequenceSource) -> Normalization:
     high = np.full(channels, -np.inf)
     total, squares, count = np.zeros(channels), np.zeros(channels), 0
     for index in range(len(source)):
-        for start in range(0, source.num_frames(index), SLAB_FRAMES):
-            slab = np.asarray(source.read(index, start, start + SLAB_FRAMES), np.float64)
+        frames = source.num_frames(index)
+        for start in range(0, frames, SLAB_FRAMES):
+            # Never past the sequence's end: a split's sequence may be a span of a longer
+            # one, whose next frames belong to another split.
+            stop = min(start + SLAB_FRAMES, frames)
+            slab = np.asarray(source.read(index, start, stop), np.float64)
             if clip is not None:
                 slab = np.clip(slab, clip[0], clip[1])
             values = slab.reshape(-1, channels)  # [T*H*W, C]

@@ -1,0 +1,291 @@
+"""data=hdf5: one dataset of an HDF5 file, fields in physical units, read lazily.
+
+`data.dataset` names the dataset (`rain` or `/radar/rain`); `data.layout` its axes:
+
+- `tbhw` (time, sequences, H, W), `bthw` (sequences, time, H, W) and `bthwc`
+  (sequences, time, H, W, channels), as for data=npy;
+- `auto` (the default): 3 axes are one sequence (time, H, W); 4 axes are one
+  sequence of multi-channel frames (time, H, W, C) when the last axis equals
+  `data.channels` (so `data.channels=1` takes (T, H, W, 1)), and otherwise stop with
+  an error asking for `data.layout=tbhw` or `bthw`: unlike data=npy, fields need
+  not be smooth in time, so the data is not asked; 5 axes are `bthwc`.
+
+Frames keep their values (mm/h stay mm/h): `data.normalize` scales them later. They
+are resized to `data.frame_size` (unless `data.resize=false`), and the file's channel
+count must equal `data.channels`.
+
+Windows are sliced from the h5py dataset as the pipeline asks for them; the file is
+never read whole. Each process opens the file once (again after a fork), and every
+h5py call holds a lock: h5py is not safe to call from tf.data's threads at once.
+
+Missing values (`data.missing`) are NaN, inf, and the values of the dataset's
+`_FillValue`, `missing_value` or `fillvalue` attribute (HDF5's own fill value of
+unwritten chunks is 0 by default, a real value, so it is not one). `error` stops at
+the first window that holds one, naming the file and the time index; `zero` reads
+them as 0; `skip_window` finds the frames that hold one in a streaming pass when the
+source is built, and no window holds such a frame (framepred.data.build_source cuts
+each sequence at them).
+
+`GriddedFile` is what data=netcdf shares: netCDF-4 files are HDF5 files, read through
+the same per-process handle, lock and missing-value policy.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import threading
+import weakref
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from framepred.data.formats import FrameFormat
+from framepred.data.source import SequenceSource
+from framepred.errors import FramepredError
+
+SCAN_BYTES = 64 << 20  # frames read at once by the skip_window pass
+FILL_ATTRIBUTES = ("_FillValue", "missing_value", "fillvalue")
+LISTED = 20  # dataset or variable names listed in an error, at most
+
+# Sources with files open in this process; a forked child drops their handles.
+_OPEN_SOURCES: weakref.WeakSet = weakref.WeakSet()
+
+
+def _after_fork_in_child() -> None:
+    for source in list(_OPEN_SOURCES):
+        source._forget_files()
+
+
+if hasattr(os, "register_at_fork"):  # POSIX; Windows starts processes without fork
+    os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
+def weather_module(name: str, source: str):
+    """`import name`, or a FramepredError naming the extra that installs it."""
+    try:
+        return importlib.import_module(name)
+    except ImportError:
+        raise FramepredError(
+            f'data={source} needs {name}, which is not installed; install the weather '
+            f'extra: pip install "framepred[weather]"'
+        ) from None
+
+
+def listing(names: list[str]) -> str:
+    shown = ", ".join(names[:LISTED]) or "nothing"
+    return shown + (f" (and {len(names) - LISTED} more)" if len(names) > LISTED else "")
+
+
+def channel_error(where: str, found: int, how: str, channels: int) -> FramepredError:
+    return FramepredError(
+        f"{where} holds {found} channel(s) per frame ({how}), but data.channels={channels}; "
+        f"set data.channels={found} (fields are read as they are, never converted)"
+    )
+
+
+class GriddedFile(SequenceSource):
+    """Sequences of a field in data units, read window by window from files kept open
+    per process, with `data.missing` applied.
+
+    A subclass sets `where`, `format`, `missing`, `frame_shape` and `channels_in_file`,
+    calls `_begin()` before its first read, and implements `__len__`, `num_frames`,
+    `_open()` (its open files, in this process), `_slab(files, index, start, stop)`
+    (float32 [T, H, W, C], missing values NaN) and `locate(index, frame)` (the file and
+    time index of a frame, for messages).
+    """
+
+    where: str
+    format: FrameFormat
+    missing: str
+    frame_shape: tuple[int, int]
+    channels_in_file: int
+
+    def _begin(self) -> None:
+        self._lock = threading.Lock()
+        self._opened = None
+        self._flags: list[np.ndarray] | None = None
+        _OPEN_SOURCES.add(self)
+
+    def _files(self) -> Any:
+        """This process's open files: opened on first use, and again after a fork."""
+        with self._lock:
+            if self._opened is None:
+                self._opened = self._open()
+            return self._opened
+
+    def _forget_files(self) -> None:
+        # In a forked child: the parent's handles and lock (held by whatever thread
+        # held it at the fork) are not this process's to use.
+        self._lock, self._opened = threading.Lock(), None
+
+    def __getstate__(self) -> dict:
+        state = dict(self.__dict__)
+        state.update(_lock=None, _opened=None)
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        self._forget_files()
+        _OPEN_SOURCES.add(self)
+
+    def raw(self, index: int, start: int, stop: int) -> np.ndarray:
+        """Frames [start, stop) of sequence `index` as stored: float32 [T, H, W, C],
+        missing values NaN."""
+        files = self._files()
+        with self._lock:
+            return self._slab(files, index, start, stop)
+
+    def read(self, index: int, start: int = 0, stop: int | None = None) -> np.ndarray:
+        stop = self.num_frames(index) if stop is None else stop
+        frames = self.raw(index, start, stop)
+        missing = ~np.isfinite(frames)
+        if missing.any():
+            if self.missing != "zero":
+                at = start + int(np.argwhere(missing)[0][0])
+                remedy = ("set data.missing=zero to read missing values as 0, or "
+                          "data.missing=skip_window to leave out the windows that hold one")
+                if self.missing == "skip_window":  # windows never hold one: a longer read
+                    remedy = (f"data.missing=skip_window keeps such frames out of windows, "
+                              f"but frames {start}..{stop - 1} were read at once; set "
+                              "data.missing=zero to read missing values as 0")
+                raise FramepredError(
+                    f"{self.locate(index, at)} holds a missing value (NaN, inf or the fill "
+                    f"value) and data.missing={self.missing}; {remedy}")
+            frames[missing] = 0.0
+        return self.format.array(frames)
+
+    def missing_frames(self, index: int) -> np.ndarray:
+        """bool [T]: which frames of sequence `index` hold a missing value."""
+        if self._flags is None:
+            self._flags = self._scan_missing()  # once, when build_source first asks
+        return self._flags[index]
+
+    def _scan_missing(self) -> list[np.ndarray]:
+        """The frames holding a missing value, one slab of about SCAN_BYTES at a time."""
+        height, width = self.frame_shape
+        step = max(1, SCAN_BYTES // (4 * height * width * self.channels_in_file))
+        flags = []
+        for index in range(len(self)):
+            frames = self.num_frames(index)
+            missing = np.zeros(frames, dtype=bool)
+            for begin in range(0, frames, step):
+                slab = self.raw(index, begin, min(begin + step, frames))
+                missing[begin:begin + len(slab)] = ~np.isfinite(slab).reshape(
+                    len(slab), -1).all(axis=1)
+            flags.append(missing)
+        return flags
+
+
+def _layout(shape: tuple[int, ...], layout: str, channels: int, where: str) -> str:
+    """thw, thwc (one sequence), tbhw, bthw or bthwc: how to read a dataset of `shape`."""
+    if layout == "auto":
+        if len(shape) == 3:
+            return "thw"
+        if len(shape) == 4 and shape[-1] == channels:
+            return "thwc"
+        if len(shape) == 5:
+            return "bthwc"
+    elif len(shape) == len(layout):
+        return layout
+    if layout == "auto" and len(shape) == 4:
+        raise FramepredError(
+            f"{where} has shape {shape}: its last axis is not data.channels={channels}, so "
+            "it is not one sequence of (time, H, W, channels); is it (time, sequences, H, W) "
+            f"or (sequences, time, H, W)? Set data.layout=tbhw or data.layout=bthw (or "
+            f"data.channels={shape[-1]} for one sequence of {shape[-1]}-channel frames)"
+        )
+    expected = {"auto": "3, 4 or 5", "tbhw": "4", "bthw": "4", "bthwc": "5"}[layout]
+    raise FramepredError(
+        f"{where} has shape {shape} ({len(shape)} axes), but data.layout={layout} needs "
+        f"{expected} axes; layouts: auto ((time, H, W), (time, H, W, channels)), tbhw "
+        "(time, sequences, H, W), bthw (sequences, time, H, W), bthwc (sequences, time, "
+        "H, W, channels)"
+    )
+
+
+class HDF5Field(GriddedFile):
+    """The sequences of one HDF5 dataset, sliced window by window."""
+
+    def __init__(self, path: Path, dataset: str, layout: str, frame_format: FrameFormat,
+                 missing: str = "error"):
+        weather_module("h5py", "hdf5")  # the extra's error before anything else
+        self.path, self.name = Path(path), str(dataset)
+        self.where = f"{self.path}:{self.name}"
+        self.format, self.missing = frame_format, str(missing)
+        self._begin()
+        stored = self._files()
+        self.shape, dtype = tuple(stored.shape), stored.dtype
+        if dtype.kind not in "uif":
+            raise FramepredError(
+                f"{self.where} has dtype {dtype}; data=hdf5 reads numbers (integers or floats)")
+        self.fill_values = _fill_values(stored)
+        self.layout = _layout(self.shape, str(layout), frame_format.channels, self.where)
+        self.channels_in_file = self.shape[-1] if self.layout in ("thwc", "bthwc") else 1
+        if self.channels_in_file != frame_format.channels:
+            how = f"data.layout={self.layout}, shape {self.shape}"
+            raise channel_error(self.where, self.channels_in_file, how, frame_format.channels)
+        self.frame_shape = self.shape[-3:-1] if self.layout.endswith("c") else self.shape[-2:]
+        frame_format.check_size(*self.frame_shape, self.where)
+
+    def _open(self):
+        h5py = weather_module("h5py", "hdf5")
+        try:
+            handle = h5py.File(self.path, "r")
+        except OSError as error:
+            reason = str(error).splitlines()[0] if str(error) else type(error).__name__
+            raise FramepredError(f"cannot read {self.path} as an HDF5 file: {reason}") from None
+        stored = handle.get(self.name)
+        if not isinstance(stored, h5py.Dataset):
+            names: list[str] = []
+            handle.visititems(lambda name, item: names.append("/" + name)
+                              if isinstance(item, h5py.Dataset) else None)
+            handle.close()
+            raise FramepredError(
+                f"{self.path} has no dataset {self.name!r} (data.dataset); it holds: "
+                f"{listing(names)}"
+            )
+        return stored
+
+    def __len__(self) -> int:
+        if self.layout in ("thw", "thwc"):
+            return 1
+        return int(self.shape[1] if self.layout == "tbhw" else self.shape[0])
+
+    def num_frames(self, index: int) -> int:
+        if self.layout in ("bthw", "bthwc"):
+            return int(self.shape[1])
+        return int(self.shape[0])
+
+    def describe(self, index: int) -> str:
+        return self.where if len(self) == 1 else f"{self.where} sequence {index}"
+
+    def locate(self, index: int, frame: int) -> str:
+        return f"{self.describe(index)} time index {frame}"
+
+    def _slab(self, stored, index: int, start: int, stop: int) -> np.ndarray:
+        if self.layout in ("thw", "thwc"):
+            values = stored[start:stop]
+        elif self.layout == "tbhw":
+            values = stored[start:stop, index]
+        else:
+            values = stored[index, start:stop]
+        return _masked(values, self.fill_values)
+
+
+def _fill_values(stored) -> list:
+    """The values an attribute of `stored` declares missing."""
+    values = []
+    for name in FILL_ATTRIBUTES:
+        if name in stored.attrs:
+            values.extend(np.atleast_1d(np.asarray(stored.attrs[name])).ravel().tolist())
+    return values
+
+
+def _masked(values: np.ndarray, fill_values: list) -> np.ndarray:
+    """float32 [T, H, W, C] with the fill values as NaN (compared before the cast)."""
+    frames = values.astype(np.float32)
+    for fill in fill_values:
+        frames[values == fill] = np.nan
+    return frames if frames.ndim == 4 else frames[..., None]  # [T, H, W] -> [T, H, W, 1]
