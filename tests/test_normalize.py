@@ -149,3 +149,13 @@ def test_a_field_in_mm_per_hour_trains_evaluates_and_predicts_in_data_units(comp
                            f"output={tmp_path / 'out'}"], config_name="predict"))
     forecast = np.load(tmp_path / "out" / "forecast.npy")
     assert forecast.shape == (3, 16, 16, 1) and forecast.max() > 1.0  # data units
+
+    # The same clip as an HDF5 field: predict reads it as data=hdf5 would.
+    h5py = pytest.importorskip("h5py")
+    with h5py.File(tmp_path / "clip.h5", "w") as file:
+        file.create_dataset("rain", data=rates[0])
+    predict(compose_train([f"checkpoint={checkpoint}", f"input={tmp_path / 'clip.h5'}",
+                           "data.dataset=rain", f"output={tmp_path / 'out_h5'}"],
+                          config_name="predict"))
+    np.testing.assert_allclose(np.load(tmp_path / "out_h5" / "forecast.npy"), forecast,
+                               rtol=1e-5, atol=1e-5)

@@ -144,6 +144,21 @@ def _where(reader: SequenceSource) -> str:
 _READERS: dict[tuple, SequenceSource] = {}
 
 
+def read_whole(data: Any, path: str, key: str) -> SequenceSource:
+    """Every sequence of the file or folder at `path`, as `data.source` reads it, not
+    split (predict's input, for the field sources)."""
+    if data.source in ("hdf5", "netcdf"):
+        _require_field_keys(data, key)
+    return _reader(data, path, key)
+
+
+def _require_field_keys(data: Any, key: str) -> None:
+    name = "dataset" if data.source == "hdf5" else "variable"
+    if not data[name]:
+        raise FramepredError(f"{key} is a data={data.source} file; give data.{name}=NAME "
+                             "(the run's is used when it trained on one)")
+
+
 def _reader(data: Any, path: str | None, key: str) -> SequenceSource:
     """The whole source at `path`, built once per process for the splits to share
     (building scans every file, and checks float arrays value by value)."""

@@ -24,6 +24,7 @@ from framepred.data.videos import FFMPEG_SUFFIXES, PILLOW_SUFFIXES
 from framepred.errors import FramepredError
 
 ARRAY_SUFFIXES = (".npy", ".npz")
+FIELD_SUFFIXES = {".h5": "hdf5", ".hdf5": "hdf5", ".nc": "netcdf", ".nc4": "netcdf"}
 
 
 @dataclass(frozen=True)
@@ -46,12 +47,40 @@ def read_clips(path: str | Path, data: Any) -> list[Clip]:
     try:
         if file_name.suffix.lower() in ARRAY_SUFFIXES:
             return _array_clips(path, data, frame_format)
+        field = _field_kind(path)
+        if field is not None:
+            return _field_clips(path, data, field)
         source = _file_source(path, frame_format)
     except FramepredError as error:
         # The training sources name their key, data.path; here the user gave input=.
         raise FramepredError(str(error).replace("data.path=", "input=")) from None
     names = _clip_names(source, path)
     return [Clip(name, source.read(index)) for index, name in enumerate(names)]
+
+
+def _field_kind(path: Path) -> str | None:
+    """hdf5 or netcdf for a field file, or a folder of netCDF files; else None."""
+    if path.is_dir():
+        files = [p for p in path.iterdir() if p.is_file()]
+        return "netcdf" if files and all(
+            FIELD_SUFFIXES.get(p.suffix.lower()) == "netcdf" for p in files) else None
+    return FIELD_SUFFIXES.get(path.suffix.lower())
+
+
+def _field_clips(path: Path, data: Any, kind: str) -> list[Clip]:
+    """HDF5 / netCDF input, read as the training source of that kind reads it (the
+    run's data.dataset or data.variable, or the ones given to predict)."""
+    from omegaconf import OmegaConf
+
+    from framepred.data import read_whole
+
+    # The run's data.layout describes its own files; for another kind, guess (`auto`).
+    layout = data.layout if data.source == kind else "auto"
+    source = read_whole(OmegaConf.merge(data, {"source": kind, "layout": layout}), str(path),
+                        "input")
+    if len(source) == 1:
+        return [Clip(path.stem, source.read(0))]
+    return [Clip(f"sequence_{index:03d}", source.read(index)) for index in range(len(source))]
 
 
 def _file_source(path: Path, frame_format: FrameFormat):
