@@ -31,8 +31,8 @@ from pathlib import Path
 
 import numpy as np
 
+from framepred.data.fields import GriddedFile, channel_error, listing, weather_module
 from framepred.data.formats import FrameFormat, natural_key
-from framepred.data.hdf5 import GriddedFile, channel_error, listing, weather_module
 from framepred.errors import FramepredError
 
 SUFFIXES = (".nc", ".nc4")
