@@ -503,6 +503,27 @@ _COLUMN_NOTES = {
 }
 
 
+_SKILL_NOTES = {
+    "csi": "critical success index", "pod": "probability of detection",
+    "far": "false alarm ratio", "ets": "equitable threat score",
+    "hss": "Heidke skill score", "bias": "frequency bias (best at 1)",
+    "fss": "fractions skill score",
+}
+
+
+def _column_note(metric):
+    """What a table's metric is; nowcasting scores name their threshold and window."""
+    if "@" not in metric:
+        return _COLUMN_NOTES.get(metric, metric)
+    name, _, at = metric.partition("@")
+    threshold, _, scale = at.partition("/")
+    window = f", {scale}x{scale} px window" if scale else ""
+    direction = {True: "higher", False: "lower"}.get(_higher_is_better(metric))
+    order = f"; {direction} is better" if direction else ""
+    return (f"{_SKILL_NOTES.get(name, name)} at {threshold} data units{window}, pooled over "
+            f"the split{order}")
+
+
 def _format_value(value):
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "-"
@@ -544,7 +565,7 @@ def _metric_table(metric, entries, verdict):
     if verdict:
         mean_row.append(_format_verdict(verdict["mean"], verdict["best_baseline_of_mean"]))
     header = ["step", *names, *([VERDICT_COLUMN] if verdict else [])]
-    title = textwrap.fill(f"{metric}: {_COLUMN_NOTES.get(metric, metric)}", TABLE_WIDTH)
+    title = textwrap.fill(f"{metric}: {_column_note(metric)}", TABLE_WIDTH)
     return "\n".join([title, _grid(header, [*rows, mean_row])])
 
 
