@@ -27,7 +27,8 @@ from tests.helpers.files import snapshot
 # in its folder, {best} a trained checkpoint, {notes} a text file, {fake} a text file
 # named .keras, {short} a 2-frame clip, {readonly} an existing folder nobody may write
 # in (as root, where permissions do not bind, /sys/kernel), {rates} an array of rain
-# rates in mm/h, {mismatch} a checkpoint whose normalization.json is for 2 channels.
+# rates in mm/h, {mismatch} a checkpoint whose normalization.json is for 2 channels,
+# {radar} an HDF5 file with a dataset "rate", {map} a netCDF file without time.
 TRAIN = "framepred.train"
 CASES = [
     pytest.param(TRAIN, ["loss=foo"], ["loss/foo", "blend", "ssim"], id="unknown-group-option"),
@@ -41,6 +42,13 @@ CASES = [
                  id="tilde-unquoted"),
     pytest.param(TRAIN, ["data=npy", "data.path={rates}", "data.layout=bthw"],
                  ["outside [0, 1]", "data.normalize=minmax"], id="field-in-units-unnormalized"),
+    pytest.param(TRAIN, ["data=hdf5", "data.path={radar}", "data.dataset=precip"],
+                 ["no dataset 'precip'", "rate"], id="hdf5-missing-dataset"),
+    pytest.param(TRAIN, ["data=netcdf", "data.path={map}", "data.variable=rain"],
+                 ["no time dimension", "data.time_dim"], id="netcdf-without-time"),
+    pytest.param(TRAIN, ["data=hdf5", "data.path={radar}", "data.dataset=rate",
+                         "data.channels=3"], ["data.channels=3", "data.channels=1"],
+                 id="hdf5-other-channels"),
     pytest.param(TRAIN, ["hydra.run.dir={readonly}"],
                  ["{readonly} cannot be written", "hydra.run.dir="], id="output-not-writable"),
     pytest.param(TRAIN, ["trainer.epochs=abc"], ["trainer.epochs", "abc"], id="wrong-type"),
@@ -137,7 +145,9 @@ def outcomes(tmp_path_factory, fast_run):
     if not readonly.exists():
         readonly.mkdir()
         readonly.chmod(0o555)
-    places = {"tmp": tmp, "afile": tmp / "afile", "finished": finished,
+    _write_fields(tmp)
+    places = {"tmp": tmp, "radar": tmp / "radar.h5", "map": tmp / "map.nc",
+              "afile": tmp / "afile", "finished": finished,
               "best": fast_run / "checkpoints" / "best.keras", "notes": tmp / "notes.txt",
               "fake": tmp / "fake.keras", "short": tmp / "short.npy", "readonly": readonly,
               "rates": tmp / "rates.npy", "mismatch": mismatch}
@@ -164,6 +174,16 @@ def outcomes(tmp_path_factory, fast_run):
     after = snapshot(fast_run), snapshot(finished, skip={".hydra"})
     leftovers = [tmp / "failed-out"]
     return {i: (cases[i][2], results[i]) for i in cases}, before, after, leftovers
+
+
+def _write_fields(tmp: Path) -> None:
+    """radar.h5 (dataset "rate", [T, H, W] in mm/h) and map.nc (a variable without time)."""
+    h5py = pytest.importorskip("h5py")
+    xarray = pytest.importorskip("xarray")
+    with h5py.File(tmp / "radar.h5", "w") as file:
+        file.create_dataset("rate", data=np.ones((40, 16, 16), np.float32))
+    xarray.Dataset({"rain": (("y", "x"), np.ones((16, 16), np.float32))}).to_netcdf(
+        tmp / "map.nc", engine="h5netcdf")
 
 
 def problems(result: dict, expect: list[str]) -> list[str]:

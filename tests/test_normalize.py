@@ -159,3 +159,39 @@ def test_a_field_in_mm_per_hour_trains_evaluates_and_predicts_in_data_units(comp
                           config_name="predict"))
     np.testing.assert_allclose(np.load(tmp_path / "out_h5" / "forecast.npy"), forecast,
                                rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.slow
+def test_two_variables_train_evaluate_and_predict(compose_train, tmp_path):
+    """data.channels=2 (rain rate and a temperature-like field, zscore, linear head):
+    the whole path keeps both channels; pictures show the chosen one in a colormap."""
+    from PIL import Image
+
+    from framepred.evaluate import evaluate
+    from framepred.predict import predict
+    from framepred.train import train
+
+    rng = np.random.default_rng(3)
+    fields = np.concatenate([rain_like((12, 6, 16, 16, 1)),
+                             rng.normal(280.0, 5.0, (12, 6, 16, 16, 1)).astype(np.float32)],
+                            axis=-1)  # [N, T, H, W, 2]
+    np.save(tmp_path / "fields.npy", fields)
+    data = ["data=npy", f"data.path={tmp_path / 'fields.npy'}", "data.layout=bthwc",
+            "data.channels=2", "data.normalize=zscore", "data.val_fraction=0.25",
+            "data.test_fraction=0.25"]
+    run = tmp_path / "run"
+    train(compose_train(["debug=fast", *data, "model.output_activation=linear",
+                         "visualize.channel=1", "visualize.colormap=viridis"]), run_dir=run)
+    checkpoint = run / "checkpoints" / "best.keras"
+    payload = evaluate(compose_train([f"checkpoint={checkpoint}"], config_name="evaluate"),
+                       out_dir=tmp_path / "eval")
+    assert payload["model"]["mse_units"]["mean"] > 1.0  # kelvin and mm/h, not z-scores
+    np.save(tmp_path / "clip.npy", fields[0])  # [T, H, W, 2]
+    predict(compose_train([f"checkpoint={checkpoint}", f"input={tmp_path / 'clip.npy'}",
+                           f"output={tmp_path / 'out'}", "visualize.channel=1",
+                           "visualize.colormap=viridis"], config_name="predict"))
+    forecast = np.load(tmp_path / "out" / "forecast.npy")
+    assert forecast.shape == (3, 16, 16, 2)
+    assert 250 < forecast[..., 1].mean() < 310  # the second variable, back in kelvin
+    with Image.open(tmp_path / "out" / "grid.png") as grid:
+        assert grid.mode == "RGB"  # one channel through the colormap

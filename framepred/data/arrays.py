@@ -205,10 +205,13 @@ class ArrayFile(SequenceSource):
             )
         self.layout = resolve_layout(self.array, layout, self.where)  # may read a sample
         self.format = frame_format
-        if self.layout == "bthwc" and self.array.shape[-1] not in (1, 2, 3, 4):
+        found = self.array.shape[-1] if self.layout == "bthwc" else 1
+        # Pictures convert between gray, RGB and RGBA; variables must match one to one.
+        convertible = frame_format.channels in (1, 3) and found in (1, 2, 3, 4)
+        if found != frame_format.channels and not convertible:
             raise FramepredError(
-                f"{self.where} has shape {tuple(self.array.shape)}: {self.array.shape[-1]} "
-                "channels; data.layout=bthwc needs 1 (gray), 3 (RGB) or 4 (RGBA)"
+                f"{self.where} has shape {tuple(self.array.shape)}: {found} channel(s) per "
+                f"frame, but data.channels={frame_format.channels}; set data.channels={found}"
             )
         height, width = self.frame_shape
         frame_format.check_size(height, width, self.where)

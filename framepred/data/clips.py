@@ -126,8 +126,10 @@ def _array_clips(path: Path, data: Any, frame_format: FrameFormat) -> list[Clip]
     file_name, member = split_member(str(path))
     array = open_array(Path(file_name), member)
     layout = str(data.layout)
-    single = array.ndim == 3 or (  # [T, H, W], or [T, H, W, C] with the run's channels
-        layout == "auto" and array.ndim == 4 and array.shape[-1] == int(data.channels))
+    # [T, H, W], or [T, H, W, C] with the run's channels: one sequence of the run's
+    # layout (a 4-axis tbhw / bthw array holds several gray sequences instead).
+    single = array.ndim == 3 or (layout in ("auto", "bthwc") and array.ndim == 4
+                                 and array.shape[-1] == int(data.channels))
     if single:
         frames = _checked(array, path, frame_format.unit_range)
         return [Clip(Path(file_name).stem, frame_format.array(frames))]
