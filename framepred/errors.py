@@ -122,7 +122,7 @@ def _caller_file() -> str:
 
 def _command(path: str) -> str:
     """`.../framepred/predict.py` or `framepred.predict` -> "predict"."""
-    return Path(path).stem.rpartition(".")[2] if path.endswith(".py") else path.rpartition(".")[2]
+    return Path(path).stem if path.endswith(".py") else path.rpartition(".")[2]
 
 
 def _output_key() -> str:

@@ -61,7 +61,7 @@ def train(cfg: DictConfig, run_dir: str | Path | None = None) -> dict:
 
     windows_per_epoch = _log_data_summary(data, data_cfg, global_batch, trainer)
     normalization = data.fit_normalization(data_cfg)  # training split only
-    if normalization.kind != "none":
+    if normalization.active:  # evaluate and predict scale (and clip) as training did
         atomic_write(run.normalization, lambda tmp: Path(tmp).write_text(normalization.to_json()))
     repeat = trainer.steps_per_epoch is not None
     train_windows = data.windows(data_cfg, "train", global_batch, shuffle=True,

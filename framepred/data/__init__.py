@@ -62,15 +62,11 @@ def window_length(data: Any) -> int:
     return int(data.context_frames) + int(data.future_frames)
 
 
-def _source_name(data: Any) -> str:
-    return data.source
-
-
 def build_source(data: Any, split: str) -> SequenceSource:
     """The sequences of one split ("train", "val" or "test") of `data.source`."""
     if split not in SPLITS:
         raise FramepredError(f"split={split!r} is not one of: {', '.join(SPLITS)}")
-    name = _source_name(data)
+    name = data.source
     if name == "moving_digits":
         return _bouncing_digits(data, split)
     if name == "moving_mnist":
@@ -164,7 +160,7 @@ def _reader(data: Any, path: str | None, key: str) -> SequenceSource:
     (building scans every file, and checks float arrays value by value)."""
     from framepred.data.arrays import ArrayFile, split_member
 
-    name = _source_name(data)
+    name = data.source
     member = split_member(path)[1] if name == "npy" and path else None
     file_name = split_member(path)[0] if member else path
     resolved = existing_path(file_name, key, name, READS[name])

@@ -54,8 +54,7 @@ def read_clips(path: str | Path, data: Any) -> list[Clip]:
     except FramepredError as error:
         # The training sources name their key, data.path; here the user gave input=.
         raise FramepredError(str(error).replace("data.path=", "input=")) from None
-    names = _clip_names(source, path)
-    return [Clip(name, source.read(index)) for index, name in enumerate(names)]
+    return _clips(source, path.stem)
 
 
 def _field_kind(path: Path) -> str | None:
@@ -78,9 +77,7 @@ def _field_clips(path: Path, data: Any, kind: str) -> list[Clip]:
     layout = data.layout if data.source == kind else "auto"
     source = read_whole(OmegaConf.merge(data, {"source": kind, "layout": layout}), str(path),
                         "input")
-    if len(source) == 1:
-        return [Clip(path.stem, source.read(0))]
-    return [Clip(f"sequence_{index:03d}", source.read(index)) for index in range(len(source))]
+    return _clips(source, path.stem)
 
 
 def _file_source(path: Path, frame_format: FrameFormat):
@@ -105,10 +102,17 @@ def _file_source(path: Path, frame_format: FrameFormat):
         f"({', '.join(FFMPEG_SUFFIXES)}) or a .npy array")
 
 
-def _clip_names(source, path: Path) -> list[str]:
-    """A short, distinct name per clip: its folder or file name, else its index."""
+def _clips(source, stem: str) -> list[Clip]:
+    """Every sequence of `source` as a clip, named by `_clip_names`."""
+    names = _clip_names(source, stem)
+    return [Clip(name, source.read(index)) for index, name in enumerate(names)]
+
+
+def _clip_names(source, stem: str) -> list[str]:
+    """A short, distinct name per clip: the input's name for one clip; for several,
+    each one's folder or file name, else its index."""
     if len(source) == 1:
-        return [path.stem]
+        return [stem]
     candidates = []
     for index in range(len(source)):
         if hasattr(source, "sequences"):  # frame folders: the folder's name
@@ -133,10 +137,7 @@ def _array_clips(path: Path, data: Any, frame_format: FrameFormat) -> list[Clip]
     if single:
         frames = _checked(array, path, frame_format.unit_range)
         return [Clip(Path(file_name).stem, frame_format.array(frames))]
-    source = ArrayFile(str(path), layout, frame_format)
-    if len(source) == 1:
-        return [Clip(Path(file_name).stem, source.read(0))]
-    return [Clip(f"sequence_{index:03d}", source.read(index)) for index in range(len(source))]
+    return _clips(ArrayFile(str(path), layout, frame_format), Path(file_name).stem)
 
 
 def _checked(array: np.ndarray, path: Path, unit_range: bool) -> np.ndarray:

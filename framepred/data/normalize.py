@@ -47,6 +47,11 @@ class Normalization:
     mean: list[float] = field(default_factory=list)
     std: list[float] = field(default_factory=list)
 
+    @property
+    def active(self) -> bool:
+        """Whether frames change at all: a kind other than none, or a clip."""
+        return self.kind != "none" or self.clip is not None
+
     def forward(self, frames: np.ndarray) -> np.ndarray:
         """Data units -> what the model sees; [..., C] float32."""
         x = np.asarray(frames, dtype=np.float32)
@@ -96,7 +101,7 @@ class Normalization:
 
     def wrap(self, source: SequenceSource) -> SequenceSource:
         """`source` whose frames come out normalized."""
-        return source if self.kind == "none" else NormalizedSource(source, self)
+        return NormalizedSource(source, self) if self.active else source
 
 
 class NormalizedSource(SequenceSource):
