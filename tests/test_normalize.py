@@ -195,3 +195,14 @@ def test_two_variables_train_evaluate_and_predict(compose_train, tmp_path):
     assert 250 < forecast[..., 1].mean() < 310  # the second variable, back in kelvin
     with Image.open(tmp_path / "out" / "grid.png") as grid:
         assert grid.mode == "RGB"  # one channel through the colormap
+
+
+def test_a_clip_alone_applies_where_the_model_reads():
+    """data.clip with data.normalize=none still clips, in training as in predict."""
+    values = rain_like((2, 4, 8, 8, 1))
+    fitted = fit(_data("none", channels=1, clip=[0.0, 1.0]), ArraySource(values))
+    assert fitted.active
+    wrapped = fitted.wrap(ArraySource(values))
+    assert wrapped.read(0).max() <= 1.0 and values.max() > 1.0
+    plain = fit(_data("none", channels=1), ArraySource(values))
+    assert not plain.active and isinstance(plain.wrap(ArraySource(values)), ArraySource)
