@@ -10,6 +10,7 @@ against the frame size) and raises `FramepredError` naming the key.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field, fields, make_dataclass
 from enum import Enum
 from pathlib import Path
@@ -70,7 +71,7 @@ LossName = _choices("LossName", "ssim ms_ssim mse mae blend")
 Structural = _choices("Structural", "ssim ms_ssim")
 Pixel = _choices("Pixel", "mae mse")
 Precision = _choices("Precision", "float32 mixed_float16 mixed_bfloat16")
-Distribution = _choices("Distribution", "none mirrored")
+Distribution = _choices("Distribution", "none mirrored data_parallel")
 Optimizer = _choices("Optimizer", "adam adamw")
 # onecycle: Smith & Topin 2019, as OpenSTL's recipes.
 Schedule = _choices("Schedule", "constant cosine onecycle")
@@ -176,8 +177,16 @@ class TrainerConfig:
     precision: Precision = Precision.float32  # mixed_float16 is loss-scaled
     jit_compile: str = "auto"  # auto = XLA on GPUs only (slower on CPUs, measured) | true | false
     steps_per_execution: int = 1  # training steps per call into the compiled function
-    distribution: Distribution = Distribution.none  # mirrored: every local GPU
-    virtual_cpu_devices: int = 0  # split the CPU into N logical devices (tests of mirrored)
+    # mirrored (TensorFlow): every local GPU; data_parallel (JAX): every device of
+    # every process, keras.distribution.DataParallel.
+    distribution: Distribution = Distribution.none
+    virtual_cpu_devices: int = 0  # split the CPU into N logical devices (tests, no GPU)
+    # Several processes (hosts) of one JAX job: null reads jax.distributed's
+    # JAX_COORDINATOR_ADDRESS / JAX_NUM_PROCESSES / JAX_PROCESS_ID; one process when unset.
+    coordinator: str | None = None  # host:port of process 0
+    num_processes: int | None = None
+    process_id: int | None = None
+    coordinator_timeout: int = 300  # seconds to wait for every process to connect
     profile_batch: list[int] | None = None  # [first, last] batch to profile
     resume: bool = True
     backup_every_steps: int | None = None  # also back up mid-epoch, every N steps
@@ -300,6 +309,17 @@ def register_schemas() -> None:
     store.store(name="evaluate_schema", node=EvaluateSchema)
     store.store(name="predict_schema", node=PredictSchema)
     store.store(name="preview_schema", node=PreviewSchema)
+    from omegaconf import OmegaConf
+
+    # hydra.output_subdir: only process 0 of a multi-process job writes .hydra/.
+    OmegaConf.register_new_resolver("framepred_hydra_subdir", hydra_subdir, replace=True)
+
+
+def hydra_subdir(process_id: Any = None) -> str | None:
+    """`.hydra` for process 0 (or a one-process run), None (no folder) for the others."""
+    if process_id is None:
+        process_id = os.environ.get("JAX_PROCESS_ID") or 0
+    return ".hydra" if int(process_id) == 0 else None
 
 
 try:
@@ -471,6 +491,7 @@ def validate(cfg: Any) -> None:
              f"trainer.steps_per_execution={trainer.steps_per_execution} must be >= 1")
     _require(trainer.virtual_cpu_devices >= 0,
              f"trainer.virtual_cpu_devices={trainer.virtual_cpu_devices} must be >= 0")
+    validate_processes(trainer)
     jit = str(trainer.jit_compile).lower()
     _require(jit in ("auto", "true", "false"),
              f"trainer.jit_compile={trainer.jit_compile!r} is not one of: auto, true, false")
@@ -483,6 +504,34 @@ def validate(cfg: Any) -> None:
     _require(trainer.forecast_images >= 0,
              f"trainer.forecast_images={trainer.forecast_images} must be >= 0")
     validate_sampling(trainer, model.form)
+
+
+def validate_processes(trainer: Any) -> None:
+    """The distribution against the backend, and a multi-process job's keys."""
+    import keras
+
+    backend = keras.backend.backend()
+    distribution = str(trainer.distribution)
+    _require(distribution != "data_parallel" or backend == "jax",
+             f"trainer.distribution=data_parallel needs the JAX backend (KERAS_BACKEND=jax), "
+             f"not {backend}; on TensorFlow use trainer.distribution=mirrored")
+    _require(distribution != "mirrored" or backend == "tensorflow",
+             f"trainer.distribution=mirrored is TensorFlow's; on the {backend} backend use "
+             "trainer.distribution=data_parallel")
+    processes, process = trainer.num_processes, trainer.process_id
+    _require(processes is None or processes >= 1,
+             f"trainer.num_processes={processes} must be >= 1 or null")
+    _require(processes in (None, 1) or backend == "jax",
+             f"trainer.num_processes={processes}: several processes need the JAX backend "
+             "(KERAS_BACKEND=jax) and trainer.distribution=data_parallel; Keras 3 on "
+             "TensorFlow trains on one host (keras-team/keras#20585)")
+    _require(process is None or process >= 0,
+             f"trainer.process_id={process} must be >= 0 or null")
+    _require(process is None or processes is None or process < processes,
+             f"trainer.process_id={process} must be below trainer.num_processes={processes} "
+             f"(processes are numbered 0 ... {processes - 1 if processes else 0})")
+    _require(trainer.coordinator_timeout >= 1,
+             f"trainer.coordinator_timeout={trainer.coordinator_timeout} must be >= 1 second")
 
 
 def validate_sampling(trainer: Any, form: str) -> None:

@@ -50,7 +50,7 @@ def evaluate(cfg: DictConfig, out_dir: str | Path | None = None) -> dict:
 
     windows = data.windows(data_cfg, split, batch_size, normalization=normalization)
     results = verification.evaluate_forecast(
-        model, windows.as_numpy_iterator(), int(data_cfg.context_frames),
+        model, windows.numpy(), int(data_cfg.context_frames),
         int(data_cfg.future_frames), max_batches=steps, normalization=normalization,
         thresholds=list(cfg.evaluate.thresholds), fss_scales=list(cfg.evaluate.fss_scales),
         baselines=list(cfg.evaluate.baselines),

@@ -37,21 +37,30 @@ def train(cfg: DictConfig, run_dir: str | Path | None = None) -> dict:
 
     from framepred import data, devices, losses, metrics, models, optimizers, verification
     from framepred.callbacks import build_callbacks
-    from framepred.callbacks.checkpoints import keep_start_as_best
+    from framepred.callbacks.checkpoints import keep_start_as_best, resume_epoch
     from framepred.callbacks.dashboards import log_forecast_metrics
 
     config.validate(cfg)
     if run_dir is None:
         run_dir = hydra.core.hydra_config.HydraConfig.get().runtime.output_dir
-    run = RunPaths(Path(run_dir)).create()
-    start = prepare(cfg, run)  # resume, continue, or already complete
+    trainer, data_cfg = cfg.trainer, cfg.data
+    if devices.process_identity(trainer)[1] != 0:
+        _leave_log_file_to_process_0()
+    keras.backend.clear_session()  # a sweep runs its jobs in one process
+    setup = devices.configure(trainer)  # joins a multi-process job: before any write
+    # Several processes share one run folder; only process 0 writes to it.
+    chief = setup.chief
+    if setup.processes > 1:
+        devices.check_same_folder(run_dir)
+    run = RunPaths(Path(run_dir))
+    if chief:
+        run.create()
+    start = prepare(cfg, run, writes=chief)  # resume, continue, or already complete
     if start.complete:
         return start.payload
-    OmegaConf.save(cfg, run.config)
+    if chief:
+        OmegaConf.save(cfg, run.config)
 
-    keras.backend.clear_session()  # a sweep runs its jobs in one process
-    setup = devices.configure(cfg.trainer)
-    trainer, data_cfg = cfg.trainer, cfg.data
     form = cfg.model.form
     global_batch = setup.global_batch(trainer.batch_size)
     log.info("device: %s | precision: %s | XLA: %s | replicas: %d | global batch %d "
@@ -61,18 +70,27 @@ def train(cfg: DictConfig, run_dir: str | Path | None = None) -> dict:
 
     windows_per_epoch = _log_data_summary(data, data_cfg, global_batch, trainer)
     normalization = data.fit_normalization(data_cfg)  # training split only
-    if normalization.active:  # evaluate and predict scale (and clip) as training did
+    if normalization.active and chief:  # evaluate and predict scale as training did
         atomic_write(run.normalization, lambda tmp: Path(tmp).write_text(normalization.to_json()))
     repeat = trainer.steps_per_epoch is not None
+    # The PyDataset pipeline is one endless stream cut into epochs by steps: which batch a
+    # step reads then depends on the step alone, although Keras reads ahead across the
+    # epoch's end, so a resumed run reads what an uninterrupted one would.
+    stream = repeat or keras.backend.backend() != "tensorflow"
+    # Batches split over devices by keras.distribution must divide evenly: a short last
+    # batch is left out there (tf.distribute splits it unevenly instead).
+    sharded = setup.strategy is None and setup.replicas > 1
+    if sharded and not repeat:
+        windows_per_epoch -= windows_per_epoch % global_batch
+    batches = {"shard": setup.shard, "drop_remainder": sharded, "normalization": normalization}
     train_windows = data.windows(data_cfg, "train", global_batch, shuffle=True,
-                                 seed=int(trainer.seed), repeat=repeat,
-                                 normalization=normalization)
-    val_windows = data.windows(data_cfg, "val", global_batch, normalization=normalization)
-    train_pairs = data.training_pairs(train_windows, form, data_cfg.context_frames)
-    val_pairs = data.training_pairs(val_windows, form, data_cfg.context_frames)
-    steps_per_epoch = trainer.steps_per_epoch or max(1, int(train_pairs.cardinality()))
+                                 seed=int(trainer.seed), repeat=stream, **batches)
+    val_windows = data.windows(data_cfg, "val", global_batch, **batches)
+    train_pairs = train_windows.pairs(form, data_cfg.context_frames)
+    val_pairs = val_windows.pairs(form, data_cfg.context_frames)
+    steps_per_epoch = trainer.steps_per_epoch or max(1, train_windows.steps)
 
-    with setup.strategy.scope():
+    with setup.scope():
         network = models.build_model(cfg.model, data_cfg)
         model = models.with_sampling(network, trainer, data_cfg)  # shares network's weights
         model.compile(
@@ -82,28 +100,36 @@ def train(cfg: DictConfig, run_dir: str | Path | None = None) -> dict:
             jit_compile=setup.jit_compile,
             steps_per_execution=int(trainer.steps_per_execution),
         )
-        level = float(next(iter(train_windows.take(1))).numpy().mean())
-        models.init_head(network, level)
+        # The whole first global batch on every process: the same start everywhere.
+        models.init_head(network, float(train_windows.first().mean()))
         # In the scope: the optimizer's slots are built where fit would build them.
-        keep_start_as_best(model, run, val_pairs, trainer.validation_steps)
+        start_loss = keep_start_as_best(model, run, val_pairs, trainer.validation_steps,
+                                        writes=chief)
     log.info("model %s: %s parameters, form %s", model.name, f"{model.count_params():,}", form)
+    if hasattr(train_pairs, "resume_at"):  # the PyDataset pipeline (not tf.data)
+        train_pairs.resume_at(resume_epoch(run.backup), steps_per_epoch)
     with graceful_stop():  # SIGTERM / Ctrl-C: save a resumable state, exit
         model.fit(
             train_pairs,
             validation_data=val_pairs,
             epochs=int(trainer.epochs),
-            steps_per_epoch=trainer.steps_per_epoch,
+            steps_per_epoch=steps_per_epoch if stream else None,
             validation_steps=trainer.validation_steps,
             callbacks=build_callbacks(cfg, run, None if repeat else windows_per_epoch,
-                                      normalization),
+                                      normalization, global_batch=global_batch, writes=chief,
+                                      processes=setup.processes, start=start_loss),
             verbose=fit_verbosity(trainer.verbose),
         )
-
-    best = keras.models.load_model(run.best) if run.best.exists() else model
-    results = verification.evaluate_forecast(
-        best, val_windows.as_numpy_iterator(), data_cfg.context_frames, data_cfg.future_frames,
-        max_batches=trainer.validation_steps, normalization=normalization,
-    )
+    if not chief:
+        log.info("process %d: training done; process 0 evaluates and writes", setup.process)
+        return {}
+    with devices.undistributed():  # scored on this process alone
+        best = keras.models.load_model(run.best) if run.best.exists() else model
+        results = verification.evaluate_forecast(
+            best, data.windows(data_cfg, "val", global_batch, normalization=normalization).numpy(),
+            data_cfg.context_frames, data_cfg.future_frames,
+            max_batches=trainer.validation_steps, normalization=normalization,
+        )
     payload = {
         **results,
         "split": "val",
@@ -123,6 +149,16 @@ def train(cfg: DictConfig, run_dir: str | Path | None = None) -> dict:
     for line in summary:
         log.info(line)
     return payload
+
+
+def _leave_log_file_to_process_0() -> None:
+    """Hydra gives every process a handler on the run's train.log; in a multi-process
+    job only process 0 keeps it (the others log to their console)."""
+    root = logging.getLogger()
+    for handler in list(root.handlers):
+        if isinstance(handler, logging.FileHandler):
+            root.removeHandler(handler)
+            handler.close()
 
 
 def _log_data_summary(data, data_cfg, global_batch: int, trainer) -> int:

@@ -132,7 +132,7 @@ def data_rate(data: DataConfig, repeats: int) -> tuple[float, float]:
         builds.append(time.perf_counter() - start)
         dataset = windows(data, "train", BATCH, normalization=normalization)
         start = time.perf_counter()
-        frames = sum(int(batch.shape[0]) * int(batch.shape[1]) for batch in dataset)
+        frames = sum(int(batch.shape[0]) * int(batch.shape[1]) for batch in dataset.numpy())
         rates.append(frames / (time.perf_counter() - start))
     return max(rates), min(builds)
 

@@ -138,7 +138,7 @@ def moving_digits_windows(count, length, frame_size, channels, seed=0):
             f"data.train_sequences={count}", f"data.seed={seed}",
         ])
     batches = data.windows(cfg.data, "train", batch_size=count)
-    return next(batches.as_numpy_iterator())
+    return batches.first()
 
 
 def synthetic_windows(count, length, frame_size, channels, seed=0):

@@ -169,3 +169,116 @@ def test_profile_batch_writes_a_trace(compose_train, tmp_path):
     traces = list(profile.glob("*/*.xplane.pb"))
     assert traces, "trainer.profile_batch=[1,2] wrote no profile"
     assert not (tmp_path / "tensorboard" / "images").exists()  # forecast_images=0: none
+
+
+# --- the event writer, without TensorFlow ------------------------------------------------
+
+
+def test_summary_writer_matches_tf_summary_as_tensorboard_reads_them(tmp_path):
+    """The same summaries through tf.summary and SummaryWriter: TensorBoard's reader
+    sees the same tags, steps, plugin metadata and values."""
+    tf = pytest.importorskip("tensorflow")
+    from tensorboard.plugins.hparams import api as hp
+    from tensorboard.plugins.hparams import metadata
+    from tensorboard.util.tensor_util import make_ndarray
+
+    from framepred.callbacks.summaries import SummaryWriter
+
+    rng = np.random.default_rng(0)
+    rgb, gray = (rng.integers(0, 256, (5, 7, c), dtype=np.uint8) for c in (3, 1))
+    metrics = [("epoch_loss", "validation", "val loss")]
+    with tf.summary.create_file_writer(str(tmp_path / "tf")).as_default():
+        tf.summary.scalar("loss", 0.25, step=3, description="a scalar")
+        tf.summary.image("rgb", rgb[None], step=2, description="a picture")
+        tf.summary.image("gray", gray[None], step=2)
+        tf.summary.text("note", "device: CPU", step=1)
+        hp.hparams_config(hparams=[hp.HParam("lr")], metrics=[
+            hp.Metric(tag, group=group, display_name=name) for tag, group, name in metrics])
+        hp.hparams({"lr": 1e-3, "loss": "ssim"}, trial_id="run")
+    with SummaryWriter(tmp_path / "ours") as writer:
+        writer.scalar("loss", np.float32(0.25), 3, description="a scalar")
+        writer.image("rgb", rgb, 2, description="a picture")
+        writer.image("gray", gray, 2)
+        writer.text("note", "device: CPU", 1)
+        writer.hparams_config(["lr"], metrics)
+        writer.hparams({"lr": 1e-3, "loss": "ssim"}, trial_id="run")
+
+    theirs, ours = accumulator(tmp_path / "tf"), accumulator(tmp_path / "ours")
+    tags = ["loss", "rgb", "gray", "note", metadata.EXPERIMENT_TAG,
+            metadata.SESSION_START_INFO_TAG]
+    assert ours.Tags()["tensors"] == theirs.Tags()["tensors"] == tags
+    assert [plugin_name(ours, tag) for tag in tags] == [
+        "scalars", "images", "images", "text", "hparams", "hparams"]
+    for tag in tags:
+        mine, reference = ours.SummaryMetadata(tag), theirs.SummaryMetadata(tag)
+        if tag == metadata.SESSION_START_INFO_TAG:  # it records when it was written
+            mine, reference = (metadata.parse_session_start_info_plugin_data(
+                m.plugin_data.content) for m in (mine, reference))
+            assert mine.start_time_secs > 0
+            mine.start_time_secs = reference.start_time_secs = 0
+        assert mine == reference, tag
+        (mine,), (reference,) = ours.Tensors(tag), theirs.Tensors(tag)
+        assert mine.step == reference.step, tag
+        mine, reference = make_ndarray(mine.tensor_proto), make_ndarray(reference.tensor_proto)
+        if plugin_name(ours, tag) == "images":  # [width, height, png]: PNG bytes may differ
+            assert list(mine[:2]) == list(reference[:2]) == [b"7", b"5"]
+            mine, reference = (np.asarray(Image.open(io.BytesIO(t[2]))) for t in (mine,
+                                                                                 reference))
+        np.testing.assert_array_equal(mine, reference, err_msg=tag)
+    assert scalars(ours, "loss") == {3: 0.25}
+    content = ours.PluginTagToContent("hparams")
+    session = metadata.parse_session_start_info_plugin_data(
+        content[metadata.SESSION_START_INFO_TAG])
+    assert session.group_name == "run"
+    assert session.hparams["lr"].number_value == pytest.approx(1e-3)
+    assert session.hparams["loss"].string_value == "ssim"
+    experiment = metadata.parse_experiment_plugin_data(content[metadata.EXPERIMENT_TAG])
+    assert [(m.name.group, m.name.tag, m.display_name) for m in experiment.metric_infos] == [
+        ("validation", "epoch_loss", "val loss")]
+
+
+def test_training_under_jax_without_tensorflow_writes_the_dashboards(tmp_path):
+    """Keras' TensorBoard callback needs TensorFlow; under JAX without it, EpochScalars
+    and the dashboards still write what TensorBoard shows (read back here, with TF)."""
+    pytest.importorskip("jax")
+    from tests.test_jax_backend import run_jax
+
+    code = """
+import keras, numpy as np
+from framepred.callbacks import dashboards
+from framepred.callbacks.throughput import Throughput
+assert keras.backend.backend() == "jax"
+log_dir = sys.argv[1]
+windows = np.random.default_rng(0).uniform(size=(8, 4, 8, 8, 1)).astype("float32")
+model = keras.Sequential([keras.Input((2, 8, 8, 1)), keras.layers.Conv3D(1, 1)])
+model.compile(optimizer=keras.optimizers.Adam(0.01), loss="mse", metrics=["mae"])
+callbacks = [dashboards.EpochScalars(log_dir, profile_batch=(1, 2)),
+             dashboards.HParams(log_dir, {"loss": "mse", "lr": 0.01}, trial_id="jax"),
+             dashboards.ForecastImages(log_dir, windows[:1], context_frames=2),
+             Throughput(4, 2, log_dir=f"{log_dir}/train")]
+model.fit(windows[:, :2], windows[:, 2:], batch_size=4, epochs=2, verbose=0,
+          validation_data=(windows[:4, :2], windows[:4, 2:]), callbacks=callbacks)
+assert sys.modules["tensorflow"] is None
+print("ok")
+"""
+    result = run_jax(code, str(tmp_path))
+    assert result.returncode == 0, result.stderr[-4000:]
+    assert result.stdout.strip().endswith("ok")
+
+    from framepred.callbacks.throughput import TAG
+
+    train, validation = accumulator(tmp_path / "train"), accumulator(tmp_path / "validation")
+    for name in ("loss", "mae"):
+        assert plugin_name(train, f"epoch_{name}") == "scalars"
+        assert set(scalars(train, f"epoch_{name}")) == set(scalars(validation,
+                                                                   f"epoch_{name}")) == {0, 1}
+    assert scalars(train, "epoch_learning_rate") == {0: pytest.approx(0.01),
+                                                     1: pytest.approx(0.01)}
+    assert set(scalars(validation, "evaluation_loss_vs_iterations")) == {2, 4}  # 2 steps/epoch
+    assert set(scalars(train, TAG)) == {0, 1}
+    assert list((tmp_path / "train" / "plugins" / "profile").glob("*/*.xplane.pb"))
+    images = accumulator(tmp_path / "images")
+    assert plugin_name(images, "forecast/sequence_0") == "images"
+    assert [e.step for e in images.Tensors("forecast/sequence_0")] == [0, 1]
+    hparams = accumulator(tmp_path).PluginTagToContent("hparams")
+    assert set(hparams) == {"_hparams_/experiment", "_hparams_/session_start_info"}

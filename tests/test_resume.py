@@ -186,7 +186,8 @@ def test_sigterm_saves_state_and_a_corrupt_newest_backup_falls_back(
     cfg = compose_train(["debug=fast", "trainer.epochs=2", "trainer.forecast_images=0"])
     original = framepred_callbacks.build_callbacks
     monkeypatch.setattr(framepred_callbacks, "build_callbacks",
-                        lambda *args: [SendSignal(epoch=1, step=1), *original(*args)])
+                        lambda *args, **kwargs: [SendSignal(epoch=1, step=1),
+                                                 *original(*args, **kwargs)])
     with pytest.raises(resume.TrainingStopped) as stopped:
         train(cfg, run_dir=tmp_path)
     assert stopped.value.exit_code == 143

@@ -33,6 +33,7 @@ from framepred.run.folder import (
     RunPaths,
     atomic_write,
     saved_states,
+    scratch_write,
     write_json,
 )
 from framepred.run.resume import TrainingStopped, stop_requested
@@ -48,19 +49,31 @@ class Checkpoints(keras.callbacks.Callback):
     Both are written to a temporary file and renamed, so a kill mid-write keeps the
     previous good checkpoint whole. The best value goes to `best.json` beside them, so
     a resumed run does not overwrite `best.keras` with a worse epoch.
+
+    `writes=False` (processes of a job other than 0): every save still runs, since
+    reading sharded variables is a collective step, but into a throwaway file.
     """
 
-    def __init__(self, run: RunPaths, monitor: str = "val_loss"):
+    def __init__(self, run: RunPaths, monitor: str = "val_loss", writes: bool = True,
+                 start: float | None = None):
         super().__init__()
         self.run = run
         self.monitor = monitor
         self.best = math.inf
+        self.writes = writes
+        # The untrained model's score (`keep_start_as_best`), known to every process
+        # of a job at once, where best.json, written by process 0 only, might not yet be.
+        self.start = start
+        self._write = atomic_write if writes else scratch_write
 
     @property
     def record(self):
         return self.run.checkpoints / "best.json"
 
     def on_train_begin(self, logs=None):
+        if self.start is not None:
+            self.best = self.start
+            return
         try:
             saved = json.loads(self.record.read_text())
         except (OSError, ValueError):
@@ -72,28 +85,30 @@ class Checkpoints(keras.callbacks.Callback):
 
     def on_epoch_end(self, epoch, logs=None):
         logs = logs or {}
-        atomic_write(self.run.last, self._save)
+        self._write(self.run.last, self._save)
         self.keep_if_best(logs.get(self.monitor), epoch + 1)
 
     def _save(self, path) -> None:
         """The model, with the run's config inside, so a copied checkpoint travels."""
         self.model.save(path)
-        embed_run_config(path, self.run)
+        if self.writes:
+            embed_run_config(path, self.run)
 
     def keep_if_best(self, value, epoch: int) -> None:
         """Saves the model as `best.keras` if `value` beats the best so far; epoch 0 is
         the model before training."""
         if value is not None and math.isfinite(value) and value < self.best:
-            if math.isfinite(self.best):
+            if self.writes and math.isfinite(self.best):
                 log.info("epoch %d: %s improved %.5f -> %.5f, saving %s",
                          epoch, self.monitor, self.best, value, self.run.best)
-            else:
+            elif self.writes:
                 log.info("epoch %d: %s %.5f, saving %s", epoch, self.monitor, value,
                          self.run.best)
             self.best = float(value)
-            atomic_write(self.run.best, self._save)
-            write_json(self.record, {"monitor": self.monitor, "value": self.best,
-                                     "epoch": epoch})
+            self._write(self.run.best, self._save)
+            if self.writes:
+                write_json(self.record, {"monitor": self.monitor, "value": self.best,
+                                         "epoch": epoch})
 
 
 def embed_run_config(checkpoint, run: RunPaths) -> None:
@@ -108,25 +123,43 @@ def embed_run_config(checkpoint, run: RunPaths) -> None:
                 archive.write(run.root / name, member)
 
 
-def keep_start_as_best(model, run: RunPaths, validation, steps=None) -> None:
+def keep_start_as_best(model, run: RunPaths, validation, steps=None,
+                       writes: bool = True) -> float | None:
     """A fresh run's `best.keras` starts as the untrained model, scored on `validation`.
 
     The model starts as the copy-last-frame forecast (`models.init_head`), so training
     has to beat copy-last on the validation loss before `best.keras`, which evaluate and
     predict read, changes: on footage where little moves, a run can only improve on
-    doing nothing.
+    doing nothing. Every process of a job scores and saves (collective steps); only
+    the one that `writes` keeps the file. Returns the score (None when resumed).
     """
     if run.best.exists():  # resumed: the best so far stands
-        return
+        # One validation step builds the compiled loss and metrics as a fresh start's
+        # scoring does. Otherwise fit builds them from a peek at the first training
+        # batch, and a resumed run's data stream would run one batch ahead.
+        model.evaluate(validation, steps=1, verbose=0)
+        return None
     # Built now, so that best.keras holds the optimizer's slots as later saves do,
     # and loading it does not warn that they are missing.
     model.optimizer.build(model.trainable_variables)
     start = model.evaluate(validation, steps=steps, verbose=0, return_dict=True)["loss"]
-    log.info("before training: val_loss %.5f (the starting point best.keras keeps "
-             "until an epoch beats it)", start)
-    checkpoints = Checkpoints(run)
+    if writes:
+        log.info("before training: val_loss %.5f (the starting point best.keras keeps "
+                 "until an epoch beats it)", start)
+    checkpoints = Checkpoints(run, writes=writes)
     checkpoints.set_model(model)
     checkpoints.keep_if_best(float(start), epoch=0)
+    return float(start)
+
+
+def resume_epoch(backup: Path) -> int:
+    """The epoch `Backup` will resume at: the newest saved state's (0: none)."""
+    for state in saved_states(backup):
+        try:
+            return int(json.loads((state / "training_metadata.json").read_text())["epoch"])
+        except (OSError, ValueError, KeyError):
+            continue  # Backup falls back to the one before, with a warning
+    return 0
 
 
 def _fsync(path: Path) -> None:
@@ -150,9 +183,10 @@ class Backup(keras.callbacks.BackupAndRestore):
     step and repeats the epoch from its first batch (Keras restores epochs, not steps).
     """
 
-    def __init__(self, backup_dir: Path, save_freq="epoch", flush=()):
+    def __init__(self, backup_dir: Path, save_freq="epoch", flush=(), writes: bool = True):
         super().__init__(str(backup_dir), save_freq=save_freq, delete_checkpoint=False)
         self.backup = Path(backup_dir)
+        self.writes = writes  # False on the processes of a job other than 0
         self.flush = flush  # callbacks with writers to flush first (TensorBoard)
         self._step = 0  # steps done in the current epoch
 
@@ -199,6 +233,10 @@ class Backup(keras.callbacks.BackupAndRestore):
         )
 
     def _save_model(self):
+        if not self.writes:  # the collective read of the weights, into a throwaway file
+            scratch_write(Path("latest.weights.h5"),
+                          lambda path: self.model.save_weights(path, overwrite=True))
+            return
         for callback in self.flush:
             for writer in getattr(callback, "_writers", {}).values():
                 writer.flush()
@@ -231,8 +269,8 @@ class Backup(keras.callbacks.BackupAndRestore):
             shutil.rmtree(old, ignore_errors=True)
 
     def _restore(self):
-        for leftover in self.backup.glob(".staging-*"):  # a save that a kill cut short
-            shutil.rmtree(leftover, ignore_errors=True)
+        for leftover in self.backup.glob(".staging-*") if self.writes else ():
+            shutil.rmtree(leftover, ignore_errors=True)  # a save that a kill cut short
         states = saved_states(self.backup)
         if not states:
             return

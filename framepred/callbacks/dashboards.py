@@ -3,7 +3,8 @@
 Under a run's `tensorboard/` folder (`RunPaths.tensorboard`), each subfolder is
 one TensorBoard "run" (one writer):
 
-    train/, validation/  Keras' TensorBoard callback: epoch_loss, epoch_ssim,
+    train/, validation/  Keras' TensorBoard callback (TensorFlow backend) or
+                         `EpochScalars` (other backends): epoch_loss, epoch_ssim,
                          epoch_psnr, epoch_mse, epoch_mae (+ epoch_learning_rate
                          in train/); the profiler's trace in train/plugins/profile
     images/              `ForecastImages`: one forecast grid per validation
@@ -16,7 +17,7 @@ one TensorBoard "run" (one writer):
                          the HParams tab lists
 
 Keras 3's TensorBoard callback writes no images and no hparams, so these use
-their own `tf.summary` writers.
+their own writers, `summaries.SummaryWriter`, which need no TensorFlow.
 """
 
 from __future__ import annotations
@@ -27,9 +28,9 @@ from typing import Any
 
 import keras
 import numpy as np
-import tensorflow as tf
 
 from framepred import visualize
+from framepred.callbacks.summaries import SummaryWriter
 from framepred.metrics import forecast_entries
 
 log = logging.getLogger(__name__)
@@ -48,6 +49,102 @@ HPARAMS_METRICS = (
 )
 
 
+# --- epoch scalars -----------------------------------------------------------------
+
+
+class EpochScalars(keras.callbacks.Callback):
+    """What Keras' TensorBoard callback writes, for backends without TensorFlow:
+    `epoch_<metric>` at step = epoch in train/ and (`val_` dropped) validation/,
+    `epoch_learning_rate` in train/, and after every validation
+    `evaluation_<metric>_vs_iterations` in validation/ at step = optimizer steps.
+
+    `profile_batch` (first, last): under JAX, `jax.profiler` traces these training
+    batches (counted from 1 over the whole fit, as Keras counts them) into
+    train/plugins/profile, where Keras' callback puts TensorFlow's trace; other
+    backends have no profiler here and ignore it with a warning.
+    """
+
+    def __init__(self, log_dir: str | Path, profile_batch: tuple[int, int] | int = 0):
+        super().__init__()
+        self.log_dir = Path(log_dir)
+        self._profile = tuple(profile_batch) if profile_batch else (0, 0)
+        if self._profile[0] and keras.backend.backend() != "jax":
+            log.warning("trainer.profile_batch is ignored: no profiler for the %s backend",
+                        keras.backend.backend())
+            self._profile = (0, 0)
+        # Named as in Keras' TensorBoard callback: Backup flushes a callback's `_writers`
+        # before it saves a resume point.
+        self._writers: dict[str, SummaryWriter] = {}
+        self._batch = 0
+        self._tracing = False
+
+    def _writer(self, run: str) -> SummaryWriter:
+        if run not in self._writers:
+            self._writers[run] = SummaryWriter(self.log_dir / run)
+        return self._writers[run]
+
+    def on_train_begin(self, logs=None):
+        self._batch = 0
+
+    def on_train_batch_begin(self, batch, logs=None):
+        self._batch += 1
+        if self._batch == self._profile[0]:
+            import jax
+
+            try:
+                jax.profiler.start_trace(str(self.log_dir / "train"))
+                self._tracing = True
+            except RuntimeError as error:  # a trace already running: train on, as Keras does
+                log.error("could not start the profiler: %s", error)
+
+    def on_train_batch_end(self, batch, logs=None):
+        if self._tracing and self._batch >= self._profile[1]:
+            self._stop_trace()
+
+    def _stop_trace(self):
+        import jax
+
+        jax.profiler.stop_trace()
+        self._tracing = False
+
+    def on_test_end(self, logs=None):
+        optimizer = self.model.optimizer
+        if not logs or optimizer is None:
+            return
+        step = int(keras.ops.convert_to_numpy(optimizer.iterations))
+        for name, value in logs.items():
+            self._writer("validation").scalar(f"evaluation_{name}_vs_iterations", value, step)
+
+    def on_epoch_end(self, epoch, logs=None):
+        if not logs:
+            return
+        train = {name: value for name, value in logs.items() if not name.startswith("val_")}
+        train.update(_learning_rates(self.model.optimizer))
+        validation = {name[4:]: value for name, value in logs.items()
+                      if name.startswith("val_")}
+        for run, values in (("train", train), ("validation", validation)):
+            for name, value in values.items():
+                self._writer(run).scalar(f"epoch_{name}", value, step=epoch)
+
+    def on_train_end(self, logs=None):
+        if self._tracing:
+            self._stop_trace()
+        for writer in self._writers.values():
+            writer.close()
+        self._writers = {}
+
+
+def _learning_rates(optimizer) -> dict[str, float]:
+    """The learning rate now, named as Keras' TensorBoard callback names it."""
+    optimizer = getattr(optimizer, "inner_optimizer", optimizer)  # LossScaleOptimizer
+    if hasattr(optimizer, "optimizers"):
+        return {f"learning_rate_{inner.name}": float(
+            keras.ops.convert_to_numpy(inner.learning_rate)) for inner in optimizer.optimizers}
+    if isinstance(optimizer, keras.optimizers.Optimizer):
+        return {"learning_rate": float(keras.ops.convert_to_numpy(optimizer.learning_rate))}
+    return {}
+
+
 # --- forecast images ---------------------------------------------------------------
 
 
@@ -63,11 +160,15 @@ class ForecastImages(keras.callbacks.Callback):
         windows: float32 `[N, context+future, H, W, C]`, the sequences to draw.
         context_frames: Frames of each window the model sees.
         channel, colormap: How frames are drawn (`visualize.picture`).
+        checkpoint: The epoch's `last.keras` (saved before this runs): under a JAX
+            job's distribution the forecast reads it onto this process alone, since
+            forecasting with the job's model would be a step every process must join.
     """
 
     def __init__(self, log_dir: str | Path, windows: np.ndarray, context_frames: int,
-                 channel: int = 0, colormap: str = "auto"):
+                 channel: int = 0, colormap: str = "auto", checkpoint: Path | None = None):
         super().__init__()
+        self.checkpoint = checkpoint
         self.channel, self.colormap = channel, colormap
         self.log_dir = Path(log_dir) / IMAGES_RUN
         self.windows = np.asarray(windows, dtype=np.float32)
@@ -80,19 +181,25 @@ class ForecastImages(keras.callbacks.Callback):
 
         context = self.windows[:, : self.context_frames]
         truth = self.windows[:, self.context_frames :]
-        predicted = models.forecast(self.model, context, truth.shape[1])
+        if keras.distribution.distribution() is None or self.checkpoint is None:
+            predicted = models.forecast(self.model, context, truth.shape[1])
+        else:
+            from framepred.devices import undistributed
+
+            with undistributed():
+                local = keras.models.load_model(self.checkpoint)
+                predicted = models.forecast(local, context, truth.shape[1])
         if self._writer is None:
-            self._writer = tf.summary.create_file_writer(str(self.log_dir))
-        with self._writer.as_default():
-            for index in range(len(self.windows)):
-                grid = visualize.forecast_grid(context[index], truth[index], predicted[index],
-                                               scale=self.scale, channel=self.channel,
-                                               colormap=self.colormap)
-                tf.summary.image(
-                    f"forecast/sequence_{index}", grid[None], step=int(epoch),
-                    description="Rows: " + ", ".join(visualize.FORECAST_ROWS)
-                    + f". Validation window {index}; columns are frames in time.",
-                )
+            self._writer = SummaryWriter(self.log_dir)
+        for index in range(len(self.windows)):
+            grid = visualize.forecast_grid(context[index], truth[index], predicted[index],
+                                           scale=self.scale, channel=self.channel,
+                                           colormap=self.colormap)
+            self._writer.image(
+                f"forecast/sequence_{index}", visualize.to_uint8(grid), step=int(epoch),
+                description="Rows: " + ", ".join(visualize.FORECAST_ROWS)
+                + f". Validation window {index}; columns are frames in time.",
+            )
         self._writer.flush()
 
     def on_train_end(self, logs=None):
@@ -108,8 +215,7 @@ def first_windows(data_cfg: Any, count: int, split: str = "val",
     from framepred import data
 
     batches = data.windows(data_cfg, split, count, normalization=normalization)
-    batch = next(iter(batches.take(1).as_numpy_iterator()))
-    return np.asarray(batch, dtype=np.float32)
+    return np.asarray(batches.first(), dtype=np.float32)
 
 
 # --- hyperparameters -------------------------------------------------------------
@@ -151,17 +257,9 @@ def write_hparams(log_dir: str | Path, hparams: dict, trial_id: str) -> None:
     differ per run), so TensorBoard may pick any one when a sweep's runs share a
     log folder; each run is then one row of the HParams table.
     """
-    from tensorboard.plugins.hparams import api as hp
-
-    writer = tf.summary.create_file_writer(str(log_dir))
-    with writer.as_default():
-        hp.hparams_config(
-            hparams=[hp.HParam(name) for name in hparams],
-            metrics=[hp.Metric(tag, group=group, display_name=name)
-                     for tag, group, name in HPARAMS_METRICS],
-        )
-        hp.hparams(hparams, trial_id=trial_id)
-    writer.close()
+    with SummaryWriter(log_dir) as writer:
+        writer.hparams_config(hparams, HPARAMS_METRICS)
+        writer.hparams(hparams, trial_id=trial_id)
 
 
 class HParams(keras.callbacks.Callback):
@@ -185,7 +283,8 @@ def build_callbacks(cfg: Any, run, normalization=None) -> list[keras.callbacks.C
         windows = first_windows(cfg.data, count, normalization=normalization)
         callbacks.append(ForecastImages(run.tensorboard, windows, int(cfg.data.context_frames),
                                         channel=int(cfg.visualize.channel),
-                                        colormap=str(cfg.visualize.colormap)))
+                                        colormap=str(cfg.visualize.colormap),
+                                        checkpoint=run.last))
     return callbacks
 
 
@@ -201,10 +300,8 @@ def log_forecast_metrics(log_dir: str | Path, results: dict) -> None:
     shows the model against every baseline. The verdict (`beats_best_baseline`)
     is not an entry and is left to metrics.json."""
     for entry, entry_results in forecast_entries(results).items():
-        writer = tf.summary.create_file_writer(str(Path(log_dir) / FORECAST_RUN / entry))
-        with writer.as_default():
+        with SummaryWriter(Path(log_dir) / FORECAST_RUN / entry) as writer:
             for metric, values in entry_results.items():
                 for step, value in enumerate(values["per_step"], start=1):
-                    tf.summary.scalar(f"forecast/{metric}", value, step=step)
-                tf.summary.scalar(f"forecast_mean/{metric}", values["mean"], step=0)
-        writer.close()
+                    writer.scalar(f"forecast/{metric}", value, step=step)
+                writer.scalar(f"forecast_mean/{metric}", values["mean"], step=0)

@@ -1,13 +1,18 @@
-"""The NaN guard: a NaN or inf loss stops training before anything is saved from it."""
+"""Guards: a NaN or inf loss stops training before anything is saved from it; the
+processes of a multi-process job check after every epoch that they hold the same
+weights."""
 
 from __future__ import annotations
 
+import logging
 import math
 from typing import Any
 
 import keras
 
 from framepred.errors import FramepredError
+
+log = logging.getLogger(__name__)
 
 
 class NonFiniteLoss(FramepredError):
@@ -58,3 +63,21 @@ class NonFiniteGuard(keras.callbacks.Callback):
             )
 
 
+
+
+class SameWeights(keras.callbacks.Callback):
+    """After every epoch, each process of a multi-process job digests its own copy of
+    the weights and the digests are compared: data parallelism keeps the replicas
+    identical by construction, so a difference means a collective went wrong (or a
+    host computed wrongly), and every later step would build on it. Stops the job."""
+
+    def on_epoch_end(self, epoch, logs=None):
+        from framepred.devices import fingerprints
+
+        digests = fingerprints(self.model.weights)
+        if len(set(digests)) != 1:
+            raise FramepredError(
+                f"after epoch {epoch + 1} the processes hold different weights (digests "
+                f"{', '.join(digests)}); the job stops before saving from it")
+        log.info("epoch %d: the weights are identical on all %d processes (digest %s)",
+                 epoch + 1, len(digests), digests[0])

@@ -15,6 +15,8 @@ from pathlib import Path
 
 import keras
 
+from framepred.callbacks.summaries import SummaryWriter
+
 log = logging.getLogger(__name__)
 
 TAG = "throughput/frames_per_second"
@@ -25,14 +27,6 @@ def target_frames(data_cfg, form: str) -> int:
     if form == "next_frame":
         return int(data_cfg.context_frames) + int(data_cfg.future_frames) - 1
     return int(data_cfg.future_frames)
-
-
-def _describe_devices() -> str:
-    if keras.backend.backend() == "tensorflow":
-        from framepred.devices import describe_devices
-
-        return describe_devices()
-    return keras.backend.backend()
 
 
 class Throughput(keras.callbacks.Callback):
@@ -60,16 +54,26 @@ class Throughput(keras.callbacks.Callback):
         self._writer = None
 
     @classmethod
-    def for_run(cls, cfg, run, windows_per_epoch: int | None = None) -> Throughput:
-        return cls(cfg.trainer.batch_size, target_frames(cfg.data, cfg.model.form),
-                   log_dir=run.tensorboard / "train", windows_per_epoch=windows_per_epoch)
+    def for_run(cls, cfg, run, windows_per_epoch: int | None = None,
+                global_batch: int | None = None) -> Throughput:
+        throughput = cls(cfg.trainer.batch_size, target_frames(cfg.data, cfg.model.form),
+                         log_dir=run.tensorboard / "train", windows_per_epoch=windows_per_epoch)
+        throughput.known_global_batch = global_batch
+        return throughput
+
+    known_global_batch: int | None = None  # the run's (every device of every process)
 
     def on_train_begin(self, logs=None):
-        strategy = getattr(self.model, "distribute_strategy", None)
-        self.replicas = int(getattr(strategy, "num_replicas_in_sync", 1))
-        self.global_batch = self.batch_size * self.replicas
+        if self.known_global_batch:
+            self.global_batch = int(self.known_global_batch)
+        else:  # a TensorFlow strategy's replicas
+            strategy = getattr(self.model, "distribute_strategy", None)
+            self.global_batch = self.batch_size * int(getattr(strategy,
+                                                              "num_replicas_in_sync", 1))
         self.precision = self.model.dtype_policy.name
-        self.device = _describe_devices()
+        from framepred.devices import describe_devices
+
+        self.device = describe_devices()
 
     def on_epoch_begin(self, epoch, logs=None):
         self._epoch_start = time.perf_counter()
@@ -110,17 +114,14 @@ class Throughput(keras.callbacks.Callback):
                                                                   self.windows_per_epoch)
 
     def _write(self, epoch: int, frames_per_second: float) -> None:
-        if self.log_dir is None or keras.backend.backend() != "tensorflow":
+        if self.log_dir is None:
             return
-        import tensorflow as tf
-
         if self._writer is None:
-            self._writer = tf.summary.create_file_writer(self.log_dir)
-        with self._writer.as_default(step=epoch):
-            tf.summary.scalar(TAG, frames_per_second,
-                              description="training frames (batch x target steps) per second")
-            tf.summary.text("throughput/runtime",
-                            f"device: {self.device} | precision: {self.precision}")
+            self._writer = SummaryWriter(self.log_dir)
+        self._writer.scalar(TAG, frames_per_second, step=epoch,
+                            description="training frames (batch x target steps) per second")
+        self._writer.text("throughput/runtime",
+                          f"device: {self.device} | precision: {self.precision}", step=epoch)
         self._writer.flush()
 
     def on_train_end(self, logs=None):

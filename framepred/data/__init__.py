@@ -1,7 +1,8 @@
 """Sequence data: every source feeds the same [batch, time, H, W, C] pipeline.
 
-`build_source(data_cfg, split)` picks the reader for `data.source`;
-`window_dataset`/`training_pairs` turn it into tf.data batches.
+`build_source(data_cfg, split)` picks the reader for `data.source`; `windows()`
+turns a split into batches: tf.data on the TensorFlow backend (`pipeline.py`),
+a PyDataset without TensorFlow on the others (`batches.py`).
 
     moving_digits.py   data=moving_digits: procedural digits, no file
     mnist.py           data=moving_mnist: real MNIST digits in the same generator
@@ -13,7 +14,8 @@
     netcdf.py          data=netcdf: one netCDF variable, a file or a folder (weather extra)
     formats.py         resize, channels, [0, 1] scaling: shared by the disk sources
     splits.py          train / val / test by whole sequence (or time chunks), no leakage
-    preview.py         python -m framepred.preview: look at the windows
+    pipeline.py        tf.data batches (TensorFlow backend)
+    batches.py         PyDataset batches (JAX and other backends; no TensorFlow)
 """
 
 from __future__ import annotations
@@ -266,24 +268,47 @@ def fit_normalization(data: Any):
 
 
 def windows(data: Any, split: str, batch_size: int, shuffle: bool = False, seed: int = 0,
-            repeat: bool = False, drop_remainder: bool = False, normalization=None):
-    """tf.data of window batches [B, context+future, H, W, C] for one split, through
-    `normalization` (`fit_normalization`) where given."""
-    from framepred.data.pipeline import window_dataset
+            repeat: bool = False, drop_remainder: bool = False, normalization=None,
+            shard: tuple[int, int] = (0, 1)):
+    """Window batches [B, context+future, H, W, C] of one split, through
+    `normalization` (`fit_normalization`) where given: tf.data on the TensorFlow
+    backend (`pipeline.DatasetWindows`), a PyDataset on every other
+    (`batches.WindowBatches`, no TensorFlow). Both offer `.pairs(form, context)` for
+    fit, `.numpy()` for one pass, `.first()` and `.steps`. `shard`: (process, count)
+    of a multi-host job, each process reading its slice of every global batch."""
+    import keras
 
     source = build_source(data, split)
     if normalization is not None:
         source = normalization.wrap(source)
-    height, width = data.frame_size
+    length = window_length(data)
     cache = data.cache
+    if keras.backend.backend() != "tensorflow":
+        from framepred.data.batches import WindowBatches
+
+        if cache not in (None, "memory"):
+            raise FramepredError(
+                f"data.cache={cache!r}: a cache file is tf.data's, for the TensorFlow "
+                f"backend; on the {keras.backend.backend()} backend use data.cache=memory "
+                "or null")
+        workers = data.parallel_calls if data.parallel_calls > 0 else (
+            source.parallel_reads or 4)
+        return WindowBatches(source, length, batch_size, stride=data.stride, shuffle=shuffle,
+                             seed=seed, repeat=repeat, drop_remainder=drop_remainder,
+                             shard=shard, cache_in_memory=cache == "memory", workers=workers)
+    from framepred.data.pipeline import DatasetWindows, window_dataset
+
+    if shard != (0, 1):
+        raise FramepredError("several processes need the JAX backend (KERAS_BACKEND=jax)")
+    height, width = data.frame_size
     if cache not in (None, "memory"):
         # One cache file per split: tf.data would otherwise hand validation the
         # training windows cached under the same name.
         cache = str(Path(f"{cache}_{split}").expanduser())
         Path(cache).parent.mkdir(parents=True, exist_ok=True)
-    return window_dataset(
+    return DatasetWindows(window_dataset(
         source,
-        length=window_length(data),
+        length=length,
         frame_shape=(int(height), int(width), int(data.channels)),
         batch_size=batch_size,
         stride=data.stride,
@@ -294,4 +319,4 @@ def windows(data: Any, split: str, batch_size: int, shuffle: bool = False, seed:
         shuffle_buffer=data.shuffle_buffer,
         parallel_calls=data.parallel_calls,
         drop_remainder=drop_remainder,
-    )
+    ))

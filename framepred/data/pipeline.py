@@ -1,5 +1,6 @@
 """tf.data pipelines: windows of a source -> batches [B, T, H, W, C], then
-(inputs, targets) pairs for the model form."""
+(inputs, targets) pairs for the model form. The TensorFlow backend's input
+pipeline; every other backend reads through `batches.py` (no TensorFlow)."""
 
 from __future__ import annotations
 
@@ -60,3 +61,24 @@ def training_pairs(windows: tf.data.Dataset, form: str, context_frames: int) -> 
         lambda frames: split_window(frames, form, context_frames),
         num_parallel_calls=tf.data.AUTOTUNE,
     )
+
+
+class DatasetWindows:
+    """A tf.data of window batches with the interface `batches.WindowBatches` has, so
+    train, evaluate and the callbacks read either pipeline the same way."""
+
+    def __init__(self, dataset: tf.data.Dataset):
+        self.dataset = dataset
+
+    def pairs(self, form: str, context_frames: int) -> tf.data.Dataset:
+        return training_pairs(self.dataset, form, context_frames)
+
+    @property
+    def steps(self) -> int:
+        return int(self.dataset.cardinality())
+
+    def numpy(self):
+        return self.dataset.as_numpy_iterator()
+
+    def first(self) -> np.ndarray:
+        return next(iter(self.dataset.take(1).as_numpy_iterator()))

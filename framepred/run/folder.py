@@ -99,6 +99,16 @@ class RunPaths:
         return cls(Path(checkpoint).resolve().parent.parent)
 
 
+def scratch_write(path: Path, write) -> None:
+    """Calls `write(tmp_path)` into a private temporary folder and throws the file away.
+
+    The processes of a multi-process JAX job other than 0 save this way: reading a
+    model's sharded variables out is a collective step that every process must join,
+    but only process 0 keeps what it wrote."""
+    with tempfile.TemporaryDirectory(prefix="framepred-scratch-") as folder:
+        write(str(Path(folder) / Path(path).name))
+
+
 def atomic_write(path: Path, write) -> None:
     """Calls `write(tmp_path)`, then renames over `path`, so a kill mid-write never
     leaves a truncated file. The temporary keeps `path`'s suffix (Keras checks it)."""

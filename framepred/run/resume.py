@@ -30,6 +30,8 @@ log = logging.getLogger(__name__)
 RESUMABLE_CHANGES = frozenset({
     "epochs", "resume", "verbose", "backup_every_steps", "profile_batch", "forecast_images",
     "learning_rate", "clipnorm", "validation_steps", "jit_compile", "steps_per_execution",
+    # Where a job's processes meet may change from one start to the next.
+    "coordinator", "process_id", "coordinator_timeout",
 })
 ARTIFACTS = ("checkpoints", "tensorboard", "backup", "metrics.json", "metrics.csv", "config.yaml",
              "complete.json")
@@ -91,17 +93,19 @@ class Start:
     payload: dict | None = None
 
 
-def prepare(cfg: Any, run: RunPaths) -> Start:
+def prepare(cfg: Any, run: RunPaths, writes: bool = True) -> Start:
     """Looks at what an earlier start left in `run` and decides what this one does.
 
     Call after `config.validate` and before the config is saved, so a refused start
-    changes no file of the earlier run.
+    changes no file of the earlier run. Only the process that `writes` (process 0 of a
+    job) moves earlier files aside; every process reads the same decision.
     """
     from omegaconf import OmegaConf
 
     epochs = int(cfg.trainer.epochs)
     if not cfg.trainer.resume:
-        _move_aside(run)
+        if writes:
+            _move_aside(run)
         return Start()
     if not _has_training_state(run):
         return Start()
@@ -125,7 +129,8 @@ def prepare(cfg: Any, run: RunPaths) -> Start:
             return Start(complete=True, payload=read_json(run.metrics))
         log.info("run in %s finished %d epochs; continuing to trainer.epochs=%d",
                  run.root, done, epochs)
-        run.complete.unlink()
+        if writes:
+            run.complete.unlink()
     return Start()
 
 

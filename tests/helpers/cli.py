@@ -62,17 +62,30 @@ print(json.dumps(results))
 
 
 def run_in_one_process(cases: list[dict], workdir: Path, cwd: Path | None = None,
-                       timeout: float = 300) -> list[dict]:
+                       timeout: float = 300, env: dict | None = None) -> list[dict]:
     """Runs commands `{"module", "args"[, "env"]}` as the CLI would, one forked child
     each after one import; returns `{"rc", "stdout", "stderr"}` per case. A command's
-    imports must not have started TensorFlow's runtime (ours do not: they only load it).
+    imports must not have started TensorFlow's runtime (ours do not: they only load it),
+    nor JAX's backends. `env`: for the importing process (KERAS_BACKEND, say).
     """
     out = workdir / "cli-output"
     out.mkdir(parents=True)
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", **(env or {})}
     env.pop("HYDRA_FULL_ERROR", None)
     done = subprocess.run([sys.executable, "-c", _DRIVER, json.dumps(cases), str(out)],
                           cwd=cwd or REPO, env=env, capture_output=True, text=True,
                           timeout=timeout)
     assert done.returncode == 0, done.stderr[-3000:]
     return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def without_tensorflow(folder: Path) -> dict:
+    """Environment for a command under KERAS_BACKEND=jax on a machine without
+    TensorFlow: a `tensorflow` package on the path whose import fails, as a missing
+    one does."""
+    package = folder / "no-tensorflow" / "tensorflow"
+    package.mkdir(parents=True, exist_ok=True)
+    (package / "__init__.py").write_text(
+        'raise ImportError("TensorFlow is not installed on this machine (test)")\n')
+    return {"KERAS_BACKEND": "jax", "JAX_PLATFORMS": "cpu",
+            "PYTHONPATH": os.pathsep.join([str(package.parent), str(REPO)])}

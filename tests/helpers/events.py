@@ -16,11 +16,12 @@ def accumulator(folder: Path, **guidance):
 
 
 def scalars(events, tag: str) -> dict[int, float]:
-    """{step: value} of a scalar tag: a tensor summary (tf.summary in TF2) or a plain one."""
+    """{step: value} of a scalar tag: a tensor summary (tf.summary in TF2, framepred's
+    SummaryWriter) or a plain one."""
     if tag in events.Tags().get("tensors", []):
-        import tensorflow as tf
+        from tensorboard.util.tensor_util import make_ndarray
 
-        return {e.step: float(tf.make_ndarray(e.tensor_proto)) for e in events.Tensors(tag)}
+        return {e.step: float(make_ndarray(e.tensor_proto)) for e in events.Tensors(tag)}
     return {e.step: e.value for e in events.Scalars(tag)}
 
 
