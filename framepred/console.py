@@ -11,10 +11,13 @@
   codes, which fill a log file or a pipe; there, one line per epoch.
 - Keras' "`shuffle=True` was passed, but will be ignored" for tf.data input: our
   datasets shuffle themselves (framepred.data.pipeline).
+- JAX's INFO line "Unable to initialize backend 'tpu'" on every machine without a
+  TPU (the device line names what runs); its warnings still pass.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 import sys
@@ -34,6 +37,7 @@ _NATIVE_NOISE = re.compile(
 )
 
 warnings.filterwarnings("ignore", message=r"`shuffle=True` was passed, but will be ignored")
+logging.getLogger("jax._src.xla_bridge").setLevel(logging.WARNING)
 
 
 @contextmanager

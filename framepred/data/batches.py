@@ -57,8 +57,10 @@ class WindowBatches(keras.utils.PyDataset):
         self.batch_size, self.shuffle, self.seed = int(batch_size), shuffle, int(seed)
         self.repeat, self.drop_remainder = repeat, drop_remainder
         self.process, self.processes = int(shard[0]), int(shard[1])
-        if self.batch_size % self.processes:
-            raise ValueError(f"batch {self.batch_size} does not divide by {self.processes}")
+        if self.processes > 1 and (self.batch_size % self.processes or not drop_remainder):
+            # Every process must read as many windows per step as every other.
+            raise ValueError(f"a batch of {self.batch_size} split over {self.processes} "
+                             "processes must divide evenly and drop a short last batch")
         self.form, self.context_frames = form, int(context_frames)
         self._cache: dict[tuple[int, int], np.ndarray] | None = {} if cache_in_memory else None
         self._orders: dict[int, np.ndarray] = {}
