@@ -58,6 +58,16 @@ def test_losses_metrics_models_use_keras_only(module):
     assert not _offending(module, {"tensorflow", "hydra", "tensorboard"})
 
 
+# Where TensorFlow may be imported: on the TensorFlow backend only (each import there
+# sits behind a backend check or in the tf.data pipeline that only that backend uses).
+TENSORFLOW_ALLOWED = {"framepred", "framepred.devices", "framepred.data.pipeline"}
+
+
+@pytest.mark.parametrize("module", sorted(set(MODULES) - TENSORFLOW_ALLOWED))
+def test_tensorflow_stays_with_its_backend(module):
+    assert not _offending(module, {"tensorflow"})
+
+
 @pytest.mark.parametrize("module", sorted(set(MODULES) - HYDRA_ALLOWED))
 def test_only_entry_points_and_config_import_hydra(module):
     assert not _offending(module, {"hydra"})
