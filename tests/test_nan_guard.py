@@ -37,7 +37,8 @@ def test_nan_loss_stops_and_keeps_the_good_checkpoint(tmp_path, compose_train, m
 
     original = framepred_callbacks.build_callbacks
     monkeypatch.setattr(framepred_callbacks, "build_callbacks",
-                        lambda *args: [PoisonWeights(epoch=1), *original(*args)])
+                        lambda *args, **kwargs: [PoisonWeights(epoch=1),
+                                                 *original(*args, **kwargs)])
     cfg = compose_train(["debug=fast", "trainer.epochs=3"])
     with pytest.raises(guards.NonFiniteLoss) as stopped:
         train(cfg, run_dir=tmp_path)
