@@ -11,11 +11,22 @@ dtype, so mixed-precision models still get float32 values.
 
 `ssim` reproduces `tf.image.ssim` (Wang et al. 2004; VALID Gaussian filtering,
 biased covariance, mean over channels) but filters with the separable 1D
-Gaussian, lays the frames side by side on the channel axis and has a
-hand-written gradient; see README, "SSIM and MS-SSIM speed", for the speed-up.
+Gaussian and has a hand-written gradient; see README, "SSIM and MS-SSIM
+speed", for the speed-up. The filtering is laid out per backend:
+
+- TensorFlow (and any backend but JAX): depthwise convolutions with the frames
+  side by side on the channel axis (`_frames_to_channels`, `_gaussian_filter`),
+  tuned for TF's CPU depthwise kernel.
+- JAX: frames folded into the batch axis and the Gaussian applied as k shifted
+  slices per axis (`_frames_to_batch`, `_shifted_filter`), which XLA fuses into
+  a few memory-bound loops; on a CPU, large batches run in chunks
+  (`_chunk_bounds`). With TF's layout, XLA's CPU depthwise convolution made
+  fwd+bwd 25x slower under JAX than under TF (scripts/bench_ssim.py).
 """
 
 import numpy as np
+from keras import backend as keras_backend
+from keras import distribution as keras_distribution
 from keras import ops
 
 from framepred.config import DEFAULT_POWER_FACTORS
@@ -105,6 +116,33 @@ def _frames_to_channels(x):
     )
 
 
+def _xla_layout():
+    """True where the filtering runs as shifted slices (`_shifted_filter`): under JAX.
+
+    TensorFlow keeps its depthwise layout (`_gaussian_filter`), whose speed is
+    tuned to TF's CPU kernels; other backends keep it too, as before.
+    """
+    return keras_backend.backend() == "jax"
+
+
+def _frames_to_batch(x):
+    """[B, T, H, W, C] -> [B*T, H, W, C], or [B*T, H, W] for C = 1: the JAX layout.
+
+    Frames folded into the batch axis: a free reshape, where
+    `_frames_to_channels` transposes. The filters view each frame as [H, W*C]
+    (`_shifted_filter`), so W*C is the contiguous minor axis that XLA's fused
+    loops vectorize over. With the frames on the channel axis instead, JAX's
+    SSIM fwd+bwd took 2.2x as long at 8x10x64x64x1 and 1.5x at 4x4x256x256x3.
+    Gray frames drop the channel axis: XLA CPU ran the fused loops of maps
+    shaped [N, H, W, 1] up to 16x slower than of [N, H, W] (the SSIM map's mean
+    took 4.1 instead of 0.26 ms at 16x118x118; 2-core CPU).
+    """
+    height, width, channels = x.shape[-3:]
+    if channels == 1:
+        return ops.reshape(x, (-1, height, width))
+    return ops.reshape(x, (-1, height, width, channels))
+
+
 def unflatten_frames(values, like):
     """[B*T] -> [B, T]: one value per frame back in the leading axes of frames `like`.
 
@@ -179,6 +217,118 @@ def _gaussian_filter(maps, filter_size, filter_sigma, scale=1.0, transposed=Fals
     return ops.reshape(maps, (-1, out_height, out_width, channels))
 
 
+def _shifted_filter(maps, filter_size, filter_sigma, scale=1.0, transposed=False, offset=0.0):
+    """`_gaussian_filter` for XLA (the JAX backend): the same values, from shifted slices.
+
+    Takes [N, H, W, C] or [N, H, W] (`_frames_to_batch`). Each 1D pass is the
+    sum of k shifted slices times the Gaussian weights. On [N, H, W*C] (a free
+    reshape) the W pass slices the minor axis at steps of C and the H pass
+    slices rows; XLA fuses each pass into one loop that streams the map.
+    Measured for SSIM fwd+bwd on the 2-core CPU: XLA's CPU depthwise
+    convolution (feature-grouped lax.conv, what `ops.depthwise_conv` lowers to)
+    was 25x slower than TF, and 1-channel lax.conv about as slow; a product
+    with a banded [W, W'] Gaussian matrix per axis was 1.7x slower than slices
+    at 64x64, and it does W' multiply-adds per output where slices do k.
+
+    `scale`, `transposed` and `offset` are `_gaussian_filter`'s.
+    """
+    height, width, channels = (*maps.shape[1:], 1)[:3]
+    # [N, H, W, C] -> [N, H, W*C]
+    flat = ops.reshape(maps, (-1, height, width * channels))
+    if transposed:
+        # The adjoint: VALID filtering of the map zero-padded by k-1 on every side.
+        pad = filter_size - 1
+        flat = ops.pad(flat, ((0, 0), (pad, pad), (pad * channels, pad * channels)))
+        height, width = height + 2 * pad, width + 2 * pad
+    out_height, out_width = height - filter_size + 1, width - filter_size + 1
+    weights = [float(w) for w in _gaussian_1d(filter_size, filter_sigma)]
+    # `scale` goes into the H pass's weights: free, a multiply of the map is not.
+    weights_h = [w * scale for w in weights]
+
+    # W pass: [N, H, W*C] -> [N, H, W'*C].
+    rows = None
+    for i, w in enumerate(weights):
+        term = flat[:, :, i * channels : (i + out_width) * channels] * w
+        rows = term if rows is None else rows + term
+
+    # H pass: [N, H, W'*C] -> [N, H', W'*C], in blocks of rows. XLA fuses an
+    # elementwise producer into a consumer that reads it up to 15 ways
+    # (kAllowedCodeDuplication) and then recomputes it on every read: with k = 11
+    # row slices the W pass would run 11 times per output (121 taps instead of
+    # 22; SSIM fwd+bwd took 8-20x as long). Row blocks make k * blocks > 15
+    # reads, so the W pass is computed once, into a buffer.
+    blocks = max(1, min(out_height, 16 // filter_size + 1))
+    bounds = [out_height * b // blocks for b in range(blocks + 1)]
+    parts = []
+    for start, stop in zip(bounds[:-1], bounds[1:]):
+        part = None
+        for i, w in enumerate(weights_h):
+            term = rows[:, start + i : stop + i, :] * w
+            part = term if part is None else part + term
+        parts.append(part)
+    out = parts[0] if blocks == 1 else ops.concatenate(parts, axis=1)
+    if offset:
+        out = out + offset
+    if len(maps.shape) == 3:
+        return out
+    # [N, H', W'*C] -> [N, H', W', C]
+    return ops.reshape(out, (-1, out_height, out_width, channels))
+
+
+# Under JAX on a CPU, SSIM works in chunks of about _CHUNK_ELEMENTS per map once
+# a map holds more than _CHUNK_ABOVE elements, in at most _MAX_CHUNKS chunks
+# (`_chunk_bounds`).
+_CHUNK_ABOVE = 2**20
+_CHUNK_ELEMENTS = 2**18
+_MAX_CHUNKS = 16
+
+
+def _on_cpu():
+    """True where JAX computes on a CPU (its first device is one)."""
+    return keras_distribution.list_devices()[0].startswith("cpu")
+
+
+def _chunk_bounds(maps):
+    """[(start, stop), ...]: the frames of each chunk of the [N, ...] `maps` (JAX on CPU).
+
+    XLA's CPU runtime allocates a program's temporary buffers afresh on every
+    call, and malloc hands out blocks above 32 MB as fresh pages. SSIM's
+    fwd+bwd keeps about seven maps alive, so from ~1M elements per map each call
+    page-faults through all of them: 21k faults and a third of the CPU time at
+    4x4x256x256x3. Chunks of ~256K elements, run one after the other
+    (`_after`), reuse one small set of buffers that stays in cache: 40 instead
+    of 56 ms there, with no page faults (2-core CPU). Below 1M elements chunks
+    only add work, as the backward pass recomputes each chunk's statistics (in
+    chunks of one frame, 8x10x64x64x1 took twice as long). On a GPU (no such
+    allocation cost, and parallelism to lose) and with an unknown batch size
+    there is one chunk.
+    """
+    frames = maps.shape[0]
+    frame_size = int(np.prod(maps.shape[1:]))
+    if frames is None or frames * frame_size <= _CHUNK_ABOVE or not _on_cpu():
+        return [(0, frames)]
+    # More chunks make a longer program: MS-SSIM fwd+bwd at 4x4x256x256x3 (16
+    # chunks at the finest scale) traces and compiles in ~7 s instead of ~2 s.
+    per_chunk = max(1, _CHUNK_ELEMENTS // frame_size, -(-frames // _MAX_CHUNKS))
+    return [(start, min(start + per_chunk, frames)) for start in range(0, frames, per_chunk)]
+
+
+def _after(tensors, previous):
+    """`tensors`, unchanged, but computed only once `previous` is (under XLA).
+
+    Adds an exact zero made from `previous` (a NaN or infinity there becomes 0
+    first). The data dependence makes XLA run the chunks one after the other,
+    where it would otherwise interleave them and keep all their buffers alive;
+    and as it also makes the backward pass's statistics differ from the forward
+    pass's as far as XLA can tell, XLA recomputes them instead of keeping them.
+    """
+    if previous is None:
+        return tensors
+    total = ops.sum(previous)
+    zero = ops.where(ops.isfinite(total), total, 0.0) * 0.0
+    return tuple(t + zero for t in tensors)
+
+
 def _ssim_and_cs(x, y, max_val, filter_size, filter_sigma, k1, k2, output="ssim"):
     """Mean SSIM or mean contrast-structure per frame and channel, as TF's `_ssim_per_channel`.
 
@@ -191,17 +341,25 @@ def _ssim_and_cs(x, y, max_val, filter_size, filter_sigma, k1, k2, output="ssim"
     both passes are arranged for the fewest of them: constant factors go into
     the filter kernels, and only the requested output is computed.
 
+    The same function serves both layouts: under JAX (`_xla_layout`) it
+    filters with `_shifted_filter`, otherwise with `_gaussian_filter`. The
+    hand-written gradient matters even more there: JAX's autodiff of the
+    shifted slices (a pad per slice) made fwd+bwd 10-23x slower (2-core CPU).
+
     Args:
-        x, y: float32 [N, H, W, K], frames and channels on the last axis
-            (`_frames_to_channels`).
+        x, y: float32 [N, H, W, K]: frames and channels on the last axis
+            (`_frames_to_channels`), or under JAX frames on the first axis and
+            K = C, without that axis for C = 1 (`_frames_to_batch`).
         output: "ssim" for the mean of luminance * cs, "cs" for the mean of cs
             (MS-SSIM's finer scales).
 
     Returns:
-        float32 [N, K]: the mean over the VALID region.
+        float32 [N, K] ([N] for maps [N, H, W]): the mean over the VALID region.
     """
     c1 = (k1 * max_val) ** 2
     c2 = (k2 * max_val) ** 2
+    xla = _xla_layout()
+    gaussian_filter = _shifted_filter if xla else _gaussian_filter
 
     def filter_each(maps, scales=None, transposed=False, offsets=None):
         # m x [N, H, W, K] -> m x [N, H', W', K], one depthwise call per map. Stacking
@@ -211,12 +369,11 @@ def _ssim_and_cs(x, y, max_val, filter_size, filter_sigma, k1, k2, output="ssim"
         scales = scales or [1.0] * len(maps)
         offsets = offsets or [0.0] * len(maps)
         return tuple(
-            _gaussian_filter(m, filter_size, filter_sigma, s, transposed, o)
+            gaussian_filter(m, filter_size, filter_sigma, s, transposed, o)
             for m, s, o in zip(maps, scales, offsets)
         )
 
-    @ops.custom_gradient
-    def ssim_or_cs(x, y):
+    def statistics(x, y):
         # [N, H, W, K] -> [N, H', W', K]. TF filters x**2 + y**2; E[(x - y)**2] carries
         # the same information given E[xy] (their difference is 2 E[xy]) and costs one
         # full-size pass less to build. xy is filtered with a doubled kernel and
@@ -242,74 +399,135 @@ def _ssim_and_cs(x, y, max_val, filter_size, filter_sigma, k1, k2, output="ssim"
             lum_den = lum_num + sq_diff
             luminance = lum_num / lum_den
         cs = cs_num / cs_den
+        return mean_x, mean_y, luminance, lum_den, cs, cs_den
+
+    def mean_value(stats):
+        _, _, luminance, _, cs, _ = stats
         value_map = cs if luminance is None else luminance * cs
         # [N, H', W', K] -> [N, K]
-        value = ops.mean(value_map, axis=(1, 2))
+        return ops.mean(value_map, axis=(1, 2))
+
+    def gradients(x, y, stats, upstream):
+        mean_x, mean_y, luminance, lum_den, cs, cs_den = stats
+        # d(mean)/d(pixel) = 1 / pixels, and the factor 2 common to every
+        # derivative below, go into the transposed filters' kernels.
+        scale = 2.0 / float(cs.shape[1] * cs.shape[2])
+        # Derivatives of L = lum_num / lum_den and CS = cs_num / cs_den:
+        #   dL/dmu_y = 2 (mu_x - mu_y L) / lum_den,
+        #   dCS/dmu_y = 2 (mu_y CS - mu_x) / cs_den,
+        #   dCS/dE[xy] = 2 / cs_den, dCS/dE[x^2 + y^2] = -CS / cs_den,
+        # and d(L CS) = CS dL + L dCS. With a = CS / lum_den and b = L / cs_den
+        # (b = 1 / cs_den for CS alone, a = 0), d/dmu_y = 2 (mu_x (a - b) +
+        # mu_y (b CS - a L)), and the same with x and y swapped.
+        if luminance is None:
+            b = 1.0 / cs_den
+            b_cs = b * cs
+            grad_mean_y = mean_y * b_cs - mean_x * b
+            grad_mean_x = mean_x * b_cs - mean_y * b
+        else:
+            a = cs / lum_den
+            b = luminance / cs_den
+            b_cs = b * cs
+            cross = a - b
+            same = b_cs - a * luminance
+            grad_mean_y = mean_x * cross + mean_y * same
+            grad_mean_x = mean_y * cross + mean_x * same
+        # The gradient with respect to y is
+        #   F'(grad_mean_y) + x F'(b) - y F'(b CS), times the upstream weight,
+        # with F' the transposed filter, [N, H', W', K] -> [N, H, W, K], and the
+        # statistics read as E[x^2 + y^2] and E[xy] (the same function as the
+        # forward's E[(x - y)^2] and E[xy]): d/dy of E[xy] is x, and of E[x^2 + y^2]
+        # is 2y, whose 2 cancels the 1/2 in -CS / cs_den.
+        #
+        # The upstream weight is per frame and channel, [N, K]. Where it is one
+        # number, as for a loss without sample weights, TF's path puts it into
+        # the filter kernels, which saves a full-size multiply (~3% of fwd+bwd
+        # at 4x4x256x256x3); otherwise it multiplies the result.
+
+        def transposed(kernel_scale):
+            # F'(b) and F'(b CS) serve both gradients; in a loss, which needs only
+            # y_pred's, inside tf.function / jit the unused back_x and grad_x are
+            # pruned.
+            back_y, back_x, back_xy, back_sq = filter_each(
+                [grad_mean_y, grad_mean_x, b, b_cs],
+                scales=[kernel_scale, kernel_scale, kernel_scale, -kernel_scale],
+                transposed=True,
+            )
+            return back_x + y * back_xy + x * back_sq, back_y + x * back_xy + y * back_sq
+
+        def weighted(weight):
+            # [N, K] -> [N, 1, 1, K] (or [N] -> [N, 1, 1])
+            weight = ops.expand_dims(weight, (1, 2))
+            grad_x, grad_y = transposed(scale)
+            return weight * grad_x, weight * grad_y
+
+        if xla:
+            # XLA fuses the weight's multiply into the loop that adds the
+            # transposed filters up, where it costs next to nothing, so there
+            # is no cond (with one, fwd+bwd was no faster). But it also fuses the
+            # cheap [N, K] ops that made the weight (MS-SSIM's chain rule through
+            # its product of powers) and redoes them for every pixel: ~8% of
+            # MS-SSIM fwd+bwd at 4x4x256x256x3. XLA never fuses a sort, so
+            # sorting two copies of the weight computes it once; exact, as the
+            # copies are equal.
+            pair = ops.stack([upstream, upstream], axis=-1)
+            return weighted(ops.sort(pair, axis=-1)[..., 0])
+        # max == min rather than upstream[0, 0], with initial values so that JAX
+        # accepts it too: a replica's batch can be empty (max -inf, min inf: not
+        # uniform).
+        first = ops.max(upstream, initial=-np.inf)
+        uniform = ops.equal(first, ops.min(upstream, initial=np.inf))
+        return ops.cond(
+            uniform, lambda: transposed(scale * first), lambda: weighted(upstream)
+        )
+
+    @ops.custom_gradient
+    def ssim_or_cs(x, y):
+        stats = statistics(x, y)
+        value = mean_value(stats)
 
         def grad(*args, upstream=None):
             if upstream is None:
                 upstream = args[0]
-            # d(mean)/d(pixel) = 1 / pixels, and the factor 2 common to every
-            # derivative below, go into the transposed filters' kernels.
-            scale = 2.0 / float(cs.shape[1] * cs.shape[2])
-            # Derivatives of L = lum_num / lum_den and CS = cs_num / cs_den:
-            #   dL/dmu_y = 2 (mu_x - mu_y L) / lum_den,
-            #   dCS/dmu_y = 2 (mu_y CS - mu_x) / cs_den,
-            #   dCS/dE[xy] = 2 / cs_den, dCS/dE[x^2 + y^2] = -CS / cs_den,
-            # and d(L CS) = CS dL + L dCS. With a = CS / lum_den and b = L / cs_den
-            # (b = 1 / cs_den for CS alone, a = 0), d/dmu_y = 2 (mu_x (a - b) +
-            # mu_y (b CS - a L)), and the same with x and y swapped.
-            if luminance is None:
-                b = 1.0 / cs_den
-                b_cs = b * cs
-                grad_mean_y = mean_y * b_cs - mean_x * b
-                grad_mean_x = mean_x * b_cs - mean_y * b
-            else:
-                a = cs / lum_den
-                b = luminance / cs_den
-                b_cs = b * cs
-                cross = a - b
-                same = b_cs - a * luminance
-                grad_mean_y = mean_x * cross + mean_y * same
-                grad_mean_x = mean_y * cross + mean_x * same
-            # The gradient with respect to y is
-            #   F'(grad_mean_y) + x F'(b) - y F'(b CS), times the upstream weight,
-            # with F' the transposed filter, [N, H', W', K] -> [N, H, W, K], and the
-            # statistics read as E[x^2 + y^2] and E[xy] (the same function as the
-            # forward's E[(x - y)^2] and E[xy]): d/dy of E[xy] is x, and of E[x^2 + y^2]
-            # is 2y, whose 2 cancels the 1/2 in -CS / cs_den.
-            #
-            # The upstream weight is per frame and channel, [N, K]. Where it is one
-            # number, as for a loss without sample weights, it goes into the filter
-            # kernels, which saves a full-size multiply (~3% of fwd+bwd at
-            # 4x4x256x256x3); otherwise it multiplies the result. max == min rather
-            # than upstream[0, 0], with initial values so that JAX accepts it too: a
-            # replica's batch can be empty (max -inf, min inf: not uniform).
-            first = ops.max(upstream, initial=-np.inf)
-            uniform = ops.equal(first, ops.min(upstream, initial=np.inf))
-
-            def transposed(kernel_scale):
-                # F'(b) and F'(b CS) serve both gradients; in a loss, which needs only
-                # y_pred's, inside tf.function / jit the unused back_x and grad_x are
-                # pruned.
-                back_y, back_x, back_xy, back_sq = filter_each(
-                    [grad_mean_y, grad_mean_x, b, b_cs],
-                    scales=[kernel_scale, kernel_scale, kernel_scale, -kernel_scale],
-                    transposed=True,
-                )
-                return back_x + y * back_xy + x * back_sq, back_y + x * back_xy + y * back_sq
-
-            def weighted():
-                # [N, K] -> [N, 1, 1, K]
-                weight = ops.expand_dims(upstream, (1, 2))
-                grad_x, grad_y = transposed(scale)
-                return weight * grad_x, weight * grad_y
-
-            return ops.cond(uniform, lambda: transposed(scale * first), weighted)
+            return gradients(x, y, stats, upstream)
 
         return value, grad
 
-    return ssim_or_cs(x, y)
+    if not xla:
+        return ssim_or_cs(x, y)
+    bounds = _chunk_bounds(x)
+    if len(bounds) == 1:
+        return ssim_or_cs(x, y)
+
+    @ops.custom_gradient
+    def chunked(x, y):
+        # Both passes run chunk after chunk (`_after`); the backward pass recomputes
+        # each chunk's statistics instead of keeping them all from the forward
+        # pass. See `_chunk_bounds` for why.
+        values, previous = [], None
+        for start, stop in bounds:
+            x_part, y_part = _after((x[start:stop], y[start:stop]), previous)
+            values.append(mean_value(statistics(x_part, y_part)))
+            previous = values[-1]
+
+        def grad(*args, upstream=None):
+            if upstream is None:
+                upstream = args[0]
+            grads_x, grads_y, previous = [], [], None
+            for start, stop in bounds:
+                x_part, y_part = _after((x[start:stop], y[start:stop]), previous)
+                stats = statistics(x_part, y_part)
+                grad_x, grad_y = gradients(x_part, y_part, stats, upstream[start:stop])
+                grads_x.append(grad_x)
+                grads_y.append(grad_y)
+                # The next chunk waits on y's gradient only: a loss needs only
+                # y_pred's, and XLA then prunes grad_x.
+                previous = grad_y[:1, :1, :1]
+            return ops.concatenate(grads_x, axis=0), ops.concatenate(grads_y, axis=0)
+
+        return ops.concatenate(values, axis=0), grad
+
+    return chunked(x, y)
 
 
 def ssim(y_true, y_pred, max_val=1.0, filter_size=11, filter_sigma=1.5, k1=0.01, k2=0.03):
@@ -355,11 +573,12 @@ def ssim(y_true, y_pred, max_val=1.0, filter_size=11, filter_sigma=1.5, k1=0.01,
     True
     """
     channels = check_frames(y_true, y_pred, filter_size, "ssim", static_frame=True)
-    # [B, T, H, W, C] -> [B, H, W, T*C]
-    x = _frames_to_channels(ops.cast(y_true, "float32"))
-    y = _frames_to_channels(ops.cast(y_pred, "float32"))
+    # [B, T, H, W, C] -> [B, H, W, T*C], or [B*T, H, W(, C)] under JAX
+    to_maps = _frames_to_batch if _xla_layout() else _frames_to_channels
+    x = to_maps(ops.cast(y_true, "float32"))
+    y = to_maps(ops.cast(y_pred, "float32"))
     per_channel = _ssim_and_cs(x, y, max_val, filter_size, filter_sigma, k1, k2)
-    # [B, T*C] -> [B*T, C] -> [B*T]: mean over channels, as TF.
+    # [B, T*C] (or [B*T, C], [B*T]) -> [B*T, C] -> [B*T]: mean over channels, as TF.
     values = ops.mean(ops.reshape(per_channel, (-1, channels)), axis=-1)
     # [B*T] -> [B, T]
     return unflatten_frames(values, y_pred)
@@ -391,8 +610,11 @@ def _downsample(x):
 
     TF pads an odd axis by one at the bottom/right with mode SYMMETRIC, which for
     a pad of one repeats the edge row/column (not zeros), then 2x2-average-pools
-    with VALID padding.
+    with VALID padding. Gray maps of the JAX layout, [N, H, W], are pooled as
+    [N, H, W, 1].
     """
+    if len(x.shape) == 3:
+        return ops.squeeze(_downsample(ops.expand_dims(x, -1)), -1)
     if x.shape[1] % 2:
         x = ops.concatenate([x, x[:, -1:, :, :]], axis=1)
     if x.shape[2] % 2:
@@ -467,19 +689,20 @@ def ms_ssim(
     power_factors = tuple(float(p) for p in power_factors)
     min_size = ms_ssim_min_size(len(power_factors), filter_size)
     channels = check_frames(y_true, y_pred, min_size, f"ms_ssim with {len(power_factors)} scales")
-    # [B, T, H, W, C] -> [B, H, W, T*C]
-    x = _frames_to_channels(ops.cast(y_true, "float32"))
-    y = _frames_to_channels(ops.cast(y_pred, "float32"))
+    # [B, T, H, W, C] -> [B, H, W, T*C], or [B*T, H, W(, C)] under JAX
+    to_maps = _frames_to_batch if _xla_layout() else _frames_to_channels
+    x = to_maps(ops.cast(y_true, "float32"))
+    y = to_maps(ops.cast(y_pred, "float32"))
     product = None
     for scale, power in enumerate(power_factors):
         if scale > 0:
             x, y = _downsample(x), _downsample(y)
-        # [B, H_j, W_j, T*C] -> [B, T*C]: cs at the finer scales, SSIM at the last.
+        # [N, H_j, W_j, K] -> [N, K]: cs at the finer scales, SSIM at the last.
         output = "cs" if scale < len(power_factors) - 1 else "ssim"
         term = _ssim_and_cs(x, y, max_val, filter_size, filter_sigma, k1, k2, output)
         factor = _safe_power(term, power)
         product = factor if product is None else product * factor
-    # [B, T*C] -> [B*T, C] -> [B*T] -> [B, T]
+    # [B, T*C] (or [B*T, C], [B*T]) -> [B*T, C] -> [B*T] -> [B, T]
     values = ops.mean(ops.reshape(product, (-1, channels)), axis=-1)
     return unflatten_frames(values, y_pred)
 

@@ -70,6 +70,12 @@ class DatasetWindows:
     def __init__(self, dataset: tf.data.Dataset):
         self.dataset = dataset
 
+    def __iter__(self):
+        return iter(self.dataset)
+
+    def __getattr__(self, name):  # the rest of tf.data's interface (take, cardinality...)
+        return getattr(self.dataset, name)
+
     def pairs(self, form: str, context_frames: int) -> tf.data.Dataset:
         return training_pairs(self.dataset, form, context_frames)
 
