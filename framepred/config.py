@@ -527,9 +527,8 @@ def validate_processes(trainer: Any) -> None:
              "TensorFlow trains on one host (keras-team/keras#20585)")
     _require(process is None or process >= 0,
              f"trainer.process_id={process} must be >= 0 or null")
-    _require(process is None or processes is None or process < processes,
-             f"trainer.process_id={process} must be below trainer.num_processes={processes} "
-             f"(processes are numbered 0 ... {processes - 1 if processes else 0})")
+    # process_id < num_processes: devices.process_identity, which also reads jax's
+    # environment variables.
     _require(trainer.coordinator_timeout >= 1,
              f"trainer.coordinator_timeout={trainer.coordinator_timeout} must be >= 1 second")
 

@@ -33,8 +33,10 @@ class Throughput(keras.callbacks.Callback):
     """Logs device, precision and training frames/s per epoch (log file and TensorBoard).
 
     Args:
-        batch_size: per-replica batch; the global batch is this x the replicas of the
-            model's distribution strategy, read when training starts.
+        batch_size: per-replica batch; without `global_batch`, the global batch is this
+            x the replicas of the model's TensorFlow strategy, read when training starts.
+        global_batch: the run's global batch (every device of every process), where
+            known (a JAX distribution has no strategy to read it from).
         target_frames: predicted time steps per example (`target_frames()`).
         log_dir: the TensorBoard folder for the scalar `throughput/frames_per_second`
             (the run's tensorboard/train, next to Keras' own train scalars); None: log only.
@@ -44,9 +46,10 @@ class Throughput(keras.callbacks.Callback):
     """
 
     def __init__(self, batch_size: int, target_frames: int, log_dir: str | Path | None = None,
-                 windows_per_epoch: int | None = None):
+                 windows_per_epoch: int | None = None, global_batch: int | None = None):
         super().__init__()
         self.batch_size = int(batch_size)
+        self.known_global_batch = global_batch  # every device of every process
         self.windows_per_epoch = windows_per_epoch
         self.target_frames = int(target_frames)
         self.log_dir = None if log_dir is None else str(log_dir)
@@ -56,12 +59,9 @@ class Throughput(keras.callbacks.Callback):
     @classmethod
     def for_run(cls, cfg, run, windows_per_epoch: int | None = None,
                 global_batch: int | None = None) -> Throughput:
-        throughput = cls(cfg.trainer.batch_size, target_frames(cfg.data, cfg.model.form),
-                         log_dir=run.tensorboard / "train", windows_per_epoch=windows_per_epoch)
-        throughput.known_global_batch = global_batch
-        return throughput
-
-    known_global_batch: int | None = None  # the run's (every device of every process)
+        return cls(cfg.trainer.batch_size, target_frames(cfg.data, cfg.model.form),
+                   log_dir=run.tensorboard / "train", windows_per_epoch=windows_per_epoch,
+                   global_batch=global_batch)
 
     def on_train_begin(self, logs=None):
         if self.known_global_batch:
