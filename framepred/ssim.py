@@ -25,10 +25,9 @@ speed", for the speed-up. The filtering is laid out per backend:
 """
 
 import numpy as np
-from keras import backend as keras_backend
-from keras import distribution as keras_distribution
 from keras import ops
 
+from framepred import xla
 from framepred.config import DEFAULT_POWER_FACTORS
 
 # Below this value a scale's MS-SSIM factor x**p is continued linearly to 0.
@@ -122,7 +121,7 @@ def _xla_layout():
     TensorFlow keeps its depthwise layout (`_gaussian_filter`), whose speed is
     tuned to TF's CPU kernels; other backends keep it too, as before.
     """
-    return keras_backend.backend() == "jax"
+    return xla.on_jax()
 
 
 def _frames_to_batch(x):
@@ -283,11 +282,6 @@ _CHUNK_ELEMENTS = 2**18
 _MAX_CHUNKS = 16
 
 
-def _on_cpu():
-    """True where JAX computes on a CPU (its first device is one)."""
-    return keras_distribution.list_devices()[0].startswith("cpu")
-
-
 def _chunk_bounds(maps):
     """[(start, stop), ...]: the frames of each chunk of the [N, ...] `maps` (JAX on CPU).
 
@@ -305,7 +299,7 @@ def _chunk_bounds(maps):
     """
     frames = maps.shape[0]
     frame_size = int(np.prod(maps.shape[1:]))
-    if frames is None or frames * frame_size <= _CHUNK_ABOVE or not _on_cpu():
+    if frames is None or frames * frame_size <= _CHUNK_ABOVE or not xla.jax_on_cpu():
         return [(0, frames)]
     # More chunks make a longer program: MS-SSIM fwd+bwd at 4x4x256x256x3 (16
     # chunks at the finest scale) traces and compiles in ~7 s instead of ~2 s.

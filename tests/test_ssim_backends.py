@@ -10,20 +10,14 @@ values and gradients to a .npz file. Skipped unless jax is installed.
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 
-from tests.helpers.cli import REPO
+from tests.helpers.cli import run_jax_script
 
 pytest.importorskip("jax")
 tf = pytest.importorskip("tensorflow")
-
-# Makes `import tensorflow` fail in the JAX interpreter, as on a machine without it.
-NO_TF = "import sys; sys.modules['tensorflow'] = None\n"
 
 # (function, frame shape, options, chunked): gray and 3-channel, odd sizes, an image
 # batch [B, H, W, C] and a single frame [H, W, C], max_val 255, MS-SSIM with 3 and 2
@@ -109,12 +103,8 @@ def test_jax_values_and_gradients_equal_tensorflow(tmp_path):
         references.append(tf_reference(name, y_true, y_pred, weights, options))
     np.savez(tmp_path / "inputs.npz", **data)
 
-    env = {**os.environ, "KERAS_BACKEND": "jax", "JAX_PLATFORMS": "cpu"}
-    result = subprocess.run(
-        [sys.executable, "-c", NO_TF + JAX_SIDE, json.dumps(CASES), str(tmp_path / "inputs.npz"),
-         str(tmp_path / "jax.npz")],
-        cwd=REPO, env=env, capture_output=True, text=True, timeout=300,
-    )
+    result = run_jax_script(JAX_SIDE, json.dumps(CASES), str(tmp_path / "inputs.npz"),
+                            str(tmp_path / "jax.npz"))
     assert result.returncode == 0, result.stderr[-4000:]
     ours = np.load(tmp_path / "jax.npz")
 

@@ -89,3 +89,12 @@ def without_tensorflow(folder: Path) -> dict:
         'raise ImportError("TensorFlow is not installed on this machine (test)")\n')
     return {"KERAS_BACKEND": "jax", "JAX_PLATFORMS": "cpu",
             "PYTHONPATH": os.pathsep.join([str(package.parent), str(REPO)])}
+
+
+def run_jax_script(code: str, *args: str, timeout: float = 300) -> subprocess.CompletedProcess:
+    """Runs Python `code` with `args` in a fresh interpreter under KERAS_BACKEND=jax on
+    the CPU, with `import tensorflow` failing as on a machine without it."""
+    no_tensorflow = "import sys; sys.modules['tensorflow'] = None\n"
+    env = {**os.environ, "KERAS_BACKEND": "jax", "JAX_PLATFORMS": "cpu"}
+    return subprocess.run([sys.executable, "-c", no_tensorflow + code, *args], cwd=REPO,
+                          env=env, capture_output=True, text=True, timeout=timeout)
