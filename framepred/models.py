@@ -163,9 +163,10 @@ def _conv_as_matmul(frames, kernel, kernel_size):
     def product(frames, kernel):
         def grad(*args, upstream=None):
             upstream = args[0] if upstream is None else upstream  # [B, h, w, N]
+            # Contractions over the rows' axis, not transposes: no copies.
             rows = ops.reshape(_patches(frames, kernel_size), (-1, kernel.shape[0]))
-            d_kernel = ops.matmul(ops.transpose(rows), ops.reshape(upstream, (-1, kernel.shape[1])))
-            d_frames = _unpatch(ops.matmul(upstream, ops.transpose(kernel)), kernel_size,
+            d_kernel = ops.einsum("nk,nf->kf", rows, ops.reshape(upstream, (-1, kernel.shape[1])))
+            d_frames = _unpatch(ops.einsum("bhwf,kf->bhwk", upstream, kernel), kernel_size,
                                 height, width)
             return d_frames, d_kernel
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import importlib.util
 import shutil
 import subprocess
+import sys
 
 import pytest
 
@@ -48,3 +49,15 @@ def test_gpu_check_script_parses():
     done = subprocess.run(["bash", "-n", str(REPO / "scripts/gpu_check.sh")],
                           capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
+
+
+def test_bench_convlstm_prints_a_row_per_layer():
+    """scripts/bench_convlstm.py runs end to end on a tiny shape (its timings are not
+    checked: benchmarks are read by hand)."""
+    result = subprocess.run(
+        [sys.executable, "scripts/bench_convlstm.py", "--shape", "2,2,4,4,1", "--filters", "2",
+         "--warmup", "1", "--steps", "1"],
+        cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    rows = [line.split("|")[0].strip() for line in result.stdout.splitlines() if "|" in line]
+    assert rows[1:] == ["keras", "keras unroll", "framepred"]
