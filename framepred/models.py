@@ -181,16 +181,17 @@ class ConvLSTM(layers.ConvLSTM2D):
     recurrence as matrix products where XLA computes on a CPU.
 
     Keras' cell makes eight convolutions a step, and under JAX the recurrence is a
-    `lax.scan`. XLA's CPU compiler turns the kernel gradient of a convolution inside a
-    loop into a slow generic loop: 3.4 s for one layer's gradient where TensorFlow
-    takes 90 ms (docs/performance.md). Here each step reads the "same"-padded
+    `lax.scan`. On a CPU, XLA runs a convolution inside a loop far slower than outside
+    one (jax-ml/jax#12868), its kernel gradient worst: 3.4 s for one layer's gradient
+    where TensorFlow takes 90 ms (docs/performance.md). Here each step reads the "same"-padded
     neighbourhoods of the input and the state (im2col) and multiplies them once by
     both kernels stacked: one matrix product a step, whose gradients are matrix
     products too. Unrolling the loop instead is also fast for one layer but grows
     worse than linearly with depth (2.3 s a step for three layers, against 0.5 s on
-    TensorFlow). Elsewhere (TensorFlow, JAX on GPUs and TPUs, whose convolutions are
-    fast inside loops) and for options framepred does not set (strides, dilation,
-    dropout, masks, reverse order), Keras' own loop runs.
+    TensorFlow). Elsewhere Keras' own loop runs: on TensorFlow; under JAX on GPUs and
+    TPUs, where that CPU issue is not reported and this formulation is not measured;
+    and for options framepred does not set (strides, dilation, dropout, masks,
+    reverse order).
     """
 
     def _matmul_recurrence(self, mask, training):
