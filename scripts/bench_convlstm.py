@@ -12,7 +12,9 @@ random frames: `--warmup` untimed steps (tracing, compilation), then the median 
 - `keras`: Keras' `ConvLSTM2D` (eight convolutions a step; a `lax.scan` under JAX);
 - `keras unroll`: the same with `unroll=True` (a Python loop over the frames);
 - `framepred`: `framepred.models.ConvLSTM`, which under JAX on a CPU runs one matrix
-  product a step (see its docstring) and elsewhere is Keras' own loop.
+  product a step (see its docstring) and elsewhere is Keras' own loop;
+- `matmul forced` (`--force-matmul`): the same layer with the matrix-product form taken
+  wherever JAX runs, to measure it on a GPU (scripts/gpu_check.sh does).
 
 `ratio` = the `keras` row's time / the row's time (above 1: faster than Keras' layer).
 The shape defaults to the default model's first encoder layer: 16 frames of 10 steps,
@@ -33,6 +35,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
+from framepred import xla  # noqa: E402
 from framepred.models import ConvLSTM  # noqa: E402
 
 
@@ -60,6 +63,8 @@ def main(argv=None) -> None:
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--steps", type=int, default=5)
     parser.add_argument("--no-unroll", action="store_true", help="leave the unrolled row out")
+    parser.add_argument("--force-matmul", action="store_true",
+                        help="add a row with the matrix-product form on any JAX device")
     args = parser.parse_args(argv)
     shape = tuple(int(n) for n in args.shape.split(","))
     rng = np.random.default_rng(0)
@@ -71,17 +76,22 @@ def main(argv=None) -> None:
     if not args.no_unroll:
         rows.append(("keras unroll", lambda: keras.layers.ConvLSTM2D(unroll=True, **options)))
     rows.append(("framepred", lambda: ConvLSTM(**options)))
+    if args.force_matmul and xla.on_jax():
+        rows.append(("matmul forced", lambda: ConvLSTM(**options)))
 
     print(f"backend {keras.backend.backend()}, keras {keras.__version__}, "
           f"{os.cpu_count()} CPU cores visible; shape {shape} -> {args.filters} filters, "
           f"kernel {args.kernel}; median of {args.steps} steps after {args.warmup}")
-    print("layer        | step ms | ratio vs keras")
-    print("-------------+---------+---------------")
+    print("layer         | step ms | ratio vs keras")
+    print("--------------+---------+---------------")
     reference = None
+    on_cpu = xla.jax_on_cpu
     for name, build in rows:
+        # The layer picks its form when it is traced, inside the first step.
+        xla.jax_on_cpu = (lambda: True) if name == "matmul forced" else on_cpu
         seconds = step_time(build(), frames, targets, args.warmup, args.steps)
         reference = reference or seconds
-        print(f"{name:12s} | {seconds * 1e3:7.1f} | {reference / seconds:.2f}", flush=True)
+        print(f"{name:13s} | {seconds * 1e3:7.1f} | {reference / seconds:.2f}", flush=True)
 
 
 if __name__ == "__main__":

@@ -8,7 +8,9 @@
 #      steps, float32 and mixed_bfloat16, each with trainer.steps_per_execution 1 and 8,
 #      through `scripts/bench_train.py --train-path` (frames/s of the Throughput callback,
 #      TFLOP/s counted from the weight shapes, % of PEAK_TFLOPS, bf16/f32);
-#   4. writes the tables to ${OUT:-.}/gpu_check.md (or the path given as $1) and prints them.
+#   4. times one ConvLSTM layer of that model (scripts/bench_convlstm.py): Keras' own
+#      loop against the matrix-product form framepred takes on CPUs, forced on the GPU;
+#   5. writes the tables to ${OUT:-.}/gpu_check.md (or the path given as $1) and prints them.
 # Exits 1 when the tests fail, 2 when the environment is unusable, 3 when a timed run
 # fails (the table still says which).
 #
@@ -176,7 +178,7 @@ say "tests: exit $TESTS_RC | $TESTS_SUMMARY"
 [ "$TESTS_RC" = 0 ] || tail -40 "$WORK/tests.log"
 
 # --- 3. the timed training runs -----------------------------------------------------
-left=$((BUDGET - (SECONDS - START) - 10))
+left=$((BUDGET - (SECONDS - START) - 70))  # 60 s kept for step 4
 [ "$left" -gt 30 ] || left=30
 OVERRIDES="experiment=moving_mnist data.source=moving_digits $SIZE_OVERRIDES
   data.cache=memory data.train_sequences=$((BATCH * STEPS)) ${GPU_CHECK_EXTRA:-}"
@@ -213,6 +215,22 @@ BENCH_RC=$?
 grep -E '^  \[' "$WORK/bench.err"
 [ "$BENCH_RC" = 0 ] || { echo "bench_train.py exit $BENCH_RC; its stderr ends:"; tail -30 "$WORK/bench.err"; }
 grep -q '^| ' "$REPORT" || tail -20 "$WORK/bench.log" >> "$REPORT"
+
+# One ConvLSTM layer of the model (16x16 patches of 16 channels -> 128 filters, kernel 5;
+# tiny in the dry run): is the CPU's matrix-product form worth taking on the GPU too?
+left=$((BUDGET - (SECONDS - START)))
+if [ "$left" -gt 40 ]; then
+  if [ "$QUICK" = 1 ]; then LAYER="--shape 2,3,4,4,4 --filters 8 --kernel 3"; else
+    LAYER="--shape $BATCH,10,16,16,16 --filters 128 --kernel 5"; fi
+  say "one ConvLSTM layer (limit ${left} s): $LAYER"
+  # shellcheck disable=SC2086
+  LAYER_OUT="$(timeout "$left" "$PYBIN" scripts/bench_convlstm.py $LAYER --no-unroll \
+    --force-matmul 2> "$WORK/layer.err")" || LAYER_OUT="$LAYER_OUT
+(bench_convlstm.py failed or ran out of time: $(tail -3 "$WORK/layer.err"))"
+  { echo; echo '```'; echo "$LAYER_OUT"; echo '```'; } >> "$REPORT"
+else
+  echo "- no time left for the one-layer comparison" >> "$REPORT"
+fi
 
 echo
 cat "$REPORT"
