@@ -157,7 +157,7 @@ def _conv_as_matmul(frames, kernel, kernel_size):
     times the frames, and filling and reading those stacks took a third of a
     training step on the 2-core CPU (docs/performance.md).
     """
-    _, height, width, channels = frames.shape
+    _, height, width, _ = frames.shape
 
     @ops.custom_gradient
     def product(frames, kernel):
@@ -182,13 +182,13 @@ class ConvLSTM(layers.ConvLSTM2D):
 
     Keras' cell makes eight convolutions a step, and under JAX the recurrence is a
     `lax.scan`. On a CPU, XLA runs a convolution inside a loop far slower than outside
-    one (jax-ml/jax#12868), its kernel gradient worst: 3.4 s for one layer's gradient
-    where TensorFlow takes 90 ms (docs/performance.md). Here each step reads the "same"-padded
-    neighbourhoods of the input and the state (im2col) and multiplies them once by
-    both kernels stacked: one matrix product a step, whose gradients are matrix
-    products too. Unrolling the loop instead is also fast for one layer but grows
-    worse than linearly with depth (2.3 s a step for three layers, against 0.5 s on
-    TensorFlow). Elsewhere Keras' own loop runs: on TensorFlow; under JAX on GPUs and
+    one (jax-ml/jax#12868), its kernel gradient worst: one layer's training step took
+    2.3 s where TensorFlow takes 0.1 s (scripts/bench_convlstm.py, docs/performance.md).
+    Here each step reads the "same"-padded neighbourhoods of the input and the state
+    (im2col) and multiplies them once by both kernels stacked: one matrix product a
+    step, whose gradients are matrix products too. Unrolling the loop instead is also
+    fast for one layer but grows worse than linearly with depth (2.3 s a step for
+    three layers, against 0.5 s on TensorFlow). Elsewhere Keras' own loop runs: on TensorFlow; under JAX on GPUs and
     TPUs, where that CPU issue is not reported and this formulation is not measured;
     and for options framepred does not set (strides, dilation, dropout, masks,
     reverse order).
@@ -327,7 +327,7 @@ def build_next_frame(
         # The final states are unused here; `step_model` reads them to roll out one
         # frame per step instead of re-reading the whole buffer.
         x, _, _ = ConvLSTM(width_i, kernel, padding="same", return_sequences=True,
-                                    return_state=True, name=f"convlstm_{i}")(x)
+                           return_state=True, name=f"convlstm_{i}")(x)
         norm = _normalization(normalization, width_i, f"norm_{i}")
         x = norm(x) if norm is not None else x
     if skip:
@@ -351,14 +351,14 @@ def build_encoder_forecaster(
     states = []
     for i, (width_i, kernel) in enumerate(zip(filters, kernel_size)):
         x, h, c = ConvLSTM(width_i, kernel, padding="same", return_sequences=True,
-                                    return_state=True, name=f"encoder_{i}")(x)
+                           return_state=True, name=f"encoder_{i}")(x)
         states.append((h, c))
         norm = _normalization(normalization, width_i, f"encoder_norm_{i}")
         x = norm(x) if norm is not None else x
     y, outputs = queries, []
     for i, (width_i, kernel) in enumerate(zip(filters, kernel_size)):
         y = ConvLSTM(width_i, kernel, padding="same", return_sequences=True,
-                              name=f"forecaster_{i}")(y, initial_state=list(states[i]))
+                     name=f"forecaster_{i}")(y, initial_state=list(states[i]))
         norm = _normalization(normalization, width_i, f"forecaster_norm_{i}")
         y = norm(y) if norm is not None else y
         outputs.append(y)
