@@ -188,10 +188,10 @@ class ConvLSTM(layers.ConvLSTM2D):
     (im2col) and multiplies them once by both kernels stacked: one matrix product a
     step, whose gradients are matrix products too. Unrolling the loop instead is also
     fast for one layer but grows worse than linearly with depth (2.3 s a step for
-    three layers, against 0.5 s on TensorFlow). Elsewhere Keras' own loop runs: on TensorFlow; under JAX on GPUs and
-    TPUs, where that CPU issue is not reported and this formulation is not measured;
-    and for options framepred does not set (strides, dilation, dropout, masks,
-    reverse order).
+    three layers, against 0.5 s on TensorFlow). Elsewhere Keras' own loop runs: on
+    TensorFlow; under JAX on GPUs and TPUs, where that CPU issue is not reported and
+    this formulation is not measured; and for options framepred does not set
+    (strides, dilation, dropout, masks, reverse order).
     """
 
     def _matmul_recurrence(self, mask, training):
