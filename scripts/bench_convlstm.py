@@ -5,7 +5,7 @@ Run (each backend in its own interpreter):
     .venv/bin/python scripts/bench_convlstm.py                  # TensorFlow
     KERAS_BACKEND=jax .venv/bin/python scripts/bench_convlstm.py
 
-Each row trains a one-layer model (`train_on_batch`, mean squared error, Adam) on
+Each row trains a one-layer model (`bench_train.time_training`: mean squared error, Adam) on
 random frames: `--warmup` untimed steps (tracing, compilation), then the median of
 `--steps` timed ones. Rows:
 
@@ -26,7 +26,6 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import time
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
@@ -34,24 +33,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
+from bench_train import time_training  # noqa: E402  (this folder, on sys.path)
 
 from framepred import xla  # noqa: E402
 from framepred.models import ConvLSTM  # noqa: E402
-
-
-def step_time(layer, frames, targets, warmup: int, steps: int) -> float:
-    """Median seconds of one training step of a model that is just `layer`."""
-    inputs = keras.Input(frames.shape[1:])
-    model = keras.Model(inputs, layer(inputs))
-    model.compile(optimizer="adam", loss="mse")
-    for _ in range(warmup):
-        model.train_on_batch(frames, targets)
-    times = []
-    for _ in range(steps):
-        start = time.perf_counter()
-        model.train_on_batch(frames, targets)
-        times.append(time.perf_counter() - start)
-    return float(np.median(times))
 
 
 def main(argv=None) -> None:
@@ -89,7 +74,10 @@ def main(argv=None) -> None:
     for name, build in rows:
         # The layer picks its form when it is traced, inside the first step.
         xla.jax_on_cpu = (lambda: True) if name == "matmul forced" else on_cpu
-        seconds = step_time(build(), frames, targets, args.warmup, args.steps)
+        inputs = keras.Input(frames.shape[1:])
+        model = keras.Model(inputs, build()(inputs))
+        seconds = time_training(model, "mse", [(frames, targets)], "auto", args.warmup,
+                                args.steps)
         reference = reference or seconds
         print(f"{name:13s} | {seconds * 1e3:7.1f} | {reference / seconds:.2f}", flush=True)
 

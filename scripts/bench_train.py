@@ -253,11 +253,7 @@ def print_table(rows):
                       f"{row['params']:,}", f"{row['step_ms']:.1f}", f"{row['fps']:.1f}",
                       row.get("ratio", "-"), f"{row['gflop_frame']:.3f}",
                       f"{row['achieved']:.4f}"])
-    widths = [max(len(h), *(len(line[i]) for line in lines)) for i, h in enumerate(header)]
-    print(" | ".join(h.ljust(w) for h, w in zip(header, widths)))
-    print("-+-".join("-" * w for w in widths))
-    for line in lines:
-        print(" | ".join(c.ljust(w) for c, w in zip(line, widths)))
+    print_plain([header, *lines])
 
 
 # --- --train-path: the real entry point, framepred.train.train() ----------------------
@@ -472,6 +468,7 @@ def train_path_table(rows, peak_tflops=None) -> list[list[str]]:
 
 
 def print_plain(table) -> None:
+    """A header and rows of strings as aligned columns."""
     widths = [max(len(line[i]) for line in table) for i in range(len(table[0]))]
     print(" | ".join(c.ljust(w) for c, w in zip(table[0], widths)))
     print("-+-".join("-" * w for w in widths))

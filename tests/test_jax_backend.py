@@ -10,25 +10,19 @@ Skipped unless jax is installed (`pip install framepred[jax]`).
 
 from __future__ import annotations
 
-import os
 import subprocess
-import sys
 
 import pytest
 
-from tests.helpers.cli import REPO
+from tests.helpers.cli import run_jax_script
 
 pytest.importorskip("jax")
 
-# Makes `import tensorflow` / `import hydra` fail, as on a machine without them.
-NO_TF = "import sys; sys.modules['tensorflow'] = None; sys.modules['hydra'] = None\n"
-
-
 def run_jax(code: str, *args: str, timeout: float = 300) -> subprocess.CompletedProcess:
-    env = {**os.environ, "KERAS_BACKEND": "jax", "JAX_PLATFORMS": "cpu",
-           "XLA_FLAGS": "--xla_force_host_platform_device_count=2"}
-    return subprocess.run([sys.executable, "-c", NO_TF + code, *args], cwd=REPO, env=env,
-                          capture_output=True, text=True, timeout=timeout)
+    """`code` under JAX on 2 virtual CPU devices, with `import tensorflow` and `import
+    hydra` failing, as on a machine without them."""
+    return run_jax_script(code, *args, timeout=timeout, unimportable=("tensorflow", "hydra"),
+                          env={"XLA_FLAGS": "--xla_force_host_platform_device_count=2"})
 
 
 def test_model_losses_and_data_parallel_step_under_jax():

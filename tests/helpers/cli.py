@@ -91,10 +91,14 @@ def without_tensorflow(folder: Path) -> dict:
             "PYTHONPATH": os.pathsep.join([str(package.parent), str(REPO)])}
 
 
-def run_jax_script(code: str, *args: str, timeout: float = 300) -> subprocess.CompletedProcess:
+def run_jax_script(code: str, *args: str, timeout: float = 300,
+                   unimportable: tuple[str, ...] = ("tensorflow",),
+                   env: dict | None = None) -> subprocess.CompletedProcess:
     """Runs Python `code` with `args` in a fresh interpreter under KERAS_BACKEND=jax on
-    the CPU, with `import tensorflow` failing as on a machine without it."""
-    no_tensorflow = "import sys; sys.modules['tensorflow'] = None\n"
-    env = {**os.environ, "KERAS_BACKEND": "jax", "JAX_PLATFORMS": "cpu"}
-    return subprocess.run([sys.executable, "-c", no_tensorflow + code, *args], cwd=REPO,
-                          env=env, capture_output=True, text=True, timeout=timeout)
+    the CPU, with `import` of each `unimportable` package failing as on a machine
+    without it; `env` adds environment variables."""
+    blocked = "import sys; " + "; ".join(f"sys.modules[{name!r}] = None"
+                                         for name in unimportable) + "\n"
+    full_env = {**os.environ, "KERAS_BACKEND": "jax", "JAX_PLATFORMS": "cpu", **(env or {})}
+    return subprocess.run([sys.executable, "-c", blocked + code, *args], cwd=REPO,
+                          env=full_env, capture_output=True, text=True, timeout=timeout)
