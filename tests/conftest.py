@@ -25,6 +25,16 @@ def compose_train():
     return compose_with
 
 
+@pytest.fixture
+def data_cfg(compose_train):
+    """data_cfg(*overrides) -> the data config of `debug=fast` (16x16 frames, windows of
+    3 context + 3 future) with `overrides`, for building sources directly."""
+    def make(*overrides):
+        return compose_train(["debug=fast", *overrides]).data
+
+    return make
+
+
 @pytest.fixture(scope="session")
 def fast_run(tmp_path_factory) -> Path:
     """The folder of one finished `debug=fast` training run, made once per session."""

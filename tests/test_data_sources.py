@@ -24,14 +24,6 @@ from tests.helpers.files import moving_squares, write_frames
 WINDOW = 6
 
 
-@pytest.fixture
-def data_cfg(compose_train):
-    def make(*overrides):
-        return compose_train(["debug=fast", *overrides]).data
-
-    return make
-
-
 def id_frames(sequence: int, count: int, size=(16, 16)) -> np.ndarray:
     """Frames whose pixels encode (sequence, frame): value 10*sequence + frame."""
     values = 10 * sequence + np.arange(count, dtype=np.uint8)

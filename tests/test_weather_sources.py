@@ -12,6 +12,7 @@ import pytest
 
 from framepred.data import build_source, windows
 from framepred.errors import FramepredError
+from tests.helpers.fields import write_h5, write_nc
 
 h5py = pytest.importorskip("h5py")
 xarray = pytest.importorskip("xarray")
@@ -22,36 +23,9 @@ WINDOW = 6
 ONE_SPLIT = ("data.val_fraction=0", "data.test_fraction=0")
 
 
-@pytest.fixture
-def data_cfg(compose_train):
-    def make(*overrides):
-        return compose_train(["debug=fast", *overrides]).data
-
-    return make
-
-
 def rain(frames: int, seed: int = 0, shape=(16, 16)) -> np.ndarray:
     """float32 [T, H, W] rain rates in mm/h, mostly far above 1."""
     return np.random.default_rng(seed).gamma(0.8, 8.0, (frames, *shape)).astype(np.float32)
-
-
-def write_h5(path, name: str, array: np.ndarray, **attrs):
-    with h5py.File(path, "w") as file:
-        stored = file.create_dataset(name, data=array, chunks=True)
-        stored.attrs.update(attrs)
-    return path
-
-
-def write_nc(path, array: np.ndarray, first_hour: int = 0, dims=("time", "y", "x"),
-             variable: str = "rain", fill: float | None = None, with_time: bool = True):
-    coords = {}
-    if with_time:
-        coords[dims[0]] = np.datetime64("2024-05-01T00") + np.arange(
-            first_hour, first_hour + len(array)).astype("timedelta64[h]")
-    dataset = xarray.Dataset({variable: (dims, array)}, coords=coords)
-    encoding = {variable: {"_FillValue": fill}} if fill is not None else {}
-    dataset.to_netcdf(path, engine="h5netcdf", encoding=encoding)
-    return path
 
 
 def starts(source, stride: int = WINDOW) -> list[tuple[int, int]]:

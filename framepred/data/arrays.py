@@ -3,6 +3,9 @@
 Layouts (`data.layout`): `tbhw` is Moving MNIST's `mnist_test_seq.npy`
 (time, sequences, H, W); `bthw` is (sequences, time, H, W); `bthwc` adds
 channels. `auto` takes 5 axes as bthwc and 3 axes (time, H, W) as one sequence.
+With `data.normalize=none` the channels are a picture's (gray, RGB or RGBA, converted
+to `data.channels`); with it set they are variables, exactly `data.channels` of
+them; a 2-channel array is always two variables (framepred.data.formats).
 4 axes cannot be told apart by their shape (a (20, 10, H, W) array read the wrong
 way trains on scrambled frames without a word), so `auto` looks at the data: real
 video is smooth in time, so neighbouring frames along the time axis differ far
@@ -205,14 +208,12 @@ class ArrayFile(SequenceSource):
             )
         self.layout = resolve_layout(self.array, layout, self.where)  # may read a sample
         self.format = frame_format
+        # An array read in [0, 1] (data.normalize=none) holds pictures; one that
+        # data.normalize scales from data units holds variables, which never convert.
+        self.pictures = frame_format.unit_range
         found = self.array.shape[-1] if self.layout == "bthwc" else 1
-        # Pictures convert between gray, RGB and RGBA; variables must match one to one.
-        convertible = frame_format.channels in (1, 3) and found in (1, 2, 3, 4)
-        if found != frame_format.channels and not convertible:
-            raise FramepredError(
-                f"{self.where} has shape {tuple(self.array.shape)}: {found} channel(s) per "
-                f"frame, but data.channels={frame_format.channels}; set data.channels={found}"
-            )
+        frame_format.check_channels(found, self.where, self.pictures,
+                                    f"shape {tuple(self.array.shape)}")
         height, width = self.frame_shape
         frame_format.check_size(height, width, self.where)
         if self.array.dtype.kind == "f":
@@ -244,7 +245,8 @@ class ArrayFile(SequenceSource):
 
     def read(self, index: int, start: int = 0, stop: int | None = None) -> np.ndarray:
         stop = self.num_frames(index) if stop is None else stop
-        return self.format.array(np.asarray(self._raw(index, start, stop)))
+        return self.format.array(np.asarray(self._raw(index, start, stop)),
+                                 pictures=self.pictures)
 
     def _check_values(self) -> None:
         """NaN, inf and range, one ~64 MiB slab of the first axis at a time."""

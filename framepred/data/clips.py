@@ -6,8 +6,9 @@ of them, or a `.npy` / `.npz` array of one sequence ([T, H, W] or [T, H, W, C]) 
 several (as `data.layout` says, `auto` guessing as training does). Each clip goes
 through the run's own `FrameFormat`: resized to `data.frame_size` with
 `data.interpolation` (unless `data.resize=false`), converted to `data.channels` (gray
-to RGB and back) and scaled to float32 in [0, 1], so a clip that training accepted
-is one `predict` accepts.
+to RGB and back, for pictures only: an array read with `data.normalize` set, or of 2
+channels, must hold `data.channels` of them) and scaled to float32 in [0, 1], so a
+clip that training accepted is one `predict` accepts, and one it refused is refused.
 """
 
 from __future__ import annotations
@@ -130,13 +131,19 @@ def _array_clips(path: Path, data: Any, frame_format: FrameFormat) -> list[Clip]
     file_name, member = split_member(str(path))
     array = open_array(Path(file_name), member)
     layout = str(data.layout)
-    # [T, H, W], or [T, H, W, C] with the run's channels: one sequence of the run's
-    # layout (a 4-axis tbhw / bthw array holds several gray sequences instead).
-    single = array.ndim == 3 or (layout in ("auto", "bthwc") and array.ndim == 4
-                                 and array.shape[-1] == int(data.channels))
+    # [T, H, W], or [T, H, W, C]: one sequence of the run's layout (a 4-axis tbhw /
+    # bthw array holds several gray sequences instead). A last axis of the run's
+    # channels, or of at most 4 (no frame is that narrow), is C, checked as training
+    # checks it: the same .npy with other channels stops here, naming its count.
+    single = array.ndim == 3 or (layout in ("auto", "bthwc") and array.ndim == 4 and (
+        array.shape[-1] == frame_format.channels or array.shape[-1] <= 4))
     if single:
+        # Pictures with data.normalize=none, as ArrayFile reads them; variables otherwise.
+        pictures = frame_format.unit_range
+        found = array.shape[-1] if array.ndim == 4 else 1
+        frame_format.check_channels(found, str(path), pictures, f"shape {tuple(array.shape)}")
         frames = _checked(array, path, frame_format.unit_range)
-        return [Clip(Path(file_name).stem, frame_format.array(frames))]
+        return [Clip(Path(file_name).stem, frame_format.array(frames, pictures=pictures))]
     return _clips(ArrayFile(str(path), layout, frame_format), Path(file_name).stem)
 
 

@@ -6,7 +6,9 @@ netCDF-4 files are HDF5 files: both are read through one per-process file handle
 one `data.missing` policy: `error` stops at the first window holding a missing value,
 naming the file and the time index; `zero` reads them as 0; `skip_window` finds the
 frames holding one in a streaming pass when the source is built
-(framepred.data.build_source cuts each sequence at them).
+(framepred.data.build_source cuts each sequence at them). Their channels are
+variables, whatever `data.normalize` is: the file's count must equal `data.channels`
+(`FrameFormat.check_channels` with `pictures=False`), never converted as colours.
 """
 
 from __future__ import annotations
@@ -54,13 +56,6 @@ def weather_module(name: str, source: str):
 def listing(names: list[str]) -> str:
     shown = ", ".join(names[:LISTED]) or "nothing"
     return shown + (f" (and {len(names) - LISTED} more)" if len(names) > LISTED else "")
-
-
-def channel_error(where: str, found: int, how: str, channels: int) -> FramepredError:
-    return FramepredError(
-        f"{where} holds {found} channel(s) per frame ({how}), but data.channels={channels}; "
-        f"set data.channels={found} (fields are read as they are, never converted)"
-    )
 
 
 class GriddedFile(SequenceSource):
@@ -132,7 +127,7 @@ class GriddedFile(SequenceSource):
                     f"{self.locate(index, at)} holds a missing value (NaN, inf or the fill "
                     f"value) and data.missing={self.missing}; {remedy}")
             frames[missing] = 0.0
-        return self.format.array(frames)
+        return self.format.array(frames, pictures=False)  # variables: never converted
 
     def missing_frames(self, index: int) -> np.ndarray:
         """bool [T]: which frames of sequence `index` hold a missing value."""

@@ -5,6 +5,14 @@ RGBA; any size). `FrameFormat` resizes them to `data.frame_size` with
 `data.interpolation`, converts them to `data.channels` and scales them to
 float32 in [0, 1]. Gray is ITU-R 601-2 luma (0.299 R + 0.587 G + 0.114 B), the
 weights Pillow's "L" conversion uses, so images and arrays turn gray alike.
+
+Channels convert only in pictures: image files, video, and arrays read with
+`data.normalize=none`. Gray (1), RGB (3) and RGBA (4) turn into gray or RGB. Every
+other source holds variables (rain rate, temperature), and luma weights, a dropped
+"alpha" or a repeated "gray" would silently mix or lose them (issue 22), so their
+channel count must equal `data.channels`. So must a 2-channel array, whatever
+`data.normalize` is: gray plus alpha is rare in an array, two variables common.
+`FrameFormat.check_channels` says which counts a source may hold.
 """
 
 from __future__ import annotations
@@ -20,6 +28,9 @@ from PIL import Image
 from framepred.errors import FramepredError
 
 LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float32)
+PICTURE_CHANNELS = (1, 3, 4)  # gray, RGB, RGBA: what converts to gray or RGB
+WHERE_COLOURS_CONVERT = ("gray, RGB and RGBA convert to data.channels=1 or 3 only in pictures: "
+                         "image files, video, and arrays read with data.normalize=none")
 
 RESAMPLING = {
     "nearest": Image.Resampling.NEAREST,
@@ -48,13 +59,16 @@ class FrameFormat:
     # Pictures (uint8 / uint16 / floats in [0, 1]) are scaled to [0, 1] and stay there
     # after resizing; fields in physical units (`unit_range=False`) keep their values.
     unit_range: bool = True
+    normalize: str = "none"  # data.normalize, for messages
 
     @classmethod
     def from_config(cls, data: Any) -> FrameFormat:
         height, width = data.frame_size
         # With data.normalize set, frames keep their data units until normalized.
+        normalize = str(data.normalize)
         return cls((int(height), int(width)), int(data.channels), bool(data.resize),
-                   str(data.interpolation), unit_range=str(data.normalize) == "none")
+                   str(data.interpolation), unit_range=normalize == "none",
+                   normalize=normalize)
 
     def in_data_units(self) -> FrameFormat:
         """The same format for fields in physical units: values kept, not scaled."""
@@ -69,6 +83,34 @@ class FrameFormat:
                 f"data.resize=false; set data.resize=true to resize them or "
                 f"data.frame_size=[{height}, {width}]"
             )
+
+    def converts(self, found: int, pictures: bool) -> bool:
+        """Whether frames of `found` channels become data.channels: equal counts always;
+        gray, RGB and RGBA to gray or RGB only in pictures (module docstring)."""
+        return found == self.channels or (
+            pictures and found in PICTURE_CHANNELS and self.channels in (1, 3))
+
+    def check_channels(self, found: int, where: str, pictures: bool, how: str = "") -> None:
+        """FramepredError, naming `where` (and `how` the count was read), unless frames of
+        `found` channels become data.channels. A source calls it when it is built, so a
+        mismatch stops before any work."""
+        if self.converts(found, pictures):
+            return
+        head = (f"{where} holds {found} channel(s) per frame{f' ({how})' if how else ''}, "
+                f"but data.channels={self.channels}; set data.channels={found}")
+        if pictures and found != 2:
+            raise FramepredError(
+                f"{head}: only gray, RGB and RGBA pictures (1, 3 or 4 channels) convert, to "
+                "data.channels=1 (gray) or 3 (RGB); any other count must match data.channels "
+                "one to one")
+        if pictures:
+            why = "a 2-channel array holds two variables, never gray plus alpha"
+        elif self.normalize != "none":
+            why = f"with data.normalize={self.normalize} its channels are variables, not colours"
+        else:
+            why = "its channels are variables in data units, not colours"
+        raise FramepredError(f"{head}: {why}, and variables must match data.channels one to "
+                             f"one ({WHERE_COLOURS_CONVERT})")
 
     # --- images (frames folders, animated images) -------------------------------
 
@@ -87,28 +129,28 @@ class FrameFormat:
         pixels = np.asarray(image)
         if image.mode.startswith("I"):
             pixels = pixels.astype(np.float32) / 65535.0
-        return self.array(pixels[None])[0]
+        return self.array(pixels[None], pictures=True)[0]
 
     # --- arrays (.npy, decoded video) -------------------------------------------
 
-    def array(self, frames: np.ndarray) -> np.ndarray:
-        """[T, H, W] or [T, H, W, C] (uint8, uint16 or float) -> float32 [T, H', W', C']."""
+    def array(self, frames: np.ndarray, *, pictures: bool) -> np.ndarray:
+        """[T, H, W] or [T, H, W, C] (uint8, uint16 or float) -> float32 [T, H', W', C'].
+
+        `pictures`: whether the channels are colours, which convert (`converts`);
+        otherwise they are variables and must already be data.channels.
+        """
         frames = np.asarray(frames)
         if frames.ndim == 3:
             frames = frames[..., None]  # [T, H, W] -> [T, H, W, 1]
+        # Sources check their channels when built; this guards a reader that did not.
+        self.check_channels(frames.shape[-1], "frames", pictures)
         frames = to_unit_float(frames) if self.unit_range else frames.astype(np.float32)
-        pictures = self.channels in (1, 3)
-        if pictures and frames.shape[-1] in (2, 4):
-            frames = frames[..., :-1]  # drop alpha
-        if pictures and frames.shape[-1] == 3 and self.channels == 1:
+        if frames.shape[-1] != self.channels and frames.shape[-1] == 4:
+            frames = frames[..., :3]  # RGBA -> RGB: drop alpha
+        if frames.shape[-1] == 3 and self.channels == 1:
             frames = (frames @ LUMA)[..., None]  # [T, H, W, 3] -> [T, H, W, 1]
-        elif pictures and frames.shape[-1] == 1 and self.channels == 3:
-            frames = np.repeat(frames, 3, axis=-1)
-        if frames.shape[-1] != self.channels:
-            # Variables are not colours: N channels convert to no other number.
-            raise FramepredError(
-                f"frames have {frames.shape[-1]} channel(s) but data.channels={self.channels}; "
-                f"set data.channels={frames.shape[-1]}")
+        elif frames.shape[-1] == 1 and self.channels == 3:
+            frames = np.repeat(frames, 3, axis=-1)  # [T, H, W, 1] -> [T, H, W, 3]
         if frames.shape[1:3] != self.frame_size:
             frames = self._resize_float(frames)
         return np.ascontiguousarray(frames, dtype=np.float32)

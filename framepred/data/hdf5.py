@@ -36,13 +36,7 @@ from pathlib import Path
 
 import numpy as np
 
-from framepred.data.fields import (
-    FILL_ATTRIBUTES,
-    GriddedFile,
-    channel_error,
-    listing,
-    weather_module,
-)
+from framepred.data.fields import FILL_ATTRIBUTES, GriddedFile, listing, weather_module
 from framepred.data.formats import FrameFormat
 from framepred.errors import FramepredError
 
@@ -92,9 +86,8 @@ class HDF5Field(GriddedFile):
         self.fill_values = _fill_values(stored)
         self.layout = _layout(self.shape, str(layout), frame_format.channels, self.where)
         self.channels_in_file = self.shape[-1] if self.layout in ("thwc", "bthwc") else 1
-        if self.channels_in_file != frame_format.channels:
-            how = f"data.layout={self.layout}, shape {self.shape}"
-            raise channel_error(self.where, self.channels_in_file, how, frame_format.channels)
+        frame_format.check_channels(self.channels_in_file, self.where, pictures=False,
+                                    how=f"data.layout={self.layout}, shape {self.shape}")
         self.frame_shape = self.shape[-3:-1] if self.layout.endswith("c") else self.shape[-2:]
         frame_format.check_size(*self.frame_shape, self.where)
 

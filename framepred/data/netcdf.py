@@ -31,7 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
-from framepred.data.fields import GriddedFile, channel_error, listing, weather_module
+from framepred.data.fields import GriddedFile, listing, weather_module
 from framepred.data.formats import FrameFormat, natural_key
 from framepred.errors import FramepredError
 
@@ -118,7 +118,7 @@ def _time_dim(array, wanted: str | None, path: Path) -> str:
         "if one of them is time, or give a file of frames over time")
 
 
-def resolve_dims(array, time_dim: str | None, spatial_dims, channels: int,
+def resolve_dims(array, time_dim: str | None, spatial_dims, frame_format: FrameFormat,
                  path: Path) -> Dims:
     """Which dim of `array` is time, y, x and channels (module docstring)."""
     time = _time_dim(array, time_dim, path)
@@ -145,12 +145,10 @@ def resolve_dims(array, time_dim: str | None, spatial_dims, channels: int,
             f"{path}: variable {array.name!r} has dims ({described}) besides time ({time!r}) "
             f"and space {list(space)}; data=netcdf reads at most one more (the channels): "
             "select the others in the file, or set data.spatial_dims")
-    if channel and sizes[channel[0]] != channels:
-        raise channel_error(f"{path} variable {array.name!r}", sizes[channel[0]],
-                            f"dim {described} besides time and space {list(space)}", channels)
-    if not channel and channels != 1:
-        raise channel_error(f"{path} variable {array.name!r}", 1,
-                            f"no dim besides time and space {list(space)}", channels)
+    how = (f"dim {described} besides time and space {list(space)}" if channel
+           else f"no dim besides time and space {list(space)}")
+    frame_format.check_channels(sizes[channel[0]] if channel else 1,
+                                f"{path} variable {array.name!r}", pictures=False, how=how)
     dropped = tuple(d for d in rest if sizes[d] == 1)
     return Dims(time, space, channel[0] if channel else None, dropped)
 
@@ -170,7 +168,7 @@ class NetcdfSeries(GriddedFile):
         opened = self._files()
         first = self.paths[0]
         head = _variable(opened[first], self.variable, first)
-        self.dims = resolve_dims(head, time_dim, spatial_dims, frame_format.channels, first)
+        self.dims = resolve_dims(head, time_dim, spatial_dims, frame_format, first)
         grid = self._grid(head, first)
         found = []
         for path in self.paths:
