@@ -34,7 +34,7 @@ def evaluate(cfg: DictConfig, out_dir: str | Path | None = None) -> dict:
     from framepred import config, data, metrics, verification
     from framepred.callbacks.dashboards import log_forecast_metrics
     from framepred.run import trained
-    from framepred.run.folder import write_json
+    from framepred.run.folder import RunPaths, write_json
 
     config.validate_evaluate(cfg)
     split, batch_size, steps = cfg.evaluate.split, int(cfg.evaluate.batch_size), cfg.evaluate.steps
@@ -61,13 +61,13 @@ def evaluate(cfg: DictConfig, out_dir: str | Path | None = None) -> dict:
         "checkpoint": str(Path(str(cfg.checkpoint)).expanduser().resolve()),
         "data": OmegaConf.to_container(data_cfg, resolve=True, enum_to_str=True),
     }
-    json_path, csv_path = out_dir / verification.JSON_NAME, out_dir / verification.CSV_NAME
-    write_json(json_path, payload)
-    verification.write_csv(csv_path, results)
-    log_forecast_metrics(out_dir / "tensorboard", results)
+    written = RunPaths(out_dir)  # a run folder's metrics files and TensorBoard folder
+    write_json(written.metrics, payload)
+    verification.write_csv(written.metrics_csv, results)
+    log_forecast_metrics(written.tensorboard, results)
     print(metrics.format_table(results), flush=True)
-    log.info("metrics:     %s, %s", json_path, csv_path)
-    log.info("tensorboard: tensorboard --logdir %s", shlex.quote(str(out_dir / "tensorboard")))
+    log.info("metrics:     %s, %s", written.metrics, written.metrics_csv)
+    log.info("tensorboard: tensorboard --logdir %s", shlex.quote(str(written.tensorboard)))
     return payload
 
 

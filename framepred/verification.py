@@ -18,9 +18,6 @@ import numpy as np
 from framepred import metrics, models
 from framepred.run.folder import atomic_write
 
-JSON_NAME = "metrics.json"  # evaluate's output folder; a run's is RunPaths.metrics
-CSV_NAME = "metrics.csv"
-
 
 def evaluate_forecast(
     model, batches: Iterable, context_frames: int, future_frames: int,

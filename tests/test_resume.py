@@ -109,10 +109,36 @@ def test_resume_false_moves_the_finished_run_aside(fast_run, compose_train, tmp_
     (aside,) = (run / "replaced").iterdir()
     # Every file is still there, byte for byte, under replaced/<time>/.
     moved = snapshot(aside)
+    artifacts = {path.name for path in RunPaths(run).artifacts()}
     assert {k: v[0] for k, v in moved.items()} == {
-        k: v[0] for k, v in before.items() if k.split("/")[0] in resume.ARTIFACTS}
+        k: v[0] for k, v in before.items() if k.split("/")[0] in artifacts}
     assert not (run / "metrics.json").exists() and not (run / "complete.json").exists()
     assert not any((run / "checkpoints").iterdir())
+
+
+def test_fresh_start_leaves_no_normalization_of_the_run_it_replaces(compose_train, tmp_path):
+    """Issue 22: a zscore run, then trainer.resume=false without normalization in the same
+    folder. The second run's checkpoint must carry no statistics: evaluate and predict
+    would scale its inputs by the first run's."""
+    import zipfile
+
+    from framepred.run import trained
+    from framepred.train import train
+
+    run = RunPaths(tmp_path / "run2")
+    train(compose_train(["debug=fast", "data.normalize=zscore",
+                         "model.output_activation=linear"]), run_dir=run.root)
+    assert json.loads(run.normalization.read_text())["kind"] == "zscore"
+    train(compose_train(["debug=fast", "trainer.resume=false"]), run_dir=run.root)
+
+    (aside,) = run.replaced.iterdir()
+    assert json.loads((aside / "normalization.json").read_text())["kind"] == "zscore"
+    assert not run.normalization.exists()
+    for checkpoint in (run.best, run.last):
+        with zipfile.ZipFile(checkpoint) as archive:
+            assert "framepred/config.yaml" in archive.namelist()
+            assert "framepred/normalization.json" not in archive.namelist()
+        assert not trained.normalization(checkpoint, channels=1).active
 
 
 # --- checkpoints: the best value survives a resume, a failed save keeps the old file -

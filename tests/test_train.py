@@ -112,7 +112,7 @@ def test_best_checkpoint_never_falls_below_the_copy_last_start(tmp_path, compose
                          "trainer.forecast_images=0"])
     payload = train(cfg, run_dir=tmp_path)
     run = RunPaths(tmp_path)
-    assert json.loads((run.checkpoints / "best.json").read_text())["epoch"] == 0
+    assert json.loads(run.best_record.read_text())["epoch"] == 0
     best = keras.models.load_model(run.best)
     context = np.random.default_rng(0).uniform(0.2, 0.8, (2, 3, 16, 16, 1)).astype("float32")
     np.testing.assert_allclose(models.forecast(best, context, 3),

@@ -47,8 +47,9 @@ class Checkpoints(keras.callbacks.Callback):
     """`last.keras` after every epoch, `best.keras` at the lowest `monitor`.
 
     Both are written to a temporary file and renamed, so a kill mid-write keeps the
-    previous good checkpoint whole. The best value goes to `best.json` beside them, so
-    a resumed run does not overwrite `best.keras` with a worse epoch.
+    previous good checkpoint whole. The best value goes to `best.json` beside them
+    (`RunPaths.best_record`), so a resumed run does not overwrite `best.keras` with a
+    worse epoch.
 
     `writes=False` (processes of a job other than 0): every save still runs, since
     reading sharded variables is a collective step, but into a throwaway file.
@@ -66,16 +67,12 @@ class Checkpoints(keras.callbacks.Callback):
         self.start = start
         self._write = atomic_write if writes else scratch_write
 
-    @property
-    def record(self):
-        return self.run.checkpoints / "best.json"
-
     def on_train_begin(self, logs=None):
         if self.start is not None:
             self.best = self.start
             return
         try:
-            saved = json.loads(self.record.read_text())
+            saved = json.loads(self.run.best_record.read_text())
         except (OSError, ValueError):
             return
         if saved.get("monitor") == self.monitor and self.run.best.exists():
@@ -107,7 +104,7 @@ class Checkpoints(keras.callbacks.Callback):
             self.best = float(value)
             self._write(self.run.best, self._save)
             if self.writes:
-                write_json(self.record, {"monitor": self.monitor, "value": self.best,
+                write_json(self.run.best_record, {"monitor": self.monitor, "value": self.best,
                                          "epoch": epoch})
 
 

@@ -2,13 +2,14 @@
 
     <run>/config.yaml          the composed config
     <run>/train.log            the log (Hydra's job log)
-    <run>/checkpoints/best.keras, last.keras
+    <run>/checkpoints/best.keras, last.keras, best.json (the best value and its epoch)
     <run>/tensorboard/         train/, validation/, images and hparams
     <run>/metrics.json         per-step forecast metrics, model and every baseline
     <run>/metrics.csv          the same, one row per (entry, step)
     <run>/normalization.json   data.normalize's statistics (training split)
     <run>/backup/              resumable training state (framepred.callbacks.checkpoints.Backup)
     <run>/complete.json        written last: the run finished (a second start does nothing)
+    <run>/replaced/<time>/     an earlier run's files, set aside by trainer.resume=false
 """
 
 from __future__ import annotations
@@ -56,6 +57,12 @@ class RunPaths:
         return self.checkpoints / "last.keras"
 
     @property
+    def best_record(self) -> Path:
+        """best.keras's monitored value and epoch, so a resume does not replace it with
+        a worse epoch."""
+        return self.checkpoints / "best.json"
+
+    @property
     def tensorboard(self) -> Path:
         return self.root / "tensorboard"
 
@@ -78,6 +85,22 @@ class RunPaths:
     @property
     def complete(self) -> Path:
         return self.root / "complete.json"
+
+    @property
+    def replaced(self) -> Path:
+        return self.root / "replaced"
+
+    def artifacts(self) -> tuple[Path, ...]:
+        """What a run writes at the top of its folder (best.keras and the rest below
+        lie inside these), less the log and `replaced/`: what a fresh start
+        (`trainer.resume=false`) sets aside. Read off the properties, so that a file
+        added to the layout cannot be left behind for the next run to pick up, as
+        normalization.json once was (issue 22). The log stays: Hydra holds it open
+        for the start that sets the rest aside."""
+        paths = (getattr(self, name) for name, member in vars(RunPaths).items()
+                 if isinstance(member, property))
+        return tuple(path for path in paths
+                     if path.parent == self.root and path not in (self.log, self.replaced))
 
     def create(self) -> RunPaths:
         try:

@@ -33,8 +33,6 @@ RESUMABLE_CHANGES = frozenset({
     # Where a job's processes meet may change from one start to the next.
     "coordinator", "process_id", "coordinator_timeout",
 })
-ARTIFACTS = ("checkpoints", "tensorboard", "backup", "metrics.json", "metrics.csv", "config.yaml",
-             "complete.json")
 
 
 class TrainingStopped(FramepredError):
@@ -137,21 +135,20 @@ def prepare(cfg: Any, run: RunPaths, writes: bool = True) -> Start:
 def _move_aside(run: RunPaths) -> None:
     """trainer.resume=false: an earlier run's files go to <run>/replaced/<time>/, never
     deleted, so a finished run cannot be lost to a mistyped override."""
-    present = [name for name in ARTIFACTS if (run.root / name).exists()]
+    present = [path for path in run.artifacts() if path.exists()]
     if not present:
         return
     stamp = time.strftime("%Y-%m-%d_%H-%M-%S")
-    aside, count = run.root / "replaced" / stamp, 1
+    aside, count = run.replaced / stamp, 1
     while aside.exists():  # two fresh starts within one second
         count += 1
-        aside = run.root / "replaced" / f"{stamp}_{count}"
+        aside = run.replaced / f"{stamp}_{count}"
     aside.mkdir(parents=True)
-    for name in present:
-        os.replace(run.root / name, aside / name)
-    run.checkpoints.mkdir(exist_ok=True)
-    run.tensorboard.mkdir(exist_ok=True)
+    for path in present:
+        os.replace(path, aside / path.name)
+    run.create()
     log.warning("trainer.resume=false: moved the earlier run's %s to %s; starting fresh",
-                ", ".join(present), aside)
+                ", ".join(path.name for path in present), aside)
 
 
 # --- signals ----------------------------------------------------------------------
