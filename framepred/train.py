@@ -137,8 +137,8 @@ def train(cfg: DictConfig, run_dir: str | Path | None = None) -> dict:
     }
     write_json(run.metrics, payload)
     verification.write_csv(run.metrics_csv, results)
-    mark_complete(run, int(trainer.epochs))
     log_forecast_metrics(run.tensorboard, results)
+    mark_complete(run, int(trainer.epochs))  # last: a kill before it means evaluate again
     print(metrics.format_table(results), flush=True)
     summary = [
         f"outputs:     {run.root}",

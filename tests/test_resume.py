@@ -141,6 +141,28 @@ def test_fresh_start_leaves_no_normalization_of_the_run_it_replaces(compose_trai
         assert not trained.normalization(checkpoint, channels=1).active
 
 
+def test_complete_json_comes_after_the_tensorboard_scores(fast_run, compose_train, tmp_path,
+                                                          monkeypatch):
+    """A kill while the forecast scores go to TensorBoard leaves the run incomplete, so
+    the next start evaluates it again instead of calling it done."""
+    from framepred.callbacks import dashboards
+    from framepred.train import train
+
+    class Killed(Exception):
+        pass
+
+    def killed(*args, **kwargs):
+        raise Killed
+
+    run = tmp_path / "run"
+    shutil.copytree(fast_run, run)
+    (run / "complete.json").unlink()  # all epochs done: this start only evaluates
+    monkeypatch.setattr(dashboards, "log_forecast_metrics", killed)
+    with pytest.raises(Killed):
+        train(compose_train(["debug=fast"]), run_dir=run)
+    assert (run / "metrics.json").is_file() and not (run / "complete.json").exists()
+
+
 # --- checkpoints: the best value survives a resume, a failed save keeps the old file -
 
 

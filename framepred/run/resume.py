@@ -47,7 +47,9 @@ class TrainingStopped(FramepredError):
 
 
 def mark_complete(run: RunPaths, epochs: int) -> None:
-    """Written after metrics.json: the run trained `epochs` epochs and was evaluated."""
+    """Written last, after metrics.json, metrics.csv and the TensorBoard forecast
+    scores: the run trained `epochs` epochs and was evaluated. A kill before it leaves
+    a run that the next start evaluates again."""
     write_json(run.complete, {"epochs": int(epochs), "finished": time.time()})
 
 
