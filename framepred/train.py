@@ -23,7 +23,7 @@ import framepred  # noqa: F401  (registers Keras objects, quiets TF start-up)
 from framepred import config
 from framepred.config import config_dir
 from framepred.console import fit_verbosity
-from framepred.errors import exit_on_user_error, install_cli_error_handler
+from framepred.errors import FramepredError, exit_on_user_error, install_cli_error_handler
 from framepred.run.folder import RunPaths, atomic_write, write_json
 from framepred.run.resume import graceful_stop, mark_complete, prepare
 
@@ -58,8 +58,6 @@ def train(cfg: DictConfig, run_dir: str | Path | None = None) -> dict:
     start = prepare(cfg, run, writes=chief)  # resume, continue, or already complete
     if start.complete:
         return start.payload
-    if chief:
-        OmegaConf.save(cfg, run.config)
 
     form = cfg.model.form
     global_batch = setup.global_batch(trainer.batch_size)
@@ -68,7 +66,13 @@ def train(cfg: DictConfig, run_dir: str | Path | None = None) -> dict:
              setup.jit_compile, setup.replicas, global_batch, int(trainer.batch_size),
              setup.replicas)
 
-    windows_per_epoch = _log_data_summary(data, data_cfg, global_batch, trainer)
+    # Batches split over devices by keras.distribution must divide evenly: a short last
+    # batch is left out there (tf.distribute splits it unevenly instead).
+    sharded = setup.strategy is None and setup.replicas > 1
+    windows_per_epoch = _log_data_summary(data, data_cfg, global_batch, trainer,
+                                          drop_remainder=sharded)
+    if chief:  # after the checks that may refuse this start: the earlier config stays
+        OmegaConf.save(cfg, run.config)
     normalization = data.fit_normalization(data_cfg)  # training split only
     if normalization.active and chief:  # evaluate and predict scale as training did
         atomic_write(run.normalization, lambda tmp: Path(tmp).write_text(normalization.to_json()))
@@ -77,9 +81,6 @@ def train(cfg: DictConfig, run_dir: str | Path | None = None) -> dict:
     # step reads then depends on the step alone, although Keras reads ahead across the
     # epoch's end, so a resumed run reads what an uninterrupted one would.
     stream = repeat or keras.backend.backend() != "tensorflow"
-    # Batches split over devices by keras.distribution must divide evenly: a short last
-    # batch is left out there (tf.distribute splits it unevenly instead).
-    sharded = setup.strategy is None and setup.replicas > 1
     if sharded and not repeat:
         windows_per_epoch -= windows_per_epoch % global_batch
     batches = {"shard": setup.shard, "drop_remainder": sharded, "normalization": normalization}
@@ -161,13 +162,24 @@ def _leave_log_file_to_process_0() -> None:
             handler.close()
 
 
-def _log_data_summary(data, data_cfg, global_batch: int, trainer) -> int:
+def _log_data_summary(data, data_cfg, global_batch: int, trainer,
+                      drop_remainder: bool) -> int:
     """Logs sequences and windows per split and the steps per epoch; warns where a
-    split holds less than one batch. Returns the training windows of one pass."""
+    split holds less than one batch, and refuses the start where batches leave out a
+    short last one (`drop_remainder`): the split would give no batch at all, and a
+    pass over none waits forever. Returns the training windows of one pass."""
     counts = {split: data.count_windows(data_cfg, split) for split in ("train", "val")}
     for split, (sequences, windows) in counts.items():
         log.info("data: %s split: %d sequence(s), %d window(s) of %d frames", split,
                  sequences, windows, data.window_length(data_cfg))
+        if windows < global_batch and drop_remainder:
+            per_device = int(trainer.batch_size)
+            raise FramepredError(
+                f"the {split} split has {windows} window(s), fewer than one global batch of "
+                f"{global_batch} (trainer.batch_size={per_device} x "
+                f"{global_batch // per_device} devices); batches split over devices leave "
+                f"out a short last batch, so it would give none: give the {split} split at "
+                f"least {global_batch} windows or lower trainer.batch_size")
         if windows < global_batch:
             log.warning("the %s split has %d window(s), fewer than one global batch of %d: "
                         "each step sees only those; give more data or a smaller "

@@ -72,6 +72,10 @@ def jax_runs(tmp_path_factory, env):
             "debug=fast", *TWO_PROCESSES, "trainer.process_id=1",
             f"trainer.coordinator=127.0.0.1:{free_port()}", "trainer.coordinator_timeout=2",
             f"hydra.run.dir={tmp / 'bad-coordinator'}"]),
+        # Two devices drop a short last batch: 2 validation windows give no batch of 4.
+        "val-split-without-a-batch": (TRAIN, ["debug=fast", *TWO_DEVICES,
+                                              "data.val_sequences=2",
+                                              f"hydra.run.dir={tmp / 'bad-val'}"]),
     }
     order = list(cases)
     results = run_in_one_process([{"module": m, "args": a} for m, a in cases.values()], tmp,
@@ -123,6 +127,8 @@ def test_data_parallel_on_two_devices_matches_one_device(jax_runs):
     ("process-id-too-high", ["trainer.process_id=2", "trainer.num_processes=2"]),
     ("coordinator-unreachable", ["trainer.coordinator=127.0.0.1:",
                                  "trainer.coordinator_timeout=2"]),
+    ("val-split-without-a-batch", ["the val split has 2 window(s)", "global batch of 4",
+                                   "trainer.batch_size=2 x 2 devices"]),
 ])
 def test_bad_distributed_input_stops_with_one_line(jax_runs, case, expect):
     results, tmp = jax_runs
@@ -138,10 +144,11 @@ def test_bad_distributed_input_stops_with_one_line(jax_runs, case, expect):
 
 
 def start_job(args: list[str], env: dict, logs: Path, processes: int = 2,
-              extra=None) -> list[dict]:
+              extra=None, timeout: float = 300) -> list[dict]:
     """Starts `processes` CLI processes of one job; returns their finished results.
     Output goes to files: a process blocked on a full pipe would stall the others at
-    their next collective step."""
+    their next collective step. A job still running after `timeout` s is killed and
+    fails the test."""
     port = free_port()
     logs.mkdir(parents=True, exist_ok=True)
     started = []
@@ -154,7 +161,12 @@ def start_job(args: list[str], env: dict, logs: Path, processes: int = 2,
             out, err))
     finished = []
     for process, out, err in started:
-        process.wait(timeout=300)
+        try:
+            process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            for other, *_ in started:
+                other.kill()  # a job waiting on itself: no process of it may outlive the test
+            pytest.fail(f"the job still ran after {timeout} s; see {logs}")
         out.seek(0), err.seek(0)
         finished.append({"rc": process.returncode, "stdout": out.read(), "stderr": err.read()})
         out.close(), err.close()
@@ -207,3 +219,20 @@ def test_uneven_devices_over_processes_stop_both(env, tmp_path):
         assert result["rc"] == 2, result["stderr"][-3000:]
         assert len(lines) == 1 and "global batch of 3" in lines[0], lines
     assert not (tmp_path / "job" / "checkpoints").exists()
+
+
+def test_a_split_without_a_batch_stops_both_processes(env, tmp_path):
+    """Issue 22: 4 validation windows, a global batch of 8 over two processes. A
+    sharded batch drops a short remainder, so validation would get no batch, and
+    both processes waited for it forever; now both stop before any step."""
+    run = tmp_path / "job"
+    job = ["debug=fast", "trainer.epochs=2", "trainer.distribution=data_parallel",
+           "trainer.num_processes=2", f"hydra.run.dir={run}"]
+    results = start_job(job, env, tmp_path / "logs", timeout=120)
+    for result in results:
+        lines = error_lines(result["stderr"])
+        assert result["rc"] == 2, result["stderr"][-3000:]
+        assert len(lines) == 1 and lines[0].startswith("framepred: error: the val split has "
+                                                       "4 window(s)"), lines
+        assert "global batch of 8" in lines[0], lines
+    assert not (run / "config.yaml").exists()  # refused before the run was recorded
