@@ -202,6 +202,10 @@ def join_processes(coordinator: str, process: int, processes: int, timeout: int)
     # CPU devices exchange gradients through gloo (jax has no CPU collectives by
     # default); GPUs keep NCCL, which this setting does not touch.
     jax.config.update("jax_cpu_collectives_implementation", "gloo")
+    # jax's preemption service takes SIGTERM for its own sync points, which framepred
+    # does not use, and otherwise ignores it: a job could then not be stopped outside
+    # fit(), where `run.resume.graceful_stop` handles it (issue 22).
+    jax.config.update("jax_enable_preemption_service", False)
     log.info("process %d of %d: joining the job at %s (trainer.coordinator_timeout=%d s)",
              process, processes, coordinator, timeout)
     started = time.monotonic()

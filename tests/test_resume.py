@@ -24,7 +24,7 @@ from framepred.callbacks import Checkpoints
 from framepred.errors import FramepredError
 from framepred.run import resume
 from framepred.run.folder import RunPaths
-from tests.helpers.cli import REPO
+from tests.helpers.cli import REPO, error_lines, run_jax_script
 from tests.helpers.files import snapshot
 
 # Epochs of ~1-2 s on 2 CPU cores: long enough to kill a run between two of them.
@@ -355,3 +355,33 @@ def test_first_ctrl_c_asks_to_stop_and_the_second_would_kill():
         assert signal.getsignal(signal.SIGTERM) == resume._STOP.handle
     assert signal.getsignal(signal.SIGINT) == before
     assert resume._STOP.received is None
+
+
+# A stop in time leaves the process alone; then a step that never returns (in a job, a
+# collective step that a gone process never joins) while a SIGTERM waits on it.
+_STOP_NEVER_DONE = """
+import os, signal, threading, time
+from framepred.run import resume
+
+resume.STOP_WAIT_S = 0.5
+with resume.graceful_stop():
+    os.kill(os.getpid(), signal.SIGTERM)
+    while resume.stop_requested() is None:
+        time.sleep(0.01)
+time.sleep(1.0)  # past the bound: a watchdog left armed would end the process here
+print("a stop in time: the process goes on", flush=True)
+with resume.graceful_stop():
+    os.kill(os.getpid(), signal.SIGTERM)
+    threading.Event().wait(60)
+print("the step returned", flush=True)
+"""
+
+
+def test_a_stop_that_cannot_finish_exits_unsaved_within_the_bound():
+    result = run_jax_script(_STOP_NEVER_DONE, timeout=120)
+    assert result.returncode == 143, result.stderr[-3000:]
+    assert "a stop in time: the process goes on" in result.stdout
+    assert "the step returned" not in result.stdout
+    last = error_lines(result.stderr)[-1]
+    assert last.startswith("framepred: error: stopped by SIGTERM: ") and \
+        "did not finish within 0.5 s" in last and "this state was not saved" in last, last

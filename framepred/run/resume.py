@@ -6,7 +6,9 @@
 - `mark_complete(run, epochs)`: the marker that makes a second start a no-op.
 - `graceful_stop()`: SIGTERM / Ctrl-C ask the backup callback
   (`framepred.callbacks.checkpoints.Backup`) to finish the current step, save a
-  resumable state and exit 143 / 130; a second Ctrl-C kills at once.
+  resumable state and exit 143 / 130; a second Ctrl-C kills at once, and so does a
+  stop not done within `STOP_WAIT_S` (issue 22: a step that waits on another
+  process of a job may never end).
 """
 
 from __future__ import annotations
@@ -14,6 +16,8 @@ from __future__ import annotations
 import logging
 import os
 import signal
+import socket
+import sys
 import threading
 import time
 from contextlib import contextmanager
@@ -33,6 +37,10 @@ RESUMABLE_CHANGES = frozenset({
     # Where a job's processes meet may change from one start to the next.
     "coordinator", "process_id", "coordinator_timeout",
 })
+# How long a stop may take to finish the current step and save. In a job of several
+# processes both are steps that every process joins, so a process that got no signal,
+# or is gone, would hold the others forever; past this the process exits unsaved.
+STOP_WAIT_S = 60.0
 
 
 class TrainingStopped(FramepredError):
@@ -165,11 +173,89 @@ class _StopRequest:
         # A second Ctrl-C (or SIGTERM) kills at once.
         signal.signal(signum, signal.SIG_DFL)
         os.write(2, (f"\nframepred: {signal.Signals(signum).name} received; finishing the "
-                     "current step and saving a resumable state (again to stop at once)\n"
-                     ).encode())
+                     f"current step and saving a resumable state (at most {STOP_WAIT_S:g} s; "
+                     "again to stop at once)\n").encode())
 
 
 _STOP = _StopRequest()
+_STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
+
+
+class _Watchdog:
+    """Ends the process when a stop that a signal asked for is not done in `wait_s`.
+
+    It hears of the signal through `signal.set_wakeup_fd`, which the interpreter's
+    C-level handler writes to on arrival, not from `_StopRequest.handle`: that runs
+    only when the main thread runs Python, and a step waiting on another process
+    holds the main thread in native code. For the same reason it also ends the
+    process at a second signal, which the Python handler would otherwise leave to
+    the default action.
+    """
+
+    def __init__(self, wait_s: float):
+        self.wait_s = float(wait_s)
+        self._lock = threading.Lock()  # disarm and give-up exclude each other
+        self._disarmed = False
+        self._reader, writer = socket.socketpair()
+        writer.setblocking(False)  # set_wakeup_fd requires it
+        self._writer = writer
+        self._previous = signal.set_wakeup_fd(writer.fileno(), warn_on_full_buffer=False)
+        self._thread = threading.Thread(target=self._watch, name="framepred-stop-watchdog",
+                                        daemon=True)
+        self._thread.start()
+
+    def disarm(self) -> None:
+        """The stop is done, or training ended without one: nothing more to watch."""
+        with self._lock:
+            self._disarmed = True
+        signal.set_wakeup_fd(self._previous)
+        self._writer.close()  # the watching thread reads the end of the stream and returns
+        self._thread.join(timeout=1.0)
+
+    def _watch(self) -> None:
+        first, deadline = None, None
+        with self._reader:
+            while True:
+                wait = None if deadline is None else max(0.0, deadline - time.monotonic())
+                self._reader.settimeout(wait)
+                try:
+                    received = self._reader.recv(16)  # one byte per signal: its number
+                except TimeoutError:
+                    self._give_up(first, f"did not finish within {self.wait_s:g} s")
+                    return
+                if not received:
+                    return
+                for signum in received:
+                    if signum not in _STOP_SIGNALS:
+                        continue
+                    if first is not None:
+                        self._give_up(signum, "were cut short by a second signal")
+                        return
+                    first, deadline = signum, time.monotonic() + self.wait_s
+
+    def _give_up(self, signum: int, why: str) -> None:
+        with self._lock:
+            if self._disarmed:
+                return
+            # os._exit drops what Python still buffers; the main thread may hold a
+            # stream's lock, so the flush gets a thread of its own and a time limit.
+            flusher = threading.Thread(target=_flush_output, daemon=True)
+            flusher.start()
+            flusher.join(2.0)
+            os.write(2, (f"framepred: error: stopped by {signal.Signals(signum).name}: the "
+                         f"current step and the save of a resumable state {why} (in a job of "
+                         "several processes every step waits for all of them), so this state "
+                         "was not saved; the same command resumes from the last one that "
+                         "was\n").encode())
+            os._exit(128 + int(signum))
+
+
+def _flush_output() -> None:
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError, AttributeError):
+            pass  # closed or replaced: nothing left to keep
 
 
 def stop_requested() -> int | None:
@@ -179,16 +265,18 @@ def stop_requested() -> int | None:
 
 @contextmanager
 def graceful_stop():
-    """While training: SIGTERM and SIGINT ask the `Backup` callback to stop cleanly."""
+    """While training: SIGTERM and SIGINT ask the `Backup` callback to stop cleanly,
+    within `STOP_WAIT_S` seconds, or the process exits unsaved (`_Watchdog`)."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
     _STOP.received = None
-    previous = {s: signal.signal(s, _STOP.handle) for s in (signal.SIGTERM, signal.SIGINT)}
+    previous = {s: signal.signal(s, _STOP.handle) for s in _STOP_SIGNALS}
+    watchdog = _Watchdog(STOP_WAIT_S)
     try:
         yield
     finally:
+        watchdog.disarm()
         for signum, handler in previous.items():
             signal.signal(signum, handler)
         _STOP.received = None
-
