@@ -67,6 +67,13 @@ Form = _choices("Form", "next_frame encoder_forecaster")
 # sequence, so frame t would be normalized with frames after it (a time leak).
 Normalization = _choices("Normalization", "none layer group")
 Activation = _choices("Activation", "sigmoid hard_sigmoid linear relu")
+# How features become frames (framepred/models/heads.py): a residual on the latest
+# frame, or the latest frame moved by a per-pixel motion (a separable softmax kernel,
+# "motion", or a bilinear displacement field, "flow"), then corrected.
+Head = _choices("Head", "residual motion flow")
+# What the encoder-forecaster's forecaster reads at each step: nothing (Shi et al.
+# 2015), or the frame it forecast one step earlier.
+ForecasterInput = _choices("ForecasterInput", "zeros forecast")
 LossName = _choices("LossName", "ssim ms_ssim mse mae blend")
 Structural = _choices("Structural", "ssim ms_ssim")
 Pixel = _choices("Pixel", "mae mse")
@@ -144,6 +151,11 @@ class ModelConfig:
     output_activation: Activation = Activation.sigmoid
     # The head also sees the latest observed frame: the model starts from copying it.
     skip: bool = True
+    head: Head = Head.residual
+    # The largest shift per frame, in pixels, that the motion and flow heads can make
+    # (Moving Digits moves 2.5 to 4.5 px a frame).
+    motion_radius: int = 5
+    forecaster_input: ForecasterInput = ForecasterInput.zeros
 
 
 @dataclass
@@ -452,6 +464,15 @@ def validate(cfg: Any) -> None:
         f"data.frame_size={[height, width]} must be divisible by "
         f"model.patch_size={model.patch_size}",
     )
+
+    if model.head != Head.residual:
+        _require(model.skip, f"model.head={model.head} moves the latest frame, which "
+                 "model.skip=false hides from the head; set model.skip=true or "
+                 "model.head=residual")
+        _require(1 <= model.motion_radius < min(height, width) / 2,
+                 f"model.motion_radius={model.motion_radius} must be at least 1 and smaller "
+                 f"than half the frame (data.frame_size={[height, width]}): at most "
+                 f"{(min(height, width) - 1) // 2} pixels")
 
     _require(0.0 <= loss.alpha <= 1.0, f"loss.alpha={loss.alpha} must be in [0, 1]")
     _require(loss.max_val > 0, f"loss.max_val={loss.max_val} must be > 0")

@@ -236,7 +236,8 @@ def run(args) -> dict:
         label, _, overrides = extra.partition("=")
         contenders[label] = [o for o in overrides.split(",") if o]
     cache = {}
-    for name in args.contenders.split(",") + [e.partition("=")[0] for e in args.extra]:
+    names = [n for n in args.contenders.split(",") if n]  # --contenders "": extras only
+    for name in names + [e.partition("=")[0] for e in args.extra]:
         overrides = [*(contenders[name] or []), *args.override]
         cfg = compose(overrides)
         # Contenders whose data config is the same train and score on the same arrays.

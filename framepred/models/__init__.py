@@ -36,7 +36,7 @@ from framepred.models.layers import (
     SpaceToDepth,
     inverse_activation,
 )
-from framepred.models.rollout import STEP_MODEL, forecast, model_form, step_model
+from framepred.models.rollout import STEP_MODEL, forecast, model_form, motion_fields, step_model
 from framepred.models.sampling import (
     SampleTrueFrames,
     build_sampled_next_frame,
@@ -48,6 +48,6 @@ __all__ = [
     "COPY_EPSILON", "STEP_MODEL", "ConvLSTM", "DepthToSpace", "InverseActivation",
     "SampleTrueFrames", "SpaceToDepth", "build_encoder_forecaster", "build_model",
     "build_next_frame", "build_sampled_next_frame", "forecast", "init_head",
-    "inverse_activation", "model_form", "step_model", "true_frame_probabilities",
+    "inverse_activation", "model_form", "motion_fields", "step_model", "true_frame_probabilities",
     "with_sampling",
 ]

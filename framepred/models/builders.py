@@ -1,4 +1,4 @@
-"""Causal ConvLSTM builders."""
+"""The two causal forms, built from a config: next_frame and encoder_forecaster."""
 
 from __future__ import annotations
 
@@ -6,20 +6,30 @@ import keras
 from keras import layers
 
 from framepred.models.convlstm import ConvLSTM
-from framepred.models.heads import residual_head
+from framepred.models.heads import MotionHead, residual_head
 from framepred.models.layers import (
+    DepthToSpace,
     ForecastQueries,
+    FrameAt,
+    InverseActivation,
     RepeatLast,
     SpaceToDepth,
     normalization_layer,
 )
 
+# model.head: how features become frames (heads.py).
+HEADS = ("residual", "motion", "flow")
+# model.forecaster_input: what the encoder-forecaster's forecaster reads at each step.
+FORECASTER_INPUTS = ("zeros", "forecast")
+
 
 def build_next_frame(
     frame_size, channels, *, filters, kernel_size, patch_size, normalization,
-    output_activation, skip,
+    output_activation, skip, head="residual", motion_radius=5,
 ) -> keras.Model:
-    """Stacked ConvLSTMs; output t is the forecast of frame t+1. Any sequence length."""
+    """Stacked ConvLSTMs; output t is the forecast of frame t+1. Any sequence length.
+
+    The motion head moves frame t itself, by the motion the ConvLSTM reads up to t."""
     height, width = frame_size
     frames = keras.Input((None, height, width, channels), name="frames")
     x = patches = SpaceToDepth(patch_size, name="to_patches")(frames)
@@ -35,31 +45,84 @@ def build_next_frame(
         # (copy-last), and the projection reads the raw frame beside the ConvLSTM
         # features; still causal.
         x = layers.Concatenate(axis=-1, name="skip")([x, patches])
-    forecast = residual_head(x, channels, patch_size, output_activation, last=patches if skip else None)
+    if head != "residual":
+        forecast = _motion_head(channels, patch_size, output_activation, head,
+                                motion_radius)(x, frames)
+    else:
+        forecast = residual_head(x, channels, patch_size, output_activation,
+                                 last=patches if skip else None)
     return keras.Model(frames, forecast, name="next_frame_convlstm")
 
 
 def build_encoder_forecaster(
     frame_size, channels, context_frames, future_frames, *, filters, kernel_size,
-    patch_size, normalization, output_activation, skip,
+    patch_size, normalization, output_activation, skip, head="residual", motion_radius=5,
+    forecaster_input="zeros",
 ) -> keras.Model:
-    """Encoder ConvLSTMs read the context; their states start the forecaster's."""
+    """Encoder ConvLSTMs read the context; their states start the forecaster's.
+
+    With `forecaster_input="forecast"` the forecaster reads, at each step, the frame
+    it forecast one step earlier (the last context frame first), patched, as Finn et
+    al. 2016's and De Brabandere et al. 2016's networks read their previous frame: it
+    sees where things are now, not only what its state remembers. With "zeros" it reads
+    nothing (Shi et al. 2015) and unrolls from the encoder's states alone.
+    """
     height, width = frame_size
     context = keras.Input((context_frames, height, width, channels), name="context")
-    x = patches = SpaceToDepth(patch_size, name="to_patches")(context)
-    queries = ForecastQueries(future_frames, name="queries")(x)
+    to_patches = SpaceToDepth(patch_size, name="to_patches")
+    x = patches = to_patches(context)
     states = []
     for i, (width_i, kernel) in enumerate(zip(filters, kernel_size)):
         x, h, c = ConvLSTM(width_i, kernel, padding="same", return_sequences=True,
                            return_state=True, name=f"encoder_{i}")(x)
-        states.append((h, c))
+        states.append([h, c])
         norm = normalization_layer(normalization, width_i, f"encoder_norm_{i}")
         x = norm(x) if norm is not None else x
-    y, outputs = queries, []
-    for i, (width_i, kernel) in enumerate(zip(filters, kernel_size)):
-        y = ConvLSTM(width_i, kernel, padding="same", return_sequences=True,
-                     name=f"forecaster_{i}")(y, initial_state=list(states[i]))
-        norm = normalization_layer(normalization, width_i, f"forecaster_norm_{i}")
+    forecasters = [
+        (ConvLSTM(width_i, kernel, padding="same", return_sequences=True,
+                  return_state=forecaster_input == "forecast", name=f"forecaster_{i}"),
+         normalization_layer(normalization, width_i, f"forecaster_norm_{i}"))
+        for i, (width_i, kernel) in enumerate(zip(filters, kernel_size))]
+    if head == "residual" and forecaster_input == "zeros":
+        return _shi_forecaster(context, patches, states, forecasters, channels, patch_size,
+                               output_activation, skip, future_frames)
+
+    if forecaster_input == "zeros":  # every step's features at once, then one head a step
+        y, unrolled = ForecastQueries(future_frames, name="queries")(patches), []
+        for (forecaster, norm), state in zip(forecasters, states):
+            y = forecaster(y, initial_state=state)
+            y = norm(y) if norm is not None else y
+            unrolled.append(y)
+    step_head = (_motion_head(channels, patch_size, output_activation, head, motion_radius)
+                 if head != "residual"
+                 else _ResidualStep(channels, patch_size, output_activation))
+    # float32 under mixed precision too: the frame that gets moved is copied exactly.
+    previous = RepeatLast(1, name="last_context", dtype="float32")(context)  # [B, 1, H, W, C]
+    forecasts = []
+    for t in range(future_frames):
+        seen = to_patches(previous)  # [B, 1, h, w, p*p*C]
+        if forecaster_input == "forecast":
+            y, outputs = seen, []
+            for i, (forecaster, norm) in enumerate(forecasters):
+                y, *states[i] = forecaster(y, initial_state=states[i])
+                y = norm(y) if norm is not None else y
+                outputs.append(y)
+        else:
+            outputs = [FrameAt(t, name=f"step_{t}_{i}")(y) for i, y in enumerate(unrolled)]
+        features = layers.Concatenate(axis=-1, name=f"features_{t}")([*outputs, seen])
+        previous = step_head(features, previous, name=f"move_{t}")
+        forecasts.append(previous)
+    forecast = layers.Concatenate(axis=1, name="forecasts", dtype="float32")(forecasts)
+    return keras.Model(context, forecast, name="encoder_forecaster_convlstm")
+
+
+def _shi_forecaster(context, patches, states, forecasters, channels, patch_size,
+                    output_activation, skip, future_frames) -> keras.Model:
+    """The residual head on a forecaster that reads zeros: every step at once (the
+    layout of checkpoints saved before the motion head, kept layer for layer)."""
+    y, outputs = ForecastQueries(future_frames, name="queries")(patches), []
+    for (forecaster, norm), state in zip(forecasters, states):
+        y = forecaster(y, initial_state=state)
         y = norm(y) if norm is not None else y
         outputs.append(y)
     # Shi et al. 2015 concatenate every forecaster layer's states for the prediction.
@@ -70,9 +133,30 @@ def build_encoder_forecaster(
         outputs.append(last)
     features = outputs[0] if len(outputs) == 1 else layers.Concatenate(axis=-1)(outputs)
     forecast = residual_head(features, channels, patch_size, output_activation,
-                     last=last if skip else None)
+                             last=last if skip else None)
     return keras.Model(context, forecast, name="encoder_forecaster_convlstm")
 
+
+def _motion_head(channels, patch_size, activation, head, radius) -> MotionHead:
+    return MotionHead(channels, patch_size, activation, "kernel" if head == "motion" else "flow",
+                      radius)
+
+
+class _ResidualStep:
+    """The residual head, one forecast step at a time: a correction of the previous
+    forecast (the last context frame first), in the activation's input space."""
+
+    def __init__(self, channels, patch_size, activation):
+        self.projection = layers.Conv3D(channels * patch_size * patch_size, kernel_size=1,
+                                        name="head", dtype="float32")
+        self.to_frames = DepthToSpace(patch_size, name="to_frames", dtype="float32")
+        self.inverse = InverseActivation(activation, name="copy_last", dtype="float32")
+        self.add = layers.Add(name="residual", dtype="float32")
+        self.activation = layers.Activation(activation, name="forecast", dtype="float32")
+
+    def __call__(self, features, frames, name=None):
+        correction = self.to_frames(self.projection(features))
+        return self.activation(self.add([self.inverse(frames), correction]))
 
 
 def build_model(model_cfg, data_cfg) -> keras.Model:
@@ -88,13 +172,14 @@ def build_model(model_cfg, data_cfg) -> keras.Model:
         normalization=str(model_cfg.normalization),
         output_activation=str(model_cfg.output_activation),
         skip=bool(model_cfg.skip),
+        head=str(model_cfg.head),
+        motion_radius=int(model_cfg.motion_radius),
     )
     if form == "next_frame":
         return build_next_frame(**options)
     return build_encoder_forecaster(
         context_frames=int(data_cfg.context_frames),
         future_frames=int(data_cfg.future_frames),
+        forecaster_input=str(model_cfg.forecaster_input),
         **options,
     )
-
-

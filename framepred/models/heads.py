@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import keras
 import numpy as np
-from keras import layers
+from keras import layers, ops
 
 from framepred.models.layers import (
     COPY_EPSILON,
@@ -48,10 +48,10 @@ def init_head(model: keras.Model, level: float) -> None:
     background makes every loss push the whole frame down until the sigmoid
     saturates at 0 and the gradient vanishes.
     """
-    head = model.get_layer("head")
+    head = model.get_layer("head")  # the motion head's correction too
     activation = model.get_layer("forecast").get_config()["activation"]
     kernel, bias = head.get_weights()  # kernel [1, 1, 1, features, p*p*C]
-    if has_layer(model, "copy_last"):
+    if has_layer(model, "copy_last") or has_layer(model, "copy_moved"):
         kernel[:] = 0.0
         bias[:] = 0.0
     else:
@@ -60,3 +60,189 @@ def init_head(model: keras.Model, level: float) -> None:
     head.set_weights([kernel, bias])
 
 
+
+
+# --- the motion head: move the previous frame, then correct it ----------------------
+
+# How the motion head describes where each pixel comes from (`model.motion`):
+#   kernel: a per-pixel distribution over the shifts -R..R of each axis (a separable
+#           DNA kernel, Finn et al. 2016; Dynamic Filter Networks, De Brabandere et al.
+#           2016): softmax logits, started sharp on "no shift";
+#   flow:   a per-pixel displacement (dy, dx) with bilinear weights (the warp of
+#           TrajGRU, Shi et al. 2017, and of spatial transformers), started at zero flow.
+MOTIONS = ("kernel", "flow")
+# The kernel's start: logit CENTER_LOGIT on "no shift", 0 elsewhere. Sharp enough that
+# the untrained model is within a few thousandths of copy-last, soft enough that every
+# shift still has a gradient (a one-hot start would have none): with radius 5 each axis
+# keeps e^8 / (e^8 + 10) = 0.9967 of its mass at the centre (docs/recipes.md measures
+# the distance of the start from copy-last).
+CENTER_LOGIT = 8.0
+# The kernel's logits are the motion layer's outputs times KERNEL_GAIN. Adam moves a
+# weight by about the learning rate a step, whatever its gradient; moving a pixel means
+# lifting another shift's logit by about CENTER_LOGIT, which at gain 1 took thousands
+# of steps (measured: a known pan still unfound after 50 steps, docs/recipes.md).
+KERNEL_GAIN = 8.0
+
+
+def motion_logit_count(motion: str, radius: int) -> int:
+    """Channels of the motion logits: two distributions over 2R+1 shifts, or (dy, dx)."""
+    return 2 * (2 * radius + 1) if motion == "kernel" else 2
+
+
+def motion_start(motion: str, radius: int) -> np.ndarray:
+    """The motion layer's starting bias: every pixel stays where it is."""
+    bias = np.zeros(motion_logit_count(motion, radius), np.float32)
+    if motion == "kernel":
+        bias[[radius, 3 * radius + 1]] = CENTER_LOGIT / KERNEL_GAIN  # each axis' centre
+    return bias
+
+
+def shift_weights(logits, motion: str, radius: int):
+    """Motion logits [..., K] -> (rows, columns), each [..., 2R+1]: the weight of the
+    pixel k rows (columns) away, k = -R..R, in the value a pixel takes next.
+
+    Formula:
+
+    ```python
+    # kernel: a distribution per axis, g = KERNEL_GAIN
+    rows, columns = softmax(g * logits[..., :2R+1]), softmax(g * logits[..., 2R+1:])
+    # flow: bilinear weights around a displacement of at most R pixels
+    dy, dx = R * tanh(logits)
+    rows[floor(dy)] = 1 - (dy - floor(dy)),  rows[floor(dy) + 1] = dy - floor(dy)
+    ```
+
+    At zero flow the weights are exactly "no shift" and their slope (a difference of
+    neighbouring pixels) is not zero, so the flow has a gradient from the start.
+    """
+    taps = 2 * radius + 1
+    logits = ops.cast(logits, "float32")
+    if motion == "kernel":
+        logits = KERNEL_GAIN * logits
+        return ops.softmax(logits[..., :taps], axis=-1), ops.softmax(logits[..., taps:], axis=-1)
+    shifts = ops.arange(-radius, radius + 1, dtype="float32")
+    displacement = radius * ops.tanh(logits)  # [..., 2]: (dy, dx) in pixels
+    below = ops.floor(displacement)[..., None]
+    fraction = displacement[..., None] - below  # [..., 2, 1]
+    # Written with the floor, not as relu(1 - |k - d|): that tent has no slope at
+    # whole shifts, where zero flow starts.
+    weights = (ops.cast(ops.equal(shifts, below), "float32") * (1.0 - fraction)
+               + ops.cast(ops.equal(shifts, below + 1.0), "float32") * fraction)
+    return weights[..., 0, :], weights[..., 1, :]
+
+
+def mean_displacement(logits, motion: str, radius: int):
+    """Motion logits [..., K] -> [..., 2]: the expected (dy, dx) in pixels."""
+    shifts = ops.arange(-radius, radius + 1, dtype="float32")
+    rows, columns = shift_weights(logits, motion, radius)
+    return ops.stack([ops.sum(rows * shifts, axis=-1), ops.sum(columns * shifts, axis=-1)],
+                     axis=-1)
+
+
+def _edge_pad(frames, radius: int, axis: int):
+    """Repeats the first and last row (axis 1) or column (axis 2) `radius` times.
+
+    What enters through a border is the border itself: zero padding would darken the
+    edges of natural footage and fields as they pan (tests/test_motion_head.py)."""
+    size = frames.shape[axis]
+    first = ops.take(frames, [0] * radius, axis=axis)
+    last = ops.take(frames, [size - 1] * radius, axis=axis)
+    return ops.concatenate([first, frames, last], axis=axis)
+
+
+def move_frames(frames, rows, columns, radius: int):
+    """frames [N, H, W, C] moved by per-pixel shift weights rows, columns [N, H, W, 2R+1]:
+
+        moved(y, x) = sum_k rows_k(y, x) * across(y - k, x)
+        across(y, x) = sum_j columns_j(y, x) * frames(y, x - j)
+
+    Two passes of 2R+1 taps instead of one of (2R+1)^2: dimensional splitting, as
+    semi-Lagrangian advection schemes split the axes. It is exact wherever the motion
+    is the same over the 2R+1 rows a pixel reads (a translation, a pan), and one motion
+    moves every channel."""
+    height, width = frames.shape[1], frames.shape[2]
+    padded = _edge_pad(frames, radius, axis=2)  # [N, H, W + 2R, C]
+    across = sum(columns[..., radius + j, None] * padded[:, :, radius - j : radius - j + width]
+                 for j in range(-radius, radius + 1))
+    padded = _edge_pad(across, radius, axis=1)  # [N, H + 2R, W, C]
+    return sum(rows[..., radius + k, None] * padded[:, radius - k : radius - k + height]
+               for k in range(-radius, radius + 1))
+
+
+@keras.saving.register_keras_serializable(package="framepred")
+class Move(layers.Layer):
+    """[frames [B, T, H, W, C], logits [B, T, h, w, K]] -> frames moved [B, T, H, W, C].
+
+    The logits are per patch (h = H / block_size); every pixel of a patch moves alike,
+    which keeps the motion smooth and the head as cheap as the residual one."""
+
+    def __init__(self, radius: int, motion: str, block_size: int, **kwargs):
+        kwargs.setdefault("dtype", "float32")
+        super().__init__(**kwargs)
+        self.radius, self.motion, self.block_size = int(radius), str(motion), int(block_size)
+
+    def call(self, inputs):
+        frames, logits = inputs
+        shape = ops.shape(frames)
+        p = self.block_size
+        rows, columns = shift_weights(
+            ops.reshape(logits, (-1, *logits.shape[2:])), self.motion, self.radius)
+        # [B*T, h, w, 2R+1] -> [B*T, H, W, 2R+1]: each patch's weights on its pixels.
+        rows, columns = (ops.repeat(ops.repeat(w, p, axis=1), p, axis=2) for w in (rows, columns))
+        folded = ops.reshape(ops.cast(frames, "float32"), (-1, *frames.shape[2:]))
+        moved = move_frames(folded, rows, columns, self.radius)
+        return ops.reshape(moved, shape)
+
+    def compute_output_shape(self, input_shapes):
+        return tuple(input_shapes[0])
+
+    def get_config(self):
+        return {**super().get_config(), "radius": self.radius, "motion": self.motion,
+                "block_size": self.block_size}
+
+
+class MotionHead:
+    """The motion head's layers, shared by every forecast step that calls it:
+
+        moved_t    = Move(frame_{t-1}; motion logits of features_t)
+        forecast_t = activation(inverse_activation(moved_t) + correction(features_t))
+
+    The correction (zero at the start) adds what moving cannot explain: appearance,
+    growth and decay, uncovered background. Moving never invents values: the weights
+    are convex, so a moved frame stays within the range of the frame it moves.
+    There is no gate between moved and unmoved frames (y + g * (moved - y)): "no shift"
+    is one of the kernel's own choices, and a gate started at zero leaves the motion
+    without a gradient (measured, docs/recipes.md).
+    """
+
+    def __init__(self, channels: int, patch_size: int, activation: str, motion: str,
+                 radius: int):
+        self.patch_size, self.motion, self.radius = patch_size, motion, radius
+        self.logits = layers.Conv3D(
+            motion_logit_count(motion, radius), kernel_size=1, name="motion", dtype="float32",
+            kernel_initializer="zeros",
+            bias_initializer=keras.initializers.Constant(motion_start(motion, radius)))
+        self.correction = layers.Conv3D(channels * patch_size * patch_size, kernel_size=1,
+                                        name="head", dtype="float32",
+                                        kernel_initializer="zeros", bias_initializer="zeros")
+        self.to_frames = DepthToSpace(patch_size, name="to_frames", dtype="float32")
+        # A straight-through clip: a moved pixel of exactly 0 or 1 still passes its
+        # gradient back to the motion (a plain clip would stop it on every black pixel).
+        self.inverse = InverseActivation(activation, straight_through=True,
+                                         name="copy_moved", dtype="float32")
+        self.add = layers.Add(name="corrected", dtype="float32")
+        self.activation = layers.Activation(activation, name="forecast", dtype="float32")
+
+    def __call__(self, features, frames, name: str = "move"):
+        """features [B, t, h, w, F], frames [B, t, H, W, C] -> forecasts [B, t, H, W, C]."""
+        logits = self.logits(features)
+        moved = Move(self.radius, self.motion, self.patch_size, name=name)([frames, logits])
+        correction = self.to_frames(self.correction(features))
+        return self.activation(self.add([self.inverse(moved), correction]))
+
+
+def move_layers(model: keras.Model) -> list:
+    """The motion head's `Move` layers in forecast order (one per step for the
+    encoder-forecaster, one for next_frame); [] for a model without a motion head."""
+    found = [layer for layer in model.layers if isinstance(layer, Move)]
+    return sorted(found, key=lambda layer: int(layer.name.rpartition("_")[2] or 0)
+                  if layer.name.rpartition("_")[2].isdigit() else 0)

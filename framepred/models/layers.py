@@ -106,6 +106,25 @@ class RepeatLast(layers.Layer):
 
 
 @keras.saving.register_keras_serializable(package="framepred")
+class FrameAt(layers.Layer):
+    """[B, T, ...] -> [B, 1, ...]: frame `index` (negative counts from the end)."""
+
+    def __init__(self, index: int, **kwargs):
+        super().__init__(**kwargs)
+        self.index = int(index)
+
+    def call(self, frames):
+        stop = self.index + 1 if self.index != -1 else None
+        return frames[:, self.index : stop]
+
+    def compute_output_shape(self, input_shape):
+        return (input_shape[0], 1, *input_shape[2:])
+
+    def get_config(self):
+        return {**super().get_config(), "index": self.index}
+
+
+@keras.saving.register_keras_serializable(package="framepred")
 class PerFrame(layers.TimeDistributed):
     """TimeDistributed that folds time into the batch: [B, T, ...] -> [B*T, ...] -> back.
 
@@ -141,11 +160,18 @@ def normalization_layer(kind: str, filters: int, name: str):
 COPY_EPSILON = 1e-3
 
 
-def inverse_activation(values, activation: str):
+def inverse_activation(values, activation: str, straight_through: bool = False):
     """The head input that `activation` maps to `values` (in [0, 1]; a sigmoid's
-    values are clipped to [COPY_EPSILON, 1 - COPY_EPSILON] first)."""
+    values are clipped to [COPY_EPSILON, 1 - COPY_EPSILON] first).
+
+    `straight_through`: the clip passes the gradient on unchanged, so a value of
+    exactly 0 or 1 still tells what made it (Bengio et al. 2013's estimator); the
+    sigmoid of the result, under a zero correction, then has a gradient of exactly 1
+    in `values` everywhere."""
     if activation == "sigmoid":
         clipped = ops.clip(values, COPY_EPSILON, 1.0 - COPY_EPSILON)
+        if straight_through:
+            clipped = values + ops.stop_gradient(clipped - values)
         return ops.log(clipped) - ops.log1p(-clipped)  # logit
     if activation == "hard_sigmoid":
         return 6.0 * values - 3.0  # hard_sigmoid(x) = x / 6 + 1/2 on [-3, 3]
@@ -163,16 +189,18 @@ class InverseActivation(layers.Layer):
     far below copy-last.
     """
 
-    def __init__(self, activation: str, **kwargs):
+    def __init__(self, activation: str, straight_through: bool = False, **kwargs):
         super().__init__(**kwargs)
         self.activation = str(activation)
+        self.straight_through = bool(straight_through)
 
     def call(self, frames):
-        return inverse_activation(ops.cast(frames, self.compute_dtype), self.activation)
+        return inverse_activation(ops.cast(frames, self.compute_dtype), self.activation,
+                                  self.straight_through)
 
     def get_config(self):
-        return {**super().get_config(), "activation": self.activation}
-
+        return {**super().get_config(), "activation": self.activation,
+                "straight_through": self.straight_through}
 
 
 def has_layer(model: keras.Model, name: str) -> bool:

@@ -8,6 +8,7 @@ import keras
 import numpy as np
 from keras import layers
 
+from framepred.models.heads import mean_displacement, move_layers
 from framepred.models.layers import has_layer
 
 
@@ -131,3 +132,64 @@ def _predict(model: keras.Model, inputs):
     return np.asarray(outputs, np.float32)[:rows]
 
 
+
+
+def motion_fields(model: keras.Model, context, steps: int, forecasts=None):
+    """The motion a motion-head model forecasts with: [B, steps, H, W, 2], the mean
+    displacement (dy, dx) in pixels by which each pixel of forecast k arrived (the
+    expected shift of its kernel, or its flow). None for models without one.
+
+    `forecasts` [B, >= steps, H, W, C]: the model's own, when already made. The motion
+    of a step depends on the frames before it, so it is read from the same inputs the
+    rollout gave the model: the context and the forecasts so far.
+    """
+    found = _motion_graph(model)
+    if found is None:
+        return None
+    logits_of, moves = found
+    context = np.asarray(context, np.float32)
+    if forecasts is None:
+        forecasts = forecast(model, context, steps)
+    forecasts = np.asarray(forecasts, np.float32)[:, :steps]
+    if model_form(model) == "next_frame":
+        # Output t moves frame t: forecast k moved frame context-1+k of this sequence.
+        sequence = np.concatenate([context, forecasts[:, :-1]], axis=1)
+        logits = _predict(logits_of, _with_zero_states(logits_of, sequence))
+        logits = (logits[0] if isinstance(logits, list) else logits)[:, context.shape[1] - 1:]
+    else:  # one Move a step; past the horizon the model restarts from its last frames
+        trained_context, chunks = logits_of.inputs[0].shape[1], []
+        for start in range(0, steps, len(moves)):
+            history = np.concatenate([context, forecasts[:, :start]], axis=1)
+            chunk = _predict(logits_of, history[:, -trained_context:])
+            chunks.append(np.concatenate(chunk if isinstance(chunk, list) else [chunk], axis=1))
+        logits = np.concatenate(chunks, axis=1)[:, :steps]
+    move = moves[0]
+    field = np.asarray(mean_displacement(logits, move.motion, move.radius))  # [B, T, h, w, 2]
+    p = move.block_size
+    return np.repeat(np.repeat(field, p, axis=2), p, axis=3)
+
+
+def _motion_graph(model: keras.Model):
+    """(a model from `model`'s inputs to its motion logits, the Move layers), or None.
+
+    The logits are the second input of each Move layer's first call: in the model
+    itself, or, for next_frame trained with scheduled sampling, in the step model it
+    nests."""
+    graphs = [model] + ([model.get_layer(STEP_MODEL)] if has_layer(model, STEP_MODEL) else [])
+    for graph in graphs:
+        moves = move_layers(graph)
+        if not moves:
+            continue
+        try:
+            return keras.Model(graph.inputs, [move.input[1] for move in moves]), moves
+        except ValueError:  # the layers' first call was in another graph
+            continue
+    return None
+
+
+def _with_zero_states(graph: keras.Model, frames: np.ndarray):
+    """frames alone, or frames and zero ConvLSTM states for a step model's inputs."""
+    if len(graph.inputs) == 1:
+        return frames
+    return [frames] + [np.zeros((len(frames), *state.shape[1:]), np.float32)
+                       for state in graph.inputs[1:]]
