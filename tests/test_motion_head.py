@@ -183,3 +183,37 @@ def test_motion_head_runs_in_mixed_precision():
 def test_motion_fields_of_a_residual_model_are_none():
     model = _model(head="residual")
     assert models.motion_fields(model, np.zeros((1, 3, 16, 16, 1), np.float32), 2) is None
+
+
+@pytest.mark.parametrize("head", ["motion", "flow"])
+def test_motion_head_gives_equal_values_under_tensorflow_and_jax(tmp_path, head):
+    """A checkpoint saved under TensorFlow forecasts the same frames, and reads the same
+    motion, under JAX (with TensorFlow unimportable there)."""
+    pytest.importorskip("jax")
+    from tests.helpers.cli import run_jax_script
+
+    model = _model(head=head)
+    motion = model.get_layer("motion")
+    rng = np.random.default_rng(3)
+    motion.set_weights([0.2 * rng.standard_normal(w.shape).astype("float32") + w
+                        for w in motion.get_weights()])  # a motion that moves pixels
+    clips = _clips("coloured", channels=1)
+    model.save(tmp_path / "model.keras")
+    np.save(tmp_path / "context.npy", clips[:, :3])
+    code = """
+import sys, keras, numpy as np
+import framepred
+from framepred import models
+assert keras.backend.backend() == "jax"
+model = keras.models.load_model(sys.argv[1] + "/model.keras")
+context = np.load(sys.argv[1] + "/context.npy")
+np.save(sys.argv[1] + "/jax_forecast.npy", models.forecast(model, context, 4))
+np.save(sys.argv[1] + "/jax_motion.npy", models.motion_fields(model, context, 4))
+print("ok")
+"""
+    result = run_jax_script(code, str(tmp_path))
+    assert result.returncode == 0, result.stderr[-4000:]
+    np.testing.assert_allclose(np.load(tmp_path / "jax_forecast.npy"),
+                               models.forecast(model, clips[:, :3], 4), atol=1e-5)
+    np.testing.assert_allclose(np.load(tmp_path / "jax_motion.npy"),
+                               models.motion_fields(model, clips[:, :3], 4), atol=1e-4)
