@@ -15,8 +15,10 @@ next; `predict.start=N` puts it at frame N instead, and frames after it are the
 truth. Writes to `output` (to `output/<clip>/` for each of several clips):
 forecast_01.png ... (one per forecast step), forecast.npy (float32 [steps, H, W, C]),
 forecast.gif (context then forecast; truth on the left and forecast on the right
-where the input has truth) and grid.png. A failed predict leaves no folder behind that
-holds only its log.
+where the input has truth) and grid.png. A motion-head model (model.head=motion or
+flow) also writes motion_01.png ... (its motion per step in flow colours) and
+motion.npy (float32 [steps, H, W, 2], (dy, dx) in pixels), and grid.png gains a motion
+row. A failed predict leaves no folder behind that holds only its log.
 """
 
 from __future__ import annotations
@@ -52,6 +54,8 @@ def predict(cfg: DictConfig) -> dict:
     context_frames = int(data_cfg.context_frames)
     steps = int(cfg.predict.steps) if cfg.predict.steps is not None else int(
         data_cfg.future_frames)
+    # The motion head's largest shift: the full colour of the motion pictures.
+    motion_radius = trained.run_config(cfg.checkpoint).model.get("motion_radius")
     clips = read_clips(cfg.input, data_cfg)
     if cfg.predict.sequence is not None:
         if cfg.predict.sequence >= len(clips):
@@ -71,9 +75,12 @@ def predict(cfg: DictConfig) -> dict:
         context = frames[start : start + context_frames]  # [Tc, H, W, C]
         truth = frames[start + context_frames : start + context_frames + steps]
         forecast = models.forecast(model, context[None], steps)[0]  # [steps, H, W, C]
+        # [1, steps, H, W, 2] -> [steps, H, W, 2]; None without a motion head.
+        motion = models.motion_fields(model, context[None], steps, forecasts=forecast[None])
         folder = output / clip.name if len(clips) > 1 else output
         files = _write(folder, context, truth, forecast, normalization.inverse(forecast),
-                       float(cfg.predict.fps), cfg.visualize)
+                       float(cfg.predict.fps), cfg.visualize,
+                       motion=None if motion is None else motion[0], motion_radius=motion_radius)
         log.info("%s: context frames %d-%d of %d, forecast: %d step(s), truth in input: "
                  "%d frame(s); wrote %s", clip.name, start, start + context_frames - 1,
                  len(clip.frames), steps, len(truth), folder)
@@ -100,10 +107,12 @@ def _context_start(start: int | None, frames: int, context_frames: int, where: s
 
 
 def _write(folder: Path, context, truth, forecast, forecast_units, fps: float,
-           options) -> list[Path]:
+           options, motion=None, motion_radius: float | None = None) -> list[Path]:
     """PNG per forecast step, forecast.npy (data units), forecast.gif and grid.png in
     `folder`; the pictures show what the model sees (normalized), one channel through
-    a colormap as `options` (`visualize.channel`, `visualize.colormap`) say."""
+    a colormap as `options` (`visualize.channel`, `visualize.colormap`) say. With a
+    motion head's `motion` [steps, H, W, 2] also its files (`_write_motion`) and a
+    motion row in grid.png."""
     from framepred import visualize
 
     folder.mkdir(parents=True, exist_ok=True)
@@ -123,12 +132,42 @@ def _write(folder: Path, context, truth, forecast, forecast_units, fps: float,
         blank = np.zeros((steps - len(truth), *truth.shape[1:]), np.float32)
         truth_played = visualize.upscale(np.concatenate([context, truth, blank]), scale)
         played = visualize.side_by_side(truth_played, played)
-        grid = visualize.forecast_grid(*raw, scale=scale, channel=channel, colormap=colormap)
-    else:
-        grid = visualize.frame_grid([context, forecast], scale=scale)
     gif = visualize.save_gif(folder / "forecast.gif",
                              visualize.progress_bar(played, len(context)), fps=fps)
-    return [*files, folder / "forecast.npy", gif, visualize.save_png(folder / "grid.png", grid)]
+    files += [folder / "forecast.npy", gif]
+    if motion is not None:
+        files += _write_motion(folder, motion, motion_radius)
+    grid = _grid(*raw, options, motion, motion_radius)
+    return [*files, visualize.save_png(folder / "grid.png", grid)]
+
+
+def _write_motion(folder: Path, motion, max_displacement: float | None) -> list[Path]:
+    """A motion-head model's motion `[steps, H, W, 2]`: motion.npy ((dy, dx) in pixels)
+    and motion_01.png ... in flow colours, full colour at `max_displacement` pixels
+    (`visualize.flow_to_rgb`), numbered as the forecast PNGs."""
+    from framepred import visualize
+
+    np.save(folder / "motion.npy", np.asarray(motion, np.float32))
+    colours = visualize.flow_to_rgb(motion, max_displacement)  # uint8 [steps, H, W, 3]
+    digits = max(2, len(str(len(motion))))
+    files = [visualize.save_png(folder / f"motion_{t:0{digits}d}.png", colour / 255.0)
+             for t, colour in enumerate(colours, start=1)]
+    return [*files, folder / "motion.npy"]
+
+
+def _grid(context, truth, forecast, options, motion=None, max_displacement=None):
+    """grid.png's picture: the forecast grid where the input has truth, else the context
+    and forecast rows; a motion row last when `motion` is given."""
+    from framepred import visualize
+
+    channel, colormap = int(options.channel), str(options.colormap)
+    scale = visualize.display_scale(np.shape(forecast)[1:3], target=128)
+    if len(truth):
+        return visualize.forecast_grid(context, truth, forecast, scale=scale, channel=channel,
+                                       colormap=colormap, motion=motion,
+                                       max_displacement=max_displacement)
+    rows = [visualize.picture(frames, channel, colormap) for frames in (context, forecast)]
+    return visualize.grid_with_motion(rows, motion, max_displacement, scale=scale)
 
 
 def _remove_if_only_log(output: Path) -> None:

@@ -1,8 +1,10 @@
-"""Pictures of sequences: frame grids, forecast grids and animated GIFs.
+"""Pictures of sequences: frame grids, forecast grids, animated GIFs and motion.
 
 Everything here takes float frames in [0, 1], `[T, H, W, C]` with C = 1 (gray)
 or 3 (RGB), and returns or writes 8-bit pictures; numpy and Pillow only, so the
 data preview, TensorBoard images and `predict` all draw sequences the same way.
+Motion fields `[..., H, W, 2]` (dy, dx) in pixels are drawn in the optical-flow
+colour code (`flow_to_rgb`).
 """
 
 from __future__ import annotations
@@ -14,6 +16,10 @@ import numpy as np
 
 # Forecast-grid row order; TensorBoard's image caption and docs/dashboards.md name them.
 FORECAST_ROWS = ("context", "truth", "forecast", "abs error")
+MOTION_ROW = "motion"  # the row a motion-head model's grid adds (`grid_with_motion`)
+# The lines of a grid with a motion row: grey, since a still (white) motion cell would
+# vanish between white ones.
+MOTION_GRID_PAD = 0.5
 CONTEXT_COLOR = (0.6, 0.6, 0.6)  # the bars over context frames
 FUTURE_COLOR = (1.0, 0.15, 0.15)  # and over future / forecast frames
 
@@ -112,15 +118,17 @@ def frame_grid(rows: Sequence, pad: int = 2, pad_value: float = 1.0, scale: int 
 
 
 def forecast_grid(context, truth, forecast, scale: int = 1, channel: int = 0,
-                  colormap: str = "auto") -> np.ndarray:
+                  colormap: str = "auto", motion=None,
+                  max_displacement: float | None = None) -> np.ndarray:
     """One sequence's forecast as a grid `[H', W', C]`: rows are the context
     frames, the ground-truth future, the forecast and |truth - forecast|, each
-    drawn through `picture(channel, colormap)`."""
+    drawn through `picture(channel, colormap)`; with `motion` [steps, H, W, 2] a
+    fifth row of it in flow colours (`grid_with_motion`), the grid then in RGB."""
     truth, forecast = np.asarray(truth, np.float32), np.asarray(forecast, np.float32)
     steps = min(len(truth), len(forecast))
     error = np.abs(truth[:steps] - forecast[:steps])
     rows = [picture(row, channel, colormap) for row in (context, truth, forecast, error)]
-    return frame_grid(rows, scale=scale)
+    return grid_with_motion(rows, motion, max_displacement, scale=scale)
 
 
 def to_uint8(image) -> np.ndarray:
@@ -203,3 +211,96 @@ def window_grid(windows, context_frames: int, scale: int = 1, pad: int = 2, chan
     bar[:] = FUTURE_COLOR
     # [H', Wc, 3] | bar | [H', Wf, 3]; the future grid's own left padding follows the bar.
     return np.concatenate([context, bar, future[:, pad:]], axis=1)
+
+
+# --- motion: the optical-flow colour code ---------------------------------------------
+
+# The Middlebury colour wheel (Baker et al. 2011, "A Database and Evaluation Methodology
+# for Optical Flow", IJCV 92): linear ramps between red, yellow, green, cyan, blue and
+# magenta, with (15, 6, 4, 11, 13, 6) of its 55 hues on each, so that hues the eye
+# tells apart (after the Munsell system) are about equally far apart in direction.
+FLOW_WHEEL_STOPS = ((1, 0, 0), (1, 1, 0), (0, 1, 0), (0, 1, 1), (0, 0, 1), (1, 0, 1))
+FLOW_WHEEL_HUES = (15, 6, 4, 11, 13, 6)
+
+
+def flow_wheel() -> np.ndarray:
+    """The colour wheel's 55 hues, float `[55, 3]` in [0, 1], from red (pointing right)
+    on through yellow (down), cyan-blue (left) and violet (up)."""
+    stops = np.asarray(FLOW_WHEEL_STOPS, np.float32)
+    ramps = []
+    for index, count in enumerate(FLOW_WHEEL_HUES):
+        start, end = stops[index], stops[(index + 1) % len(stops)]
+        ramps.append(start + (np.arange(count, dtype=np.float32)[:, None] / count) * (end - start))
+    return np.concatenate(ramps)
+
+
+def flow_to_rgb(field, max_displacement: float | None = None) -> np.ndarray:
+    """Motion `[..., H, W, 2]`, (dy, dx) in pixels (y down, x right), as uint8 RGB
+    `[..., H, W, 3]` in the Middlebury optical-flow colour code (Baker et al. 2011).
+
+    Formula:
+
+    ```python
+    direction = (atan2(-dy, -dx) / pi + 1) / 2      # 0 ... 1 around the wheel
+    hue = flow_wheel()[direction * 55]              # linear between its hues
+    s = min(1, hypot(dy, dx) / max_displacement)    # the magnitude
+    rgb = 255 * (1 - s * (1 - hue))                 # white (no motion) ... full hue
+    ```
+
+    The hue says where the content goes: right red, down yellow, left cyan-blue, up
+    violet. The colour is paler the shorter the shift: no motion is white, a shift of
+    `max_displacement` pixels or more is the full hue. (Middlebury darkens flow beyond
+    its maximum; here it stays full, since a diagonal shift of the motion head's radius
+    R in both axes is R * sqrt(2) long.) The wheel wraps round (55 hues, not
+    Middlebury's 54 steps), so right is red whichever the sign of a zero dy.
+
+    Args:
+        field: `[..., H, W, 2]`, the last axis (dy, dx), framepred's order (Middlebury's
+            own files hold (u, v) = (dx, dy)).
+        max_displacement: Pixels drawn at full colour. Give the model's motion radius,
+            so that pictures of different steps and sequences compare; None takes the
+            longest shift in `field` (all of its leading axes together), and a field
+            without motion is then white.
+    """
+    field = np.asarray(field, np.float32)
+    if field.ndim < 3 or field.shape[-1] != 2:
+        raise ValueError(f"flow_to_rgb takes a field [..., H, W, 2] of (dy, dx); got {field.shape}")
+    dy, dx = field[..., 0], field[..., 1]
+    magnitude = np.hypot(dy, dx)  # [..., H, W]
+    if max_displacement is None:
+        max_displacement = float(magnitude.max()) if magnitude.size else 0.0
+    elif not max_displacement > 0:
+        raise ValueError(f"max_displacement must be > 0 pixels; got {max_displacement}")
+    saturation = (np.clip(magnitude / max_displacement, 0.0, 1.0) if max_displacement > 0
+                  else np.zeros_like(magnitude))
+    wheel = flow_wheel()
+    hues = len(wheel)
+    position = ((np.arctan2(-dy, -dx) / np.pi + 1.0) / 2.0 * hues) % hues  # [0, 55)
+    below = np.floor(position).astype(np.int64)
+    fraction = (position - below)[..., None]
+    hue = (1.0 - fraction) * wheel[below % hues] + fraction * wheel[(below + 1) % hues]
+    colour = 1.0 - saturation[..., None] * (1.0 - hue)  # [..., H, W, 3]
+    return np.round(np.clip(colour, 0.0, 1.0) * 255.0).astype(np.uint8)
+
+
+def flow_key(size: int = 65) -> np.ndarray:
+    """The colour key, uint8 RGB `[size, size, 3]`: each pixel coloured as a shift from
+    the centre to it, full colour at the rim (white outside it)."""
+    centre = (size - 1) / 2.0
+    y, x = np.mgrid[0:size, 0:size].astype(np.float32) - centre
+    field = np.stack([y, x], axis=-1)  # [size, size, 2]: (dy, dx) from the centre
+    key = flow_to_rgb(field, max_displacement=max(centre, 1.0))
+    key[np.hypot(y, x) > centre + 0.5] = 255
+    return key
+
+
+def grid_with_motion(rows: Sequence, motion=None, max_displacement: float | None = None,
+                     scale: int = 1) -> np.ndarray:
+    """`frame_grid(rows)`, and when `motion` `[steps, H, W, 2]` is given a last row
+    (`MOTION_ROW`) of it in flow colours (`flow_to_rgb`): the grid is then RGB, with
+    grey lines (`MOTION_GRID_PAD`)."""
+    if motion is None:
+        return frame_grid(rows, scale=scale)
+    colours = flow_to_rgb(motion, max_displacement).astype(np.float32) / 255.0
+    rows = [as_rgb(_as_frames(row, f"rows[{i}]")) for i, row in enumerate(rows)]
+    return frame_grid([*rows, colours], pad_value=MOTION_GRID_PAD, scale=scale)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import colorsys
 import io
 import json
 
@@ -11,6 +12,7 @@ from PIL import Image
 
 from framepred import visualize
 from tests.helpers.events import accumulator, plugin_name, scalars
+from tests.helpers.motion import HEAD, PAN, RADIUS, panning_model
 
 # --- pictures, without TensorFlow ------------------------------------------------------
 
@@ -46,6 +48,85 @@ def test_gif_keeps_every_frame_even_when_frames_repeat(tmp_path):
         assert gif.n_frames == 6
         assert gif.size == (8, 8 + 2)
         assert gif.info["duration"] == 250
+
+
+def _hsv(rgb):
+    """uint8 RGB [..., 3] -> (hue, saturation, value) arrays, by colorsys (the oracle)."""
+    values = [colorsys.rgb_to_hsv(*(c / 255.0)) for c in np.reshape(rgb, (-1, 3))]
+    return tuple(np.reshape([v[i] for v in values], np.shape(rgb)[:-1]) for i in range(3))
+
+
+def test_flow_colours_name_the_direction():
+    """(dy, dx) with y down: right red, down yellow, left cyan-blue, up violet; the hue
+    goes once round as the direction turns clockwise on screen (Middlebury's wheel)."""
+    turns = np.linspace(0.0, 2 * np.pi, 16, endpoint=False)  # clockwise from right
+    field = np.stack([np.sin(turns), np.cos(turns)], axis=-1)[None]  # [1, 16, 2]
+    colours = visualize.flow_to_rgb(field, max_displacement=1.0)[0]  # [16, 3]
+    hue, saturation, value = _hsv(colours)
+    assert np.all(np.diff(hue) > 0) and np.allclose(saturation, 1) and np.allclose(value, 1)
+    right, down, left, up = (tuple(int(c) for c in colours[i]) for i in (0, 4, 8, 12))
+    assert right == (255, 0, 0)
+    assert down[0] == 255 and down[1] > 200 and down[2] == 0  # yellow
+    assert left[0] == 0 and 150 < left[1] < 255 and left[2] == 255  # cyan-blue
+    assert 50 < up[0] < 150 and up[1] == 0 and up[2] == 255  # violet
+    # A zero dy of either sign is still red: the wheel wraps round without a seam.
+    np.testing.assert_array_equal(visualize.flow_to_rgb(np.array([[[-0.0, 1.0]]]), 1.0),
+                                  [[right]])
+    still = visualize.flow_to_rgb(np.zeros((2, 3, 4, 2)))  # [T, H, W, 2] -> [T, H, W, 3]
+    assert still.shape == (2, 3, 4, 3) and still.dtype == np.uint8 and np.all(still == 255)
+    key = visualize.flow_key(9)  # the legend: a shift from the centre to each pixel
+    assert tuple(key[4, 4]) == (255, 255, 255) and tuple(key[4, 8]) == right
+    assert tuple(key[8, 4]) == down and tuple(key[0, 0]) == (255, 255, 255)
+
+
+def test_flow_colour_grows_with_the_shift_up_to_max_displacement():
+    lengths = np.linspace(0.0, 3.0, 13)  # pixels, past max_displacement = 2
+    field = (lengths[:, None] * np.array([0.6, -0.8]))[None]  # [1, 13, 2]
+    hue, saturation, value = _hsv(visualize.flow_to_rgb(field, max_displacement=2.0)[0])
+    inside = lengths <= 2.0
+    assert saturation[0] == 0 and np.all(value == 1)  # white, and never darker
+    assert np.all(np.diff(saturation[inside]) > 0)
+    assert np.allclose(saturation[~inside], 1)  # full colour from max_displacement on
+    assert np.allclose(hue[1:], hue[-1], atol=0.01)  # one direction, one hue
+    # Without a maximum the longest shift of the whole field is full colour, so the
+    # steps of one field share a scale.
+    steps = np.stack([np.full((2, 2, 2), 1.0), np.full((2, 2, 2), 2.0)])  # [2, H, W, 2]
+    np.testing.assert_array_equal(visualize.flow_to_rgb(steps),
+                                  visualize.flow_to_rgb(steps, max_displacement=np.hypot(2, 2)))
+    with pytest.raises(ValueError, match="max_displacement"):
+        visualize.flow_to_rgb(steps, max_displacement=0)
+    with pytest.raises(ValueError, match=r"\[\.\.\., H, W, 2\]"):
+        visualize.flow_to_rgb(np.zeros((4, 4, 3)))
+
+
+@pytest.mark.parametrize("form", ["encoder_forecaster", "next_frame"])
+def test_forecast_images_show_a_motion_heads_motion(compose_train, form, tmp_path):
+    """A motion-head model's grid gains a fifth row: its motion per forecast step in flow
+    colours, here a known pan of half the radius to the right (red at half strength)."""
+    from framepred.callbacks import dashboards
+
+    cfg = compose_train(["debug=fast", f"model.form={form}", *HEAD])
+    windows = np.random.default_rng(0).random((1, 6, 16, 16, 1), dtype=np.float32)
+    callback = dashboards.ForecastImages(tmp_path, windows, context_frames=3,
+                                         motion_radius=RADIUS)
+    callback.set_model(panning_model(cfg))
+    callback.on_epoch_end(0)
+    callback.on_train_end()
+
+    images = accumulator(tmp_path / "images")
+    assert "motion" in images.SummaryMetadata("forecast/sequence_0").summary_description
+    (event,) = images.Tensors("forecast/sequence_0")
+    picture = np.asarray(Image.open(io.BytesIO(event.tensor_proto.string_val[2])))
+    scale, pad = visualize.display_scale((16, 16)), 2
+    size = 16 * scale
+    assert picture.shape == (pad + 5 * (size + pad), pad + 3 * (size + pad), 3)
+    top = pad + 4 * (size + pad)
+    half_red = visualize.flow_to_rgb(np.array([[PAN]]), RADIUS)[0, 0]
+    assert tuple(half_red) == (255, 128, 128)
+    assert tuple(picture[0, 0]) == (128, 128, 128)  # grey lines: white cells stay visible
+    for step in range(3):
+        left = pad + step * (size + pad)
+        assert np.all(picture[top : top + size, left : left + size] == half_red), step
 
 
 # --- a finished debug=fast run ---------------------------------------------------------

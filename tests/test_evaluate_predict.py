@@ -13,6 +13,7 @@ from framepred.errors import FramepredError
 from framepred.metrics import BASELINES, MODEL_ENTRY, SUM_METRIC_NAMES, VERDICT_KEY
 from tests.helpers.cli import run_cli
 from tests.helpers.events import accumulator
+from tests.helpers.motion import HEAD, PAN, RADIUS, panning_model
 
 # debug=fast (configs/debug/fast.yaml): 16x16 gray frames, 3 context, 3 future.
 CONTEXT, FUTURE, SIZE = 3, 3, 16
@@ -154,7 +155,56 @@ def test_predict_npy_with_truth_beyond_the_trained_horizon(compose_train, fast_r
         scale = 128 // SIZE
         # Truth and forecast side by side (2-px divider), a 2-px progress bar below.
         assert gif.size == (2 * SIZE * scale + 2, SIZE * scale + 2)
-    assert (out / "grid.png").is_file()
+    with Image.open(out / "grid.png") as grid:  # context, truth, forecast, error
+        assert grid.size[1] == 2 + 4 * (SIZE * scale + 2)
+    assert not list(out.glob("motion*"))  # a residual head has no motion to show
+
+
+def _panning_checkpoint(compose_train, run):
+    """An untrained motion-head (flow) run's best.keras, carrying its config as
+    training's do, whose motion is the known pan `PAN` at every step."""
+    from omegaconf import OmegaConf
+
+    from framepred.callbacks.checkpoints import embed_run_config
+    from framepred.run.folder import RunPaths
+
+    cfg = compose_train(["debug=fast", *HEAD])
+    paths = RunPaths(run)
+    paths.checkpoints.mkdir(parents=True)
+    OmegaConf.save(cfg, paths.config)
+    panning_model(cfg).save(paths.best)
+    embed_run_config(paths.best, paths)
+    return paths.best
+
+
+def test_predict_writes_a_motion_heads_motion(compose_train, tmp_path):
+    window = _windows(compose_train)[0]  # [6, 16, 16, 1]
+    np.save(tmp_path / "clip.npy", window)
+    checkpoint = _panning_checkpoint(compose_train, tmp_path / "run")
+    steps = 4  # > the trained horizon: the motion of the continued forecast too
+    result = _predict(compose_train, checkpoint, tmp_path / "clip.npy", tmp_path / "out",
+                      f"predict.steps={steps}", "predict.start=0")
+    out = tmp_path / "out"
+    motion = np.load(out / "motion.npy")  # (dy, dx) in pixels
+    assert motion.shape == (steps, SIZE, SIZE, 2) and motion.dtype == np.float32
+    np.testing.assert_allclose(motion, np.broadcast_to(PAN, motion.shape), atol=1e-5)
+    pngs = sorted(out.glob("motion_*.png"))
+    assert [p.name for p in pngs] == [f"motion_{t:02d}.png" for t in range(1, steps + 1)]
+    assert {str(p) for p in pngs} <= set(result["clips"][0]["files"])
+    from framepred import visualize
+
+    for png, field in zip(pngs, motion):  # full colour at the checkpoint's radius
+        np.testing.assert_array_equal(np.asarray(Image.open(png)),
+                                      visualize.flow_to_rgb(field, RADIUS))
+    assert tuple(np.asarray(Image.open(pngs[0]))[0, 0]) == (255, 128, 128)  # right, R / 2
+    with Image.open(out / "grid.png") as grid:  # a fifth row: the motion
+        scale = 128 // SIZE
+        assert grid.mode == "RGB" and grid.size[1] == 2 + 5 * (SIZE * scale + 2)
+        cell = np.asarray(grid)[-2 - SIZE * scale : -2, 2 : 2 + SIZE * scale]
+        assert np.all(cell == (255, 128, 128))
+    _predict(compose_train, checkpoint, tmp_path / "clip.npy", tmp_path / "ahead")
+    with Image.open(tmp_path / "ahead" / "grid.png") as grid:  # no truth: context, forecast
+        assert grid.size[1] == 2 + 3 * (SIZE * scale + 2)  # and motion
 
 
 def test_predict_reads_frames_folders_and_animated_images(compose_train, fast_run, tmp_path):

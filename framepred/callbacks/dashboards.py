@@ -8,7 +8,8 @@ one TensorBoard "run" (one writer):
                          epoch_psnr, epoch_mse, epoch_mae (+ epoch_learning_rate
                          in train/); the profiler's trace in train/plugins/profile
     images/              `ForecastImages`: one forecast grid per validation
-                         sequence, step = epoch (0-based, as Keras' scalars)
+                         sequence, step = epoch (0-based, as Keras' scalars); a
+                         motion-head model's grid adds its motion as a last row
     forecast/model/,     `log_forecast_metrics`: forecast/<metric> with step =
     forecast/copy_last/, forecast step t (1 ... H), and forecast_mean/<metric>
     forecast/background/, (mean over steps) at step 0; one chart per metric
@@ -150,7 +151,9 @@ def _learning_rates(optimizer) -> dict[str, float]:
 
 class ForecastImages(keras.callbacks.Callback):
     """After every epoch, forecasts the same validation windows and draws each as a
-    grid: context, ground-truth future, forecast, |error| (`visualize.forecast_grid`).
+    grid: context, ground-truth future, forecast, |error| (`visualize.forecast_grid`),
+    and, for a model with a motion head, the motion it forecast with
+    (`models.motion_fields`) in flow colours (`visualize.flow_to_rgb`).
 
     Forecasts go through `models.forecast`, so next_frame models are rolled out
     from their own predictions exactly as at evaluation, not teacher-forced.
@@ -160,15 +163,19 @@ class ForecastImages(keras.callbacks.Callback):
         windows: float32 `[N, context+future, H, W, C]`, the sequences to draw.
         context_frames: Frames of each window the model sees.
         channel, colormap: How frames are drawn (`visualize.picture`).
+        motion_radius: The motion head's largest shift in pixels (`model.motion_radius`),
+            drawn at full colour, so that every step and epoch shares one scale; None
+            scales each grid by its own longest shift. Unused without a motion head.
         checkpoint: The epoch's `last.keras` (saved before this runs): under a JAX
             job's distribution the forecast reads it onto this process alone, since
             forecasting with the job's model would be a step every process must join.
     """
 
     def __init__(self, log_dir: str | Path, windows: np.ndarray, context_frames: int,
-                 channel: int = 0, colormap: str = "auto", checkpoint: Path | None = None):
+                 channel: int = 0, colormap: str = "auto", checkpoint: Path | None = None,
+                 motion_radius: float | None = None):
         super().__init__()
-        self.checkpoint = checkpoint
+        self.checkpoint, self.motion_radius = checkpoint, motion_radius
         self.channel, self.colormap = channel, colormap
         self.log_dir = Path(log_dir) / IMAGES_RUN
         self.windows = np.asarray(windows, dtype=np.float32)
@@ -177,27 +184,32 @@ class ForecastImages(keras.callbacks.Callback):
         self._writer = None
 
     def on_epoch_end(self, epoch, logs=None):
-        from framepred import models
-
         context = self.windows[:, : self.context_frames]
         truth = self.windows[:, self.context_frames :]
         if keras.distribution.distribution() is None or self.checkpoint is None:
-            predicted = models.forecast(self.model, context, truth.shape[1])
+            predicted, motion = _forecast_and_motion(self.model, context, truth.shape[1])
         else:
             from framepred.devices import undistributed
 
             with undistributed():
                 local = keras.models.load_model(self.checkpoint)
-                predicted = models.forecast(local, context, truth.shape[1])
+                predicted, motion = _forecast_and_motion(local, context, truth.shape[1])
         if self._writer is None:
             self._writer = SummaryWriter(self.log_dir)
+        rows = list(visualize.FORECAST_ROWS)
+        if motion is not None:
+            full = f"{self.motion_radius:g} px" if self.motion_radius else "the longest shift"
+            rows.append(f"{visualize.MOTION_ROW} (flow colours: right red, down yellow, left "
+                        f"cyan-blue, up violet; white = still, full colour = {full})")
         for index in range(len(self.windows)):
-            grid = visualize.forecast_grid(context[index], truth[index], predicted[index],
-                                           scale=self.scale, channel=self.channel,
-                                           colormap=self.colormap)
+            grid = visualize.forecast_grid(
+                context[index], truth[index], predicted[index], scale=self.scale,
+                channel=self.channel, colormap=self.colormap,
+                motion=None if motion is None else motion[index],
+                max_displacement=self.motion_radius)
             self._writer.image(
                 f"forecast/sequence_{index}", visualize.to_uint8(grid), step=int(epoch),
-                description="Rows: " + ", ".join(visualize.FORECAST_ROWS)
+                description="Rows: " + ", ".join(rows)
                 + f". Validation window {index}; columns are frames in time.",
             )
         self._writer.flush()
@@ -206,6 +218,15 @@ class ForecastImages(keras.callbacks.Callback):
         if self._writer is not None:
             self._writer.close()
             self._writer = None
+
+
+def _forecast_and_motion(model, context, steps: int):
+    """(forecast [N, steps, H, W, C], motion [N, steps, H, W, 2] or None without a
+    motion head), from the same rollout."""
+    from framepred import models
+
+    predicted = models.forecast(model, context, steps)
+    return predicted, models.motion_fields(model, context, steps, forecasts=predicted)
 
 
 def first_windows(data_cfg: Any, count: int, split: str = "val",
@@ -284,7 +305,8 @@ def build_callbacks(cfg: Any, run, normalization=None) -> list[keras.callbacks.C
         callbacks.append(ForecastImages(run.tensorboard, windows, int(cfg.data.context_frames),
                                         channel=int(cfg.visualize.channel),
                                         colormap=str(cfg.visualize.colormap),
-                                        checkpoint=run.last))
+                                        checkpoint=run.last,
+                                        motion_radius=int(cfg.model.motion_radius)))
     return callbacks
 
 
