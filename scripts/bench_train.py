@@ -88,10 +88,15 @@ from framepred import losses, models  # noqa: E402  (Keras only: no TF, no Hydra
 # the script runs without Hydra; tests/test_devices.py compares them with the configs.
 MODELS = {
     "default": dict(form="encoder_forecaster", filters=(32, 32), kernel_size=(3, 3),
-                    patch_size=4, skip=True),
+                    patch_size=4, skip=True, head="flow", motion_radius=5,
+                    forecaster_input="forecast"),
     "moving_mnist": dict(form="next_frame", filters=(128, 128, 128, 128),
-                         kernel_size=(5, 5, 5, 5), patch_size=4, skip=True),
+                         kernel_size=(5, 5, 5, 5), patch_size=4, skip=True, head="flow",
+                         motion_radius=5, forecaster_input="forecast"),
 }
+# The default's other heads, timed against it (model.head, docs/recipes.md).
+MODELS["residual"] = {**MODELS["default"], "head": "residual", "forecaster_input": "zeros"}
+MODELS["motion"] = {**MODELS["default"], "head": "motion"}
 
 
 def backend() -> str:
@@ -273,7 +278,9 @@ def model_name(model_cfg) -> str:
                 and [int(f) for f in model_cfg.filters] == list(spec["filters"])
                 and [int(k) for k in model_cfg.kernel_size] == list(spec["kernel_size"])
                 and int(model_cfg.patch_size) == spec["patch_size"]
-                and bool(model_cfg.skip) == spec["skip"]):
+                and bool(model_cfg.skip) == spec["skip"]
+                and str(model_cfg.head) == spec["head"]
+                and str(model_cfg.forecaster_input) == spec["forecaster_input"]):
             return name
     return "custom"
 
