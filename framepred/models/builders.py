@@ -95,7 +95,7 @@ def build_encoder_forecaster(
             unrolled.append(y)
     step_head = (_motion_head(channels, patch_size, output_activation, head, motion_radius)
                  if head != "residual"
-                 else _ResidualStep(channels, patch_size, output_activation))
+                 else _ResidualStep(channels, patch_size, output_activation, skip))
     # float32 under mixed precision too: the frame that gets moved is copied exactly.
     previous = RepeatLast(1, name="last_context", dtype="float32")(context)  # [B, 1, H, W, C]
     forecasts = []
@@ -144,25 +144,33 @@ def _motion_head(channels, patch_size, activation, head, radius) -> MotionHead:
 
 class _ResidualStep:
     """The residual head, one forecast step at a time: a correction of the previous
-    forecast (the last context frame first), in the activation's input space."""
+    forecast (the last context frame first), in the activation's input space; without
+    the skip, the projection alone."""
 
-    def __init__(self, channels, patch_size, activation):
+    def __init__(self, channels, patch_size, activation, skip):
         self.projection = layers.Conv3D(channels * patch_size * patch_size, kernel_size=1,
                                         name="head", dtype="float32")
         self.to_frames = DepthToSpace(patch_size, name="to_frames", dtype="float32")
-        self.inverse = InverseActivation(activation, name="copy_last", dtype="float32")
+        self.inverse = (InverseActivation(activation, name="copy_last", dtype="float32")
+                        if skip else None)
         self.add = layers.Add(name="residual", dtype="float32")
         self.activation = layers.Activation(activation, name="forecast", dtype="float32")
 
     def __call__(self, features, frames, name=None):
-        correction = self.to_frames(self.projection(features))
-        return self.activation(self.add([self.inverse(frames), correction]))
+        head_input = self.to_frames(self.projection(features))
+        if self.inverse is not None:
+            head_input = self.add([self.inverse(frames), head_input])
+        return self.activation(head_input)
 
 
 def build_model(model_cfg, data_cfg) -> keras.Model:
     """The model a config asks for. Every option comes from the config, whose schema
     (`framepred.config.ModelConfig`) holds the defaults."""
     form = model_cfg.form
+    if str(model_cfg.head) != "residual" and not model_cfg.skip:
+        # framepred.config.validate says so in one line for the commands.
+        raise ValueError(f"model.head={model_cfg.head} moves the latest frame; it needs "
+                         "model.skip=true")
     options = dict(
         frame_size=tuple(data_cfg.frame_size),
         channels=int(data_cfg.channels),
