@@ -169,12 +169,21 @@ def motion_fields(model: keras.Model, context, steps: int, forecasts=None):
     return np.repeat(np.repeat(field, p, axis=2), p, axis=3)
 
 
+_MOTION_GRAPHS = weakref.WeakKeyDictionary()  # model -> _motion_graph's answer, built once
+
+
 def _motion_graph(model: keras.Model):
     """(a model from `model`'s inputs to its motion logits, the Move layers), or None.
 
     The logits are the second input of each Move layer's first call: in the model
     itself, or, for next_frame trained with scheduled sampling, in the step model it
-    nests."""
+    nests. Cached, as TensorBoard's images ask for it every epoch."""
+    if model not in _MOTION_GRAPHS:
+        _MOTION_GRAPHS[model] = _build_motion_graph(model)
+    return _MOTION_GRAPHS[model]
+
+
+def _build_motion_graph(model: keras.Model):
     graphs = [model] + ([model.get_layer(STEP_MODEL)] if has_layer(model, STEP_MODEL) else [])
     for graph in graphs:
         moves = move_layers(graph)
