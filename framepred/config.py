@@ -467,15 +467,6 @@ def validate(cfg: Any) -> None:
         f"model.patch_size={model.patch_size}",
     )
 
-    if model.head != Head.residual:
-        _require(model.skip, f"model.head={model.head} moves the latest frame, which "
-                 "model.skip=false hides from the head; set model.skip=true or "
-                 "model.head=residual")
-        _require(1 <= model.motion_radius < min(height, width) / 2,
-                 f"model.motion_radius={model.motion_radius} must be at least 1 and smaller "
-                 f"than half the frame (data.frame_size={[height, width]}): at most "
-                 f"{(min(height, width) - 1) // 2} pixels")
-
     _require(0.0 <= loss.alpha <= 1.0, f"loss.alpha={loss.alpha} must be in [0, 1]")
     _require(loss.max_val > 0, f"loss.max_val={loss.max_val} must be > 0")
     _require(loss.filter_size >= 1, f"loss.filter_size={loss.filter_size} must be >= 1")
@@ -487,6 +478,15 @@ def validate(cfg: Any) -> None:
         f"loss.filter_size={loss.filter_size}; use frames of at least "
         f"{loss.filter_size}x{loss.filter_size} or a smaller loss.filter_size",
     )
+    if model.head != Head.residual:
+        _require(model.skip, f"model.head={model.head} moves the latest frame, which "
+                 "model.skip=false hides from the head; set model.skip=true or "
+                 "model.head=residual")
+        _require(1 <= model.motion_radius < min(height, width) / 2,
+                 f"model.motion_radius={model.motion_radius} must be at least 1 and smaller "
+                 f"than half the frame (data.frame_size={[height, width]}): at most "
+                 f"{(min(height, width) - 1) // 2} pixels")
+
     uses_ms_ssim = loss.name == LossName.ms_ssim or (
         loss.name == LossName.blend and loss.structural == Structural.ms_ssim
     )
