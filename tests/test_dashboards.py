@@ -161,12 +161,18 @@ def test_forecast_images_every_epoch(fast_run):
     window = dashboards.first_windows(cfg.data, 1)[0]  # [T, H, W, C]
     scale = visualize.display_scale(cfg.data.frame_size)
     context = window[: cfg.data.context_frames]
-    expected = visualize.forecast_grid(context, window[3:], window[3:], scale=scale)
+    # The default model (the flow head) adds a motion row.
+    motion = (np.zeros((len(window) - 3, *window.shape[1:3], 2), np.float32)
+              if str(cfg.model.head) != "residual" else None)
+    expected = visualize.forecast_grid(context, window[3:], window[3:], scale=scale,
+                                       motion=motion)
     assert picture.shape[:2] == expected.shape[:2] == (int(height), int(width))
-    # The first cell is the first context frame of the first validation window.
+    # The first cell is the first context frame of the first validation window (gray,
+    # repeated in each channel where the motion row makes the grid RGB).
     size = 16 * scale
-    np.testing.assert_array_equal(picture[2 : 2 + size, 2 : 2 + size],
-                                  visualize.to_uint8(visualize.upscale(context[:1], scale))[0])
+    cell = picture[2 : 2 + size, 2 : 2 + size].reshape(size, size, -1)
+    first = visualize.to_uint8(visualize.upscale(context[:1], scale))[0].reshape(size, size, -1)
+    np.testing.assert_array_equal(cell, np.broadcast_to(first, (size, size, cell.shape[-1])))
 
 
 def test_per_step_forecast_scalars_match_metrics_json(fast_run):
