@@ -74,6 +74,10 @@ Head = _choices("Head", "residual motion flow")
 # What the encoder-forecaster's forecaster reads at each step: nothing (Shi et al.
 # 2015), or the frame it forecast one step earlier.
 ForecasterInput = _choices("ForecasterInput", "zeros forecast")
+# How the motion heads move a frame: each pixel gathers from where its content comes
+# from (backward, semi-Lagrangian), or sends its content where it goes (forward,
+# splatting; it keeps the frame's sum, so objects cannot shrink away).
+Warp = _choices("Warp", "backward forward")
 LossName = _choices("LossName", "ssim ms_ssim mse mae blend")
 Structural = _choices("Structural", "ssim ms_ssim")
 Pixel = _choices("Pixel", "mae mse")
@@ -158,6 +162,7 @@ class ModelConfig:
     # (Moving Digits moves 2.5 to 4.5 px a frame).
     motion_radius: int = 5
     forecaster_input: ForecasterInput = ForecasterInput.forecast
+    warp: Warp = Warp.backward
 
 
 @dataclass

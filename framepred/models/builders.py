@@ -25,7 +25,7 @@ FORECASTER_INPUTS = ("zeros", "forecast")
 
 def build_next_frame(
     frame_size, channels, *, filters, kernel_size, patch_size, normalization,
-    output_activation, skip, head="residual", motion_radius=5,
+    output_activation, skip, head="residual", motion_radius=5, warp="backward",
 ) -> keras.Model:
     """Stacked ConvLSTMs; output t is the forecast of frame t+1. Any sequence length.
 
@@ -47,7 +47,7 @@ def build_next_frame(
         x = layers.Concatenate(axis=-1, name="skip")([x, patches])
     if head != "residual":
         forecast = _motion_head(channels, patch_size, output_activation, head,
-                                motion_radius)(x, frames)
+                                motion_radius, warp)(x, frames)
     else:
         forecast = residual_head(x, channels, patch_size, output_activation,
                                  last=patches if skip else None)
@@ -57,7 +57,7 @@ def build_next_frame(
 def build_encoder_forecaster(
     frame_size, channels, context_frames, future_frames, *, filters, kernel_size,
     patch_size, normalization, output_activation, skip, head="residual", motion_radius=5,
-    forecaster_input="zeros",
+    forecaster_input="zeros", warp="backward",
 ) -> keras.Model:
     """Encoder ConvLSTMs read the context; their states start the forecaster's.
 
@@ -93,7 +93,8 @@ def build_encoder_forecaster(
             y = forecaster(y, initial_state=state)
             y = norm(y) if norm is not None else y
             unrolled.append(y)
-    step_head = (_motion_head(channels, patch_size, output_activation, head, motion_radius)
+    step_head = (_motion_head(channels, patch_size, output_activation, head, motion_radius,
+                              warp)
                  if head != "residual"
                  else _ResidualStep(channels, patch_size, output_activation, skip))
     # float32 under mixed precision too: the frame that gets moved is copied exactly.
@@ -137,9 +138,9 @@ def _shi_forecaster(context, patches, states, forecasters, channels, patch_size,
     return keras.Model(context, forecast, name="encoder_forecaster_convlstm")
 
 
-def _motion_head(channels, patch_size, activation, head, radius) -> MotionHead:
+def _motion_head(channels, patch_size, activation, head, radius, warp) -> MotionHead:
     return MotionHead(channels, patch_size, activation, "kernel" if head == "motion" else "flow",
-                      radius)
+                      radius, warp)
 
 
 class _ResidualStep:
@@ -182,6 +183,7 @@ def build_model(model_cfg, data_cfg) -> keras.Model:
         skip=bool(model_cfg.skip),
         head=str(model_cfg.head),
         motion_radius=int(model_cfg.motion_radius),
+        warp=str(getattr(model_cfg, "warp", "backward")),
     )
     if form == "next_frame":
         return build_next_frame(**options)

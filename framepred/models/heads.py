@@ -164,31 +164,76 @@ def _shifted(padded, radius: int, axis: int):
     return ops.reshape(copies, (-1, *copies.shape[1:3], channels, taps))
 
 
-def move_frames(frames, rows, columns, radius: int, block_size: int = 1):
+def move_frames(frames, rows, columns, radius: int, block_size: int = 1,
+                warp: str = "backward"):
     """frames [N, H, W, C] moved by per-pixel shift weights rows, columns
-    [N, H/b, W/b, 2R+1], one per block of b x b pixels (b = `block_size`):
+    [N, H/b, W/b, 2R+1], one per block of b x b pixels (b = `block_size`).
+
+    backward: each pixel gathers from where its content comes from (semi-Lagrangian):
 
         moved(y, x) = sum_k rows_k(y, x) * across(y - k, x)
         across(y, x) = sum_j columns_j(y, x) * frames(y, x - j)
+
+    forward: each pixel sends its content where it goes (splatting, Niklaus & Liu
+    2020), with its own weights:
+
+        moved(y, x) = sum_k rows_k(y - k, x) * across(y - k, x)
+        across(y, x) = sum_j columns_j(y, x - j) * frames(y, x - j)
+
+    A forward move keeps the frame's sum (the continuity equation's mass), so it
+    cannot make an object vanish by shrinking it, which backward flows learnt to do
+    on Moving Digits as a way to fade (docs/recipes.md).
 
     Two passes of 2R+1 taps instead of one of (2R+1)^2: dimensional splitting, as
     semi-Lagrangian advection schemes split the axes. It is exact wherever the motion
     is the same over the 2R+1 rows a pixel reads (a translation, a pan), and one motion
     moves every channel."""
+    if warp == "forward":
+        across = _splat(_spread(frames, columns, block_size), radius, axis=2)
+        return _splat(_spread(across, rows, block_size), radius, axis=1)
     across = _weigh(_shifted(_edge_pad(frames, radius, axis=2), radius, axis=2), columns,
                     block_size)  # [N, H, W, C]
     return _weigh(_shifted(_edge_pad(across, radius, axis=1), radius, axis=1), rows,
                   block_size)
 
 
+def _blocks(values, block_size: int):
+    """[N, H, W, ...] -> [N, H/b, b, W/b, b, ...]."""
+    _, height, width, *rest = values.shape
+    b = block_size
+    return ops.reshape(values, (-1, height // b, b, width // b, b, *rest))
+
+
 def _weigh(copies, weights, block_size: int):
     """copies [N, H, W, C, T] summed over T with weights [N, H/b, W/b, T], each block's
     weights broadcast over its b x b pixels (never copied out to every pixel)."""
-    _, height, width, channels, taps = copies.shape
-    b = block_size
-    blocks = ops.reshape(copies, (-1, height // b, b, width // b, b, channels, taps))
+    _, height, width, channels, _ = copies.shape
     weights = weights[:, :, None, :, None, None, :]  # [N, h, 1, w, 1, 1, T]
-    return ops.reshape(ops.sum(blocks * weights, axis=-1), (-1, height, width, channels))
+    summed = ops.sum(_blocks(copies, block_size) * weights, axis=-1)
+    return ops.reshape(summed, (-1, height, width, channels))
+
+
+def _spread(frames, weights, block_size: int):
+    """frames [N, H, W, C] times each tap's weight [N, H/b, W/b, T] -> [N, H, W, C*T]."""
+    _, height, width, channels = frames.shape
+    weights = weights[:, :, None, :, None, None, :]  # [N, h, 1, w, 1, 1, T]
+    spread = _blocks(frames, block_size)[..., None] * weights
+    return ops.reshape(spread, (-1, height, width, channels * weights.shape[-1]))
+
+
+def _splat(spread, radius: int, axis: int):
+    """spread [N, H, W, C*T] -> [N, H, W, C]: tap t of each pixel sent t - R pixels on
+    along `axis` (rows 1, columns 2), and what lands on a pixel summed."""
+    taps = 2 * radius + 1
+    channels = spread.shape[-1] // taps
+    padded = _edge_pad(spread, radius, axis)
+    # Channel (c, t) reads the input 2R - t places on: a one-hot kernel per channel.
+    one_hot = np.eye(taps, dtype="float32")[::-1]  # [t, kernel position]
+    kernel = np.tile(one_hot, (channels, 1))  # [C*T, positions]
+    shape = (1, taps, channels * taps, 1) if axis == 2 else (taps, 1, channels * taps, 1)
+    kernel = np.transpose(kernel).reshape(shape)
+    landed = ops.depthwise_conv(padded, ops.cast(kernel, padded.dtype), padding="valid")
+    return ops.sum(ops.reshape(landed, (-1, *landed.shape[1:3], channels, taps)), axis=-1)
 
 
 @keras.saving.register_keras_serializable(package="framepred")
@@ -198,10 +243,12 @@ class Move(layers.Layer):
     The logits are per patch (h = H / block_size); every pixel of a patch moves alike,
     which keeps the motion smooth and the head as cheap as the residual one."""
 
-    def __init__(self, radius: int, motion: str, block_size: int, **kwargs):
+    def __init__(self, radius: int, motion: str, block_size: int, warp: str = "backward",
+                 **kwargs):
         kwargs.setdefault("dtype", "float32")
         super().__init__(**kwargs)
         self.radius, self.motion, self.block_size = int(radius), str(motion), int(block_size)
+        self.warp = str(warp)
 
     def call(self, inputs):
         frames, logits = inputs
@@ -210,7 +257,7 @@ class Move(layers.Layer):
         rows, columns = shift_weights(  # [B*T, h, w, 2R+1] each
             ops.reshape(logits, (-1, *logits.shape[2:])), self.motion, self.radius)
         folded = ops.reshape(ops.cast(frames, "float32"), (-1, *frames.shape[2:]))
-        moved = move_frames(folded, rows, columns, self.radius, p)
+        moved = move_frames(folded, rows, columns, self.radius, p, self.warp)
         return ops.reshape(moved, shape)
 
     def compute_output_shape(self, input_shapes):
@@ -218,7 +265,7 @@ class Move(layers.Layer):
 
     def get_config(self):
         return {**super().get_config(), "radius": self.radius, "motion": self.motion,
-                "block_size": self.block_size}
+                "block_size": self.block_size, "warp": self.warp}
 
 
 class MotionHead:
@@ -236,8 +283,8 @@ class MotionHead:
     """
 
     def __init__(self, channels: int, patch_size: int, activation: str, motion: str,
-                 radius: int):
-        self.patch_size, self.motion, self.radius = patch_size, motion, radius
+                 radius: int, warp: str = "backward"):
+        self.patch_size, self.motion, self.radius, self.warp = patch_size, motion, radius, warp
         self.logits = layers.Conv3D(
             motion_logit_count(motion, radius), kernel_size=1, name="motion", dtype="float32",
             kernel_initializer="zeros",
@@ -256,7 +303,8 @@ class MotionHead:
     def __call__(self, features, frames, name: str = "move"):
         """features [B, t, h, w, F], frames [B, t, H, W, C] -> forecasts [B, t, H, W, C]."""
         logits = self.logits(features)
-        moved = Move(self.radius, self.motion, self.patch_size, name=name)([frames, logits])
+        moved = Move(self.radius, self.motion, self.patch_size, self.warp, name=name)(
+            [frames, logits])
         correction = self.to_frames(self.correction(features))
         return self.activation(self.add([self.inverse(moved), correction]))
 
