@@ -217,3 +217,36 @@ print("ok")
                                models.forecast(model, clips[:, :3], 4), atol=1e-5)
     np.testing.assert_allclose(np.load(tmp_path / "jax_motion.npy"),
                                models.motion_fields(model, clips[:, :3], 4), atol=1e-4)
+
+
+def test_forward_warp_keeps_the_frame_sum_and_translates_as_backward():
+    """Splatting sends every pixel's content somewhere: the sum of a frame whose content
+    stays inside it is kept, whatever the weights, where gathering (backward) is not
+    bound to; on a translation the two agree."""
+    rng = np.random.default_rng(0)
+    frames = np.zeros((2, 16, 16, 1), np.float32)
+    frames[:, 5:11, 5:11] = rng.random((2, 6, 6, 1))
+    rows, columns = (w / w.sum(-1, keepdims=True)
+                     for w in rng.random((2, 2, 8, 8, 7)).astype(np.float32))
+    moved = np.asarray(move_frames(frames, rows, columns, 3, 2, "forward"))
+    np.testing.assert_allclose(moved.sum(), frames.sum(), rtol=1e-5)
+    assert abs(float(np.asarray(move_frames(frames, rows, columns, 3, 2)).sum())
+               - float(frames.sum())) > 1e-3
+    taps = np.arange(-3, 4)
+    rows = np.broadcast_to((taps == 2).astype(np.float32), (2, 8, 8, 7))
+    columns = np.broadcast_to((taps == -1).astype(np.float32), (2, 8, 8, 7))
+    picture = rng.random((2, 16, 16, 3)).astype(np.float32)
+    np.testing.assert_allclose(np.asarray(move_frames(picture, rows, columns, 3, 2, "forward")),
+                               np.asarray(move_frames(picture, rows, columns, 3, 2)), atol=1e-6)
+
+
+def test_forward_warp_starts_as_copy_last_and_finds_a_pan():
+    clips = _pan((1, -2))
+    model = _model("next_frame", "flow", warp="forward")
+    np.testing.assert_allclose(np.asarray(model(clips[:2, :3])),
+                               np.clip(clips[:2, :3], 1e-3, 1 - 1e-3), atol=1e-6)
+    model.compile(optimizer=keras.optimizers.Adam(3e-3), loss="mse")
+    model.fit(clips[:, :-1], clips[:, 1:], batch_size=16, epochs=12, verbose=0)
+    fields = models.motion_fields(model, clips[:4, :3], steps=2)
+    np.testing.assert_allclose(np.median(fields[:, :, 4:-4, 4:-4], axis=(0, 1, 2, 3)), (1, -2),
+                               atol=0.35)
