@@ -1,14 +1,38 @@
 """Shared fixtures: Hydra composition, one finished `debug=fast` run to reuse, and the
-`gpu` marker's skip. Plain helper functions live in tests/helpers/."""
+order the files run in. Plain helper functions live in tests/helpers/ (skips on a
+missing extra, backend or GPU: tests/helpers/run_if.py)."""
 
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 from pathlib import Path
 
 import pytest
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+_JAX_CACHE = "JAX_COMPILATION_CACHE_DIR"
+
+
+def pytest_configure(config):
+    """One JAX compilation cache for the session's subprocesses, both workers' alike:
+    the suite's JAX commands compile the same few programs over and over (a resumed job
+    its first start's, predict evaluate's), and XLA's compile is most of their time on
+    the CPU. The cache only skips recompiling; every program runs as compiled anew."""
+    if _JAX_CACHE in os.environ or "PYTEST_XDIST_WORKER" in os.environ:
+        return  # the user's own cache, or the one the main process made for its workers
+    config._framepred_jax_cache = tempfile.mkdtemp(prefix="framepred-tests-jax-cache-")
+    os.environ[_JAX_CACHE] = config._framepred_jax_cache
+    os.environ["JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS"] = "0"  # tiny programs too
+
+
+def pytest_unconfigure(config):
+    folder = getattr(config, "_framepred_jax_cache", None)
+    if folder is not None:
+        shutil.rmtree(folder, ignore_errors=True)
+        os.environ.pop(_JAX_CACHE, None)
 
 
 @pytest.fixture
@@ -50,24 +74,18 @@ def fast_run(tmp_path_factory) -> Path:
     return run_dir
 
 
-def _has_gpu() -> bool:
-    """A GPU visible to the Keras backend in use, without starting TensorFlow early."""
-    import keras
-
-    if keras.backend.backend() == "jax":
-        import jax
-
-        return any(device.platform == "gpu" for device in jax.devices())
-    import tensorflow as tf
-
-    return bool(tf.config.list_physical_devices("GPU"))
+# The files whose tests take longest, longest first (`./scripts/test.sh` prints the
+# slowest tests). The suite runs on two xdist workers, a file on one worker
+# (--dist loadfile); these start first, so no long file is left to run alone at the end.
+SLOWEST_FILES = (
+    "test_jax_training.py", "test_resume.py", "test_sampling.py", "test_your_own_footage.py",
+    "test_motion_head.py", "test_jax_backend.py", "test_devices.py", "test_train.py",
+    "test_evaluate_predict.py", "test_bad_input.py", "test_dashboards.py", "test_losses.py",
+    "test_models.py",
+)
 
 
 def pytest_collection_modifyitems(config, items):
-    """Tests marked `gpu` skip where no GPU is visible (CI's machine has none)."""
-    gpu_tests = [item for item in items if "gpu" in item.keywords]
-    if not gpu_tests or _has_gpu():
-        return
-    skip = pytest.mark.skip(reason="needs a GPU; none is visible")
-    for item in gpu_tests:
-        item.add_marker(skip)
+    """The slowest files first, each file's tests together and in their order."""
+    rank = {name: index for index, name in enumerate(SLOWEST_FILES)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))

@@ -13,6 +13,7 @@ import pytest
 from framepred.run.folder import RunPaths
 from tests.helpers.cli import REPO, run_cli
 from tests.helpers.events import accumulator, scalars
+from tests.helpers.run_if import run_if
 
 PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
 
@@ -162,7 +163,7 @@ def test_mirrored_on_two_virtual_cpus_matches_one_device(tmp_path):
     assert abs(single_losses[1] - single_losses[0]) > 5 * 1e-4, message
 
 
-@pytest.mark.gpu
+@run_if(gpu=True)
 def test_a_gpu_trains_with_xla_and_bfloat16_by_default_settings(compose_train, tmp_path, caplog):
     """On a GPU, jit_compile=auto turns XLA on, and mixed_bfloat16 trains to finite
     numbers; skipped where no GPU is visible (CI)."""
