@@ -2,10 +2,10 @@
 
 Keras 3 `model.fit` fails under TF's MultiWorkerMirroredStrategy
 (keras-team/keras#20585); multi-host training goes through `keras.distribution`
-on JAX instead, so nothing in framepred.models/losses may need TensorFlow. Each
-check runs in a fresh interpreter with TensorFlow and Hydra made unimportable,
-and with the CPU split into 2 XLA devices for a real 2-way DataParallel step.
-Skipped unless jax is installed (`pip install framepred[jax]`).
+on JAX instead, so nothing in framepred.models/losses may need TensorFlow. The
+checks run in one fresh interpreter, each in its own forked child, with TensorFlow
+and Hydra made unimportable, and with the CPU split into 2 XLA devices for a real
+2-way DataParallel step. Skipped unless jax is installed (`pip install framepred[jax]`).
 """
 
 from __future__ import annotations
@@ -14,19 +14,23 @@ import subprocess
 
 import pytest
 
-from tests.helpers.cli import run_jax_script
+from tests.helpers.cli import run_jax_checks, run_jax_script
+from tests.helpers.run_if import run_if
 
-pytest.importorskip("jax")
+pytestmark = run_if(extra="jax")
+
+# As on a machine without TensorFlow and Hydra, with 2 CPU devices for XLA.
+UNIMPORTABLE = ("tensorflow", "hydra")
+TWO_DEVICES = {"XLA_FLAGS": "--xla_force_host_platform_device_count=2"}
+
 
 def run_jax(code: str, *args: str, timeout: float = 300) -> subprocess.CompletedProcess:
-    """`code` under JAX on 2 virtual CPU devices, with `import tensorflow` and `import
-    hydra` failing, as on a machine without them."""
-    return run_jax_script(code, *args, timeout=timeout, unimportable=("tensorflow", "hydra"),
-                          env={"XLA_FLAGS": "--xla_force_host_platform_device_count=2"})
+    """`code` in a fresh interpreter under JAX on 2 virtual CPU devices, with `import
+    tensorflow` and `import hydra` failing, as on a machine without them."""
+    return run_jax_script(code, *args, timeout=timeout, unimportable=UNIMPORTABLE,
+                          env=TWO_DEVICES)
 
-
-def test_model_losses_and_data_parallel_step_under_jax():
-    code = """
+MODEL_LOSSES_AND_DATA_PARALLEL_STEP = """
 import keras, numpy as np
 from types import SimpleNamespace
 from framepred import losses, metrics, models
@@ -45,10 +49,11 @@ for form in ("encoder_forecaster", "next_frame"):
         inputs, targets = windows[:, :-1], windows[:, 1:]
     else:
         inputs, targets = windows[:, :3], windows[:, 3:]
-    for name in LossName:
-        value = losses.build_loss(name, filter_size=7, power_factors=(0.5, 0.5))(
-            targets, model(inputs))
-        assert np.isfinite(float(value)), (form, name)
+        # Each loss once: it reads the forecast, a [B, T, H, W, C] tensor like any other.
+        for name in LossName:
+            value = losses.build_loss(name, filter_size=7, power_factors=(0.5, 0.5))(
+                targets, model(inputs))
+            assert np.isfinite(float(value)), (form, name)
     model.compile(optimizer="adam", loss=losses.SSIMLoss(filter_size=7),
                   metrics=[metrics.SSIM(filter_size=7), metrics.PSNR()])
     history = model.fit(inputs, targets, batch_size=4, epochs=1, verbose=0)
@@ -57,27 +62,16 @@ for form in ("encoder_forecaster", "next_frame"):
     assert forecast.shape == (4, 2, 16, 16, 1), forecast.shape
 print("ok")
 """
-    result = run_jax(code)
-    assert result.returncode == 0, result.stderr[-4000:]
-    assert result.stdout.strip().endswith("ok")
 
+BENCH_TRAIN_SYNTHETIC = """
+import runpy, sys
+sys.argv = ["bench_train.py", "--synthetic", "--models", "default", "--frame-size", "16",
+            "--precisions", "float32", "--warmup", "1", "--steps", "1", "--context", "3",
+            "--future", "3"]
+runpy.run_path("scripts/bench_train.py", run_name="__main__")
+"""
 
-@pytest.mark.slow
-def test_bench_train_runs_synthetic_under_jax_without_tensorflow():
-    code = ("import runpy; sys.argv = ['bench_train.py'] + sys.argv[1:]\n"
-            "runpy.run_path('scripts/bench_train.py', run_name='__main__')")
-    result = run_jax(code, "--synthetic", "--models", "default", "--frame-size", "16",
-                     "--precisions", "float32", "--warmup", "1", "--steps", "1", "--context",
-                     "3", "--future", "3")
-    assert result.returncode == 0, result.stderr[-4000:]
-    assert "backend jax" in result.stdout
-    rows = [line for line in result.stdout.splitlines() if line.startswith("default/")]
-    assert [row.split("|")[0].strip() for row in rows] == ["default/ours", "default/reference"]
-    assert "ours (no TF)" in rows[1]
-
-
-def test_stateful_rollout_equals_full_passes_under_jax():
-    code = """
+STATEFUL_ROLLOUT = """
 import keras, numpy as np
 from types import SimpleNamespace
 from framepred import models
@@ -97,6 +91,35 @@ for normalization in ("none", "layer", "group"):
                                frames[:, 3:], atol=1e-5)
 print("ok")
 """
-    result = run_jax(code)
-    assert result.returncode == 0, result.stderr[-4000:]
-    assert result.stdout.strip().endswith("ok")
+
+
+@pytest.fixture(scope="module")
+def checks(tmp_path_factory):
+    return run_jax_checks(
+        {"model_losses_and_data_parallel_step": MODEL_LOSSES_AND_DATA_PARALLEL_STEP,
+         "bench_train_synthetic": BENCH_TRAIN_SYNTHETIC, "stateful_rollout": STATEFUL_ROLLOUT},
+        tmp_path_factory.mktemp("jax_checks"), unimportable=UNIMPORTABLE, env=TWO_DEVICES)
+
+
+def passed(result: dict) -> bool:
+    return result["rc"] == 0 and result["stdout"].strip().endswith("ok")
+
+
+def test_model_losses_and_data_parallel_step_under_jax(checks):
+    result = checks["model_losses_and_data_parallel_step"]
+    assert passed(result), result["stderr"][-4000:]
+
+
+@pytest.mark.slow
+def test_bench_train_runs_synthetic_under_jax_without_tensorflow(checks):
+    result = checks["bench_train_synthetic"]
+    assert result["rc"] == 0, result["stderr"][-4000:]
+    assert "backend jax" in result["stdout"]
+    rows = [line for line in result["stdout"].splitlines() if line.startswith("default/")]
+    assert [row.split("|")[0].strip() for row in rows] == ["default/ours", "default/reference"]
+    assert "ours (no TF)" in rows[1]
+
+
+def test_stateful_rollout_equals_full_passes_under_jax(checks):
+    result = checks["stateful_rollout"]
+    assert passed(result), result["stderr"][-4000:]

@@ -102,3 +102,46 @@ def run_jax_script(code: str, *args: str, timeout: float = 300,
     full_env = {**os.environ, "KERAS_BACKEND": "jax", "JAX_PLATFORMS": "cpu", **(env or {})}
     return subprocess.run([sys.executable, "-c", blocked + code, *args], cwd=REPO,
                           env=full_env, capture_output=True, text=True, timeout=timeout)
+
+
+# Imports Keras and framepred once, then forks a child per check that runs its code
+# with its output in files; each child starts JAX's backend anew.
+_CHECKS_DRIVER = r"""
+import json, os, sys, traceback
+import keras, framepred.losses, framepred.metrics, framepred.models  # paid once
+checks, out = json.loads(sys.argv[1]), sys.argv[2]
+results = {}
+for name, code in checks.items():
+    err, std = f"{out}/{name}.err", f"{out}/{name}.out"
+    pid = os.fork()
+    if pid == 0:
+        os.dup2(os.open(err, os.O_WRONLY | os.O_CREAT), 2)
+        os.dup2(os.open(std, os.O_WRONLY | os.O_CREAT), 1)
+        code_ = 0
+        try:
+            exec(compile(code, name, "exec"), {"__name__": "__main__"})
+        except SystemExit as stop:
+            code_ = stop.code if isinstance(stop.code, int) else 1
+        except BaseException:
+            traceback.print_exc(); code_ = 99
+        sys.stdout.flush(); sys.stderr.flush()
+        os._exit(code_)
+    _, status = os.waitpid(pid, 0)
+    results[name] = {"rc": os.waitstatus_to_exitcode(status),
+                     "stderr": open(err).read(), "stdout": open(std).read()}
+print(json.dumps(results))
+"""
+
+
+def run_jax_checks(checks: dict[str, str], workdir: Path, timeout: float = 300,
+                   **options) -> dict[str, dict]:
+    """Runs each `{name: code}` as `run_jax_script` would, but in one interpreter: one
+    import of Keras and framepred, then a forked child per check, which starts JAX's
+    backend itself. `options` go to `run_jax_script`. Returns `{"rc", "stdout",
+    "stderr"}` per name."""
+    out = workdir / "checks-output"
+    out.mkdir(parents=True)
+    done = run_jax_script(_CHECKS_DRIVER, json.dumps(checks), str(out), timeout=timeout,
+                          **options)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return json.loads(done.stdout.strip().splitlines()[-1])
