@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 from hydra.errors import ConfigCompositionException
 from omegaconf.errors import ValidationError
 
 from framepred import config
 from framepred.errors import FramepredError
-from tests.helpers.cli import run_cli
+from tests.helpers.cli import run_in_one_process
 
 LOSSES = ["ssim", "ms_ssim", "mse", "mae", "blend"]
 
@@ -25,11 +26,46 @@ def test_default_config_has_the_public_keys(compose_train):
     config.validate(cfg)
 
 
+def _per_frame_oracle(loss, y_true, y_pred, options) -> np.ndarray:
+    """The loss option's formula per frame (docs/losses.md), `tf.image` for SSIM and
+    MS-SSIM: [B, T, H, W, C] -> [B*T]."""
+    import tensorflow as tf
+
+    frames_true, frames_pred = (y.reshape(-1, *y.shape[2:]) for y in (y_true, y_pred))
+    structural = {
+        "ssim": lambda: 1 - tf.image.ssim(frames_true, frames_pred, options["max_val"],
+                                          filter_size=options["filter_size"],
+                                          filter_sigma=options["filter_sigma"]).numpy(),
+        "ms_ssim": lambda: 1 - tf.image.ssim_multiscale(
+            frames_true, frames_pred, options["max_val"],
+            power_factors=options["power_factors"], filter_size=options["filter_size"],
+            filter_sigma=options["filter_sigma"]).numpy(),
+    }
+    pixel = {"mse": lambda: ((frames_true - frames_pred) ** 2).mean(axis=(1, 2, 3)),
+             "mae": lambda: np.abs(frames_true - frames_pred).mean(axis=(1, 2, 3))}
+    if loss == "blend":
+        return (options["alpha"] * structural[options["structural"]]()
+                + (1 - options["alpha"]) * pixel[options["pixel"]]())
+    return {**structural, **pixel}[loss]()
+
+
 @pytest.mark.parametrize("loss", LOSSES)
-def test_every_loss_option_composes_and_validates(compose_train, loss):
+def test_every_loss_option_builds_the_loss_it_names(compose_train, loss):
+    """`loss=<option>`, composed and built as train builds it, computes that option's
+    formula: the mean over frames of its per-frame value, on the default 64x64 frames."""
+    from omegaconf import OmegaConf
+
+    from framepred.losses import build_loss
+
     cfg = compose_train([f"loss={loss}"])
-    assert cfg.loss.name.value == loss
     config.validate(cfg)
+    options = OmegaConf.to_container(cfg.loss, resolve=True, enum_to_str=True)
+    rng = np.random.default_rng(0)
+    y_true = rng.uniform(size=(2, 2, *cfg.data.frame_size, 1)).astype(np.float32)
+    y_pred = np.clip(y_true + rng.normal(0, 0.2, y_true.shape), 0, 1).astype(np.float32)
+    value = float(build_loss(**OmegaConf.to_container(cfg.loss, resolve=True))(y_true, y_pred))
+    expected = float(_per_frame_oracle(loss, y_true, y_pred, options).mean())
+    assert value == pytest.approx(expected, abs=1e-5)
 
 
 def test_blend_alpha_override(compose_train):
@@ -94,21 +130,32 @@ def test_validate_names_the_key(compose_train, overrides, key):
         config.validate(cfg)
 
 
-def test_cli_user_error_is_one_line_and_exit_2(tmp_path):
-    result = run_cli("framepred.train", "debug=fast", "loss=blend", "loss.alpha=1.5",
-                     f"hydra.run.dir={tmp_path / 'run'}")
-    assert result.returncode == 2
-    assert "Traceback" not in result.stderr
-    errors = [line for line in result.stderr.splitlines() if line.startswith("framepred: error")]
+@pytest.fixture(scope="module")
+def cli_errors(tmp_path_factory):
+    """Two mistakes through the real CLI (one import, then a forked child each)."""
+    tmp = tmp_path_factory.mktemp("cli_errors")
+    cases = {"alpha": ["debug=fast", "loss=blend", "loss.alpha=1.5", f"hydra.run.dir={tmp / 'a'}"],
+             "unknown_loss": ["loss=perceptual", f"hydra.run.dir={tmp / 'b'}"]}
+    done = run_in_one_process([{"module": "framepred.train", "args": args}
+                               for args in cases.values()], tmp)
+    return dict(zip(cases, done))
+
+
+def test_cli_user_error_is_one_line_and_exit_2(cli_errors):
+    result = cli_errors["alpha"]
+    assert result["rc"] == 2
+    assert "Traceback" not in result["stderr"]
+    errors = [line for line in result["stderr"].splitlines()
+              if line.startswith("framepred: error")]
     assert errors == ["framepred: error: loss.alpha=1.5 must be in [0, 1]"]
 
 
-def test_cli_unknown_loss_lists_the_options(tmp_path):
-    result = run_cli("framepred.train", "loss=perceptual", f"hydra.run.dir={tmp_path / 'run'}")
-    assert result.returncode != 0
-    assert "Traceback" not in result.stderr
+def test_cli_unknown_loss_lists_the_options(cli_errors):
+    result = cli_errors["unknown_loss"]
+    assert result["rc"] != 0
+    assert "Traceback" not in result["stderr"]
     for option in LOSSES:
-        assert option in result.stderr
+        assert option in result["stderr"]
 
 
 # --- one home for each default and each choice -------------------------------------

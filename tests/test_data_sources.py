@@ -17,8 +17,9 @@ from PIL import Image
 
 from framepred.data import SPLITS, build_source, window_length, windows
 from framepred.errors import FramepredError
-from tests.helpers.cli import run_cli
+from tests.helpers.cli import run_in_one_process
 from tests.helpers.files import moving_squares, write_frames
+from tests.helpers.run_if import run_if
 
 # debug=fast: 16x16 frames, 3 context + 3 future = windows of 6 frames.
 WINDOW = 6
@@ -277,8 +278,10 @@ def test_video_file_without_extra_names_it(tmp_path, data_cfg, monkeypatch):
         build_source(data, "train")
 
 
+@run_if(extra="video")
 def test_video_mp4_through_the_extra(tmp_path, data_cfg):
-    imageio_ffmpeg = pytest.importorskip("imageio_ffmpeg")
+    import imageio_ffmpeg
+
     frames = id_frames(0, 12, size=(32, 32)) * 20
     writer = imageio_ffmpeg.write_frames(str(tmp_path / "clip.mp4"), (32, 32), pix_fmt_in="gray",
                                          quality=10, macro_block_size=16)
@@ -394,35 +397,61 @@ def test_window_length_is_context_plus_future(data_cfg):
 # --- end to end ---------------------------------------------------------------------------
 
 
-def test_train_on_moving_mnist_layout_array(tmp_path, compose_train):
+def test_train_on_moving_mnist_layout_array(tmp_path, compose_train, caplog):
+    """Moving MNIST's file layout, [T=10, N=16, H, W], trains as 16 sequences of 10
+    frames (read as bthw it would be 10 sequences of 16)."""
+    import re
+
     from framepred.train import train
 
     array = np.random.default_rng(4).integers(0, 256, (10, 16, 16, 16), dtype=np.uint8)
     np.save(tmp_path / "mnist_test_seq.npy", array)
     cfg = compose_train(["debug=fast", "data=npy", f"data.path={tmp_path / 'mnist_test_seq.npy'}",
                          "trainer.steps_per_epoch=2", "trainer.validation_steps=1"])
-    payload = train(cfg, run_dir=tmp_path / "run")
+    with caplog.at_level(logging.INFO, logger="framepred"):
+        payload = train(cfg, run_dir=tmp_path / "run")
     assert (tmp_path / "run" / "metrics.json").is_file() and payload["split"] == "val"
+    assert "as tbhw: 16 sequences of 10 frames" in caplog.text
+    # Each split: whole 10-frame sequences of the 16, one 6-frame window each
+    # (stride = window); 16-frame sequences would give two.
+    splits = {split: (int(sequences), int(windows)) for split, sequences, windows in re.findall(
+        r"data: (\w+) split: (\d+) sequence\(s\), (\d+) window\(s\) of 6 frames", caplog.text)}
+    assert set(splits) == {"train", "val"}, caplog.text
+    assert all(windows == sequences for sequences, windows in splits.values()), splits
+    assert 12 <= splits["train"][0] + splits["val"][0] < 16, splits  # the rest: test
 
 
-@pytest.mark.slow
-def test_cli_trains_on_png_sequence_folders(tmp_path):
+@pytest.fixture(scope="module")
+def cli_on_frames(tmp_path_factory):
+    """The train command on PNG sequence folders, and on a folder that is not there
+    (one import, then a forked child each)."""
+    tmp = tmp_path_factory.mktemp("cli_on_frames")
     rng = np.random.default_rng(5)
     for s in range(6):
-        write_frames(tmp_path / "clips" / f"walk_{s}", rng.integers(0, 256, (8, 20, 20, 3),
-                                                                   dtype=np.uint8))
-    done = run_cli("framepred.train", "debug=fast", "data=frames",
-                   f"data.path={tmp_path / 'clips'}", f"hydra.run.dir={tmp_path / 'run'}")
-    assert done.returncode == 0, done.stderr[-2000:]
-    assert (tmp_path / "run" / "metrics.json").is_file()
+        write_frames(tmp / "clips" / f"walk_{s}", rng.integers(0, 256, (8, 20, 20, 3),
+                                                              dtype=np.uint8))
+    cases = {"clips": ["debug=fast", "data=frames", f"data.path={tmp / 'clips'}",
+                       f"hydra.run.dir={tmp / 'run'}"],
+             "missing": ["debug=fast", "data=frames", f"data.path={tmp / 'missing'}",
+                         f"hydra.run.dir={tmp / 'bad-run'}"]}
+    done = run_in_one_process([{"module": "framepred.train", "args": args}
+                               for args in cases.values()], tmp)
+    return dict(zip(cases, done)), tmp
 
 
 @pytest.mark.slow
-def test_cli_bad_data_is_one_line_and_exit_2(tmp_path):
-    done = run_cli("framepred.train", "debug=fast", "data=frames",
-                   f"data.path={tmp_path / 'missing'}", f"hydra.run.dir={tmp_path / 'run'}")
-    assert done.returncode == 2
-    errors = [line for line in done.stderr.splitlines() if line.startswith("framepred: error:")]
+def test_cli_trains_on_png_sequence_folders(cli_on_frames):
+    results, tmp = cli_on_frames
+    assert results["clips"]["rc"] == 0, results["clips"]["stderr"][-2000:]
+    assert (tmp / "run" / "metrics.json").is_file()
+
+
+@pytest.mark.slow
+def test_cli_bad_data_is_one_line_and_exit_2(cli_on_frames):
+    done = cli_on_frames[0]["missing"]
+    assert done["rc"] == 2
+    errors = [line for line in done["stderr"].splitlines()
+              if line.startswith("framepred: error:")]
     assert len(errors) == 1 and "missing does not exist" in errors[0]
 
 

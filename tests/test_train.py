@@ -9,7 +9,7 @@ import sys
 import pytest
 
 from framepred.run.folder import RunPaths
-from tests.helpers.cli import REPO, run_cli
+from tests.helpers.cli import REPO, run_in_one_process
 
 METRICS = ("ssim", "ssim_openstl", "psnr", "mse", "mae", "mse_sum", "mae_sum")
 ENTRIES = ("model", "copy_last", "background", "blank")
@@ -46,37 +46,49 @@ def test_checkpoint_reloads_with_plain_load_model(fast_run):
     """In a fresh interpreter: `import framepred` is all a checkpoint needs."""
     code = (
         "import sys, framepred, keras, numpy as np\n"
-        "model = keras.models.load_model(sys.argv[1])\n"
-        "out = model.predict_on_batch(np.zeros((1, 3, 16, 16, 1), 'float32'))\n"
-        "assert out.shape == (1, 3, 16, 16, 1), out.shape\n"
-        "print('reloaded', model.loss.__class__.__name__)\n"
+        "for path in sys.argv[1:]:\n"
+        "    model = keras.models.load_model(path)\n"
+        "    out = model.predict_on_batch(np.zeros((1, 3, 16, 16, 1), 'float32'))\n"
+        "    assert out.shape == (1, 3, 16, 16, 1), out.shape\n"
+        "    print('reloaded', path, model.loss.__class__.__name__)\n"
     )
-    for name in ("best.keras", "last.keras"):
-        result = subprocess.run(
-            [sys.executable, "-c", code, str(fast_run / "checkpoints" / name)],
-            capture_output=True, text=True, timeout=300,
-        )
-        assert result.returncode == 0, result.stderr[-2000:]
-        assert "reloaded SSIMLoss" in result.stdout
+    checkpoints = [str(fast_run / "checkpoints" / name) for name in ("best.keras", "last.keras")]
+    result = subprocess.run([sys.executable, "-c", code, *checkpoints], capture_output=True,
+                            text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    for path in checkpoints:
+        assert f"reloaded {path} SSIMLoss" in result.stdout
 
 
-def test_cli_run_writes_log_config_and_summary(tmp_path):
-    run_dir = tmp_path / "cli_run"
-    result = run_cli("framepred.train", "debug=fast", "loss=mse", f"hydra.run.dir={run_dir}")
-    assert result.returncode == 0, result.stderr[-3000:]
+@pytest.fixture(scope="module")
+def cli_runs(tmp_path_factory, request):
+    """One run, and the sweep of three where its (slow) test is selected, through the
+    real CLI: one import, then a forked child per command."""
+    tmp = tmp_path_factory.mktemp("cli")
+    cases = {"single": ["debug=fast", "loss=mse", f"hydra.run.dir={tmp / 'cli_run'}"]}
+    if any(item.name == "test_sweep_runs_keep_apart" for item in request.session.items):
+        cases["sweep"] = ["-m", "debug=fast", "loss=ssim,mse,blend",
+                          f"hydra.sweep.dir={tmp / 'sweep'}"]
+    done = run_in_one_process([{"module": "framepred.train", "args": args}
+                               for args in cases.values()], tmp, timeout=900)
+    return dict(zip(cases, done)), tmp
+
+
+def test_cli_run_writes_log_config_and_summary(cli_runs):
+    results, tmp = cli_runs
+    result, run_dir = results["single"], tmp / "cli_run"
+    assert result["rc"] == 0, result["stderr"][-3000:]
     assert (run_dir / "train.log").is_file()
     assert (run_dir / "config.yaml").read_text().count("name: mse") == 1
-    assert f"tensorboard --logdir {run_dir.parent}" in result.stdout + result.stderr
-    assert "copy_last" in result.stdout and "beats best baseline?" in result.stdout
+    assert f"tensorboard --logdir {run_dir.parent}" in result["stdout"] + result["stderr"]
+    assert "copy_last" in result["stdout"] and "beats best baseline?" in result["stdout"]
 
 
 @pytest.mark.slow
-def test_sweep_runs_keep_apart(tmp_path):
-    result = run_cli(
-        "framepred.train", "-m", "debug=fast", "loss=ssim,mse,blend",
-        f"hydra.sweep.dir={tmp_path / 'sweep'}", timeout=900,
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
+def test_sweep_runs_keep_apart(cli_runs):
+    results, tmp_path = cli_runs
+    result = results["sweep"]
+    assert result["rc"] == 0, result["stderr"][-3000:]
     runs = sorted(p for p in (tmp_path / "sweep").iterdir() if p.is_dir())
     assert [p.name for p in runs] == [
         "0_debug=fast,loss=ssim", "1_debug=fast,loss=mse", "2_debug=fast,loss=blend"]
