@@ -7,7 +7,7 @@ import pytest
 from PIL import Image
 
 from framepred.preview import preview, sample_windows
-from tests.helpers.cli import error_lines, run_cli
+from tests.helpers.cli import error_lines, run_in_one_process
 from tests.helpers.files import moving_squares, write_clips
 
 TILE = 66  # a 16-px frame drawn 4x (64 px) and its 2-px gap
@@ -45,18 +45,26 @@ def test_preview_writes_grid_and_animation(tmp_path, compose_train):
 def test_preview_cli_debug_fast_on_a_time_first_array(tmp_path):
     """The real command: debug=fast, a (T=20, N=10) array read as 10 sequences of 20
     frames (time-contiguous windows), fewer windows than asked and the count printed
-    as drawn; random noise has no time axis to find, so it asks for data.layout."""
+    as drawn; random noise has no time axis to find, so it asks for data.layout. Both
+    commands in one interpreter, a forked child each."""
     video = moving_squares(frames=20, sequences=10)  # [T, N, 16, 16]
     np.save(tmp_path / "smooth.npy", video)
-    done = run_cli("framepred.preview", "debug=fast", "data=npy",
-                   f"data.path={tmp_path / 'smooth.npy'}", "preview.windows=30",
-                   f"hydra.run.dir={tmp_path / 'run'}")
-    assert done.returncode == 0, done.stderr[-2000:]
-    assert "as tbhw: 10 sequences of 20 frames" in done.stdout
+    np.save(tmp_path / "noise.npy",
+            np.random.default_rng(0).integers(0, 256, (20, 10, 16, 16), dtype=np.uint8))
+    done, noise = run_in_one_process([
+        {"module": "framepred.preview",
+         "args": ["debug=fast", "data=npy", f"data.path={tmp_path / 'smooth.npy'}",
+                  "preview.windows=30", f"hydra.run.dir={tmp_path / 'run'}"]},
+        {"module": "framepred.preview",
+         "args": ["data=npy", f"data.path={tmp_path / 'noise.npy'}",
+                  f"hydra.run.dir={tmp_path / 'noise'}"]},
+    ], tmp_path)
+    assert done["rc"] == 0, done["stderr"][-2000:]
+    assert "as tbhw: 10 sequences of 20 frames" in done["stdout"]
     # debug=fast: windows of 3 + 3 frames; 8 training sequences of 20 frames hold 3 each.
     assert ("preview: 24 training windows of 3 context + 3 future frames (preview.windows=30, "
-            "but the training split holds only 24)") in done.stdout
-    assert str(tmp_path / "run" / "preview.png") in done.stdout
+            "but the training split holds only 24)") in done["stdout"]
+    assert str(tmp_path / "run" / "preview.png") in done["stdout"]
     drawn = grid_windows(tmp_path / "run" / "preview.png", frames=6, context=3)
     assert len(drawn) == 24
     clips = {video[start:start + 6, sequence].tobytes()
@@ -65,11 +73,7 @@ def test_preview_cli_debug_fast_on_a_time_first_array(tmp_path):
     with Image.open(tmp_path / "run" / "preview.gif") as animation:
         assert animation.size[0] == 24 * 64 + 23 * 2
 
-    np.save(tmp_path / "noise.npy",
-            np.random.default_rng(0).integers(0, 256, (20, 10, 16, 16), dtype=np.uint8))
-    done = run_cli("framepred.preview", "data=npy", f"data.path={tmp_path / 'noise.npy'}",
-                   f"hydra.run.dir={tmp_path / 'noise'}")
-    assert done.returncode == 2
-    [line] = error_lines(done.stderr)
+    assert noise["rc"] == 2
+    [line] = error_lines(noise["stderr"])
     assert line.startswith("framepred: error:") and "(20, 10, 16, 16)" in line
     assert line.endswith("set data.layout=tbhw or data.layout=bthw")

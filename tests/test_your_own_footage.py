@@ -61,13 +61,20 @@ def session(tmp_path_factory):
     for name, seed in (("walk", 3), ("run", 4)):
         write_frames(work / "clips" / name, moving_square(8, HEIGHT, WIDTH, seed))
 
-    done = {}
+    # Preview and train as the shell runs them, each in a fresh interpreter (train's
+    # stderr must stay empty from its first import on); the loop's commands after
+    # train, with the follow-ups, in one interpreter: one import, a forked child each.
+    done, after_train = {}, {}
     for command in readme_loop():
         assert command[:2] == ["python", "-m"], command
         name = command[2].rpartition(".")[2]
-        name = f"{name}_{len([k for k in done if k.startswith(name)])}"
+        name = f"{name}_{len([k for k in [*done, *after_train] if k.startswith(name)])}"
+        if "train_0" in done:
+            after_train[name] = (command[2], command[3:], {})
+            continue
         done[name] = run_cli(command[2], *command[3:], cwd=work)
         assert done[name].returncode == 0, (command, done[name].stderr[-3000:])
+    assert list(done) == ["preview_0", "train_0"], list(done)
 
     (work / "elsewhere").mkdir()
     shutil.copy(work / "runs/my_clip/checkpoints/best.keras", work / "elsewhere/model.keras")
@@ -82,10 +89,11 @@ def session(tmp_path_factory):
             "checkpoint=runs/my_clip/checkpoints/best.keras", "input=clips",
             "output=forecasts/clips"], {}),
     }
+    commands = {**after_train, **follow_ups}
     results = run_in_one_process(
         [{"module": module, "args": args, "env": env}
-         for module, args, env in follow_ups.values()], work / ".driver", cwd=work)
-    for name, result in zip(follow_ups, results):
+         for module, args, env in commands.values()], work / ".driver", cwd=work)
+    for name, result in zip(commands, results):
         assert result["rc"] == 0, (name, result["stderr"][-3000:])
         done[name] = result
     return done, work
@@ -122,7 +130,7 @@ def test_train_speaks_plainly_in_the_users_folder(session):
 
 def test_evaluate_reads_the_run_settings(session):
     done, work = session
-    assert "beats best baseline?" in done["evaluate_0"].stdout
+    assert "beats best baseline?" in done["evaluate_0"]["stdout"]
     assert json.loads((work / "runs/my_clip/test/metrics.json").read_text())["split"] == "test"
     # data=npy on the clip's array keeps the run's frame size and context.
     npy = json.loads((work / "runs/my_clip/npy/metrics.json").read_text())
@@ -144,7 +152,7 @@ def test_predict_forecasts_past_the_end_of_the_clip(session):
     out = work / "forecasts/next"
     assert np.load(out / "forecast.npy").shape == (FUTURE, SIZE, SIZE, 3)
     assert f"context frames {FRAMES - CONTEXT}-{FRAMES - 1} of {FRAMES}" in done[
-        "predict_1"].stdout + (out / "predict.log").read_text()
+        "predict_1"]["stdout"] + (out / "predict.log").read_text()
     with Image.open(out / "forecast.gif") as gif:
         assert gif.size[0] == SIZE * (128 // SIZE)  # no truth after the end: one panel
 
