@@ -13,7 +13,8 @@ from framepred import models
 from framepred.config import ModelConfig
 from framepred.errors import FramepredError
 from framepred.run.folder import RunPaths
-from tests.helpers.cli import run_cli
+from tests.helpers.cli import run_jax_script
+from tests.helpers.run_if import run_if
 
 DATA = SimpleNamespace(frame_size=[16, 16], channels=1, context_frames=3, future_frames=3)
 STEPS = 5  # context + future - 1: the next_frame training pairs
@@ -233,19 +234,24 @@ def test_reverse_scheduled_run_trains(compose_train, tmp_path):
     assert _iteration(run.last) == 2
 
 
+@run_if(extra="jax")
 def test_scheduled_run_under_jax(tmp_path):
-    """The CLI with KERAS_BACKEND=jax: the JAX trainer carries the count and the seed."""
-    pytest.importorskip("jax")
-    from tests.test_jax_backend import run_jax
-
+    """The train command under KERAS_BACKEND=jax, without TensorFlow: the JAX trainer
+    carries the count and the seed; then, in the same interpreter, the checkpoint and
+    the schedules under JAX."""
     run_dir = tmp_path / "jax_run"
-    result = run_cli("framepred.train", *SAMPLING_RUN, "trainer.sampling=scheduled",
-                     "trainer.sampling_changing_rate=0.25", "trainer.sampling_stop_step=4",
-                     "trainer.schedule=onecycle", f"hydra.run.dir={run_dir}",
-                     env={"KERAS_BACKEND": "jax", "JAX_PLATFORMS": "cpu"})
-    assert result.returncode == 0, result.stderr[-3000:]
+    args = [*SAMPLING_RUN, "trainer.sampling=scheduled", "trainer.sampling_changing_rate=0.25",
+            "trainer.sampling_stop_step=4", "trainer.schedule=onecycle",
+            f"hydra.run.dir={run_dir}"]
     code = (
-        "import keras, framepred\n"
+        "import sys\n"
+        "from framepred import train\n"
+        "sys.argv = ['framepred.train', *sys.argv[1:]]\n"
+        "try:\n"
+        "    train.main()\n"
+        "except SystemExit as stop:\n"
+        "    assert not stop.code, stop.code\n"
+        "import keras\n"
         "assert keras.backend.backend() == 'jax'\n"
         f"model = keras.models.load_model({str(RunPaths(run_dir).last)!r})\n"
         "print('iteration', int(model.get_layer('sampling').iteration))\n"
@@ -254,10 +260,10 @@ def test_scheduled_run_under_jax(tmp_path):
         "print('reverse', [round(float(v), 4) for v in p])\n"
         "print('onecycle', round(float(optimizers.OneCycle(1.0, 10)(2)), 4))\n"
     )
-    reloaded = run_jax(code)
-    assert reloaded.returncode == 0, reloaded.stderr[-3000:]
-    assert "iteration 2" in reloaded.stdout
+    result = run_jax_script(code, *args)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "iteration 2" in result.stdout
     # The same schedules under JAX: PredRNN-V2's at step 30000 (context 1 - 0.5/e,
     # forecast 0.4), and the one-cycle peak (warm-up ends at 0.3 * 10 - 1 = step 2).
-    assert "reverse [1.0, 0.8161, 0.4, 0.4]" in reloaded.stdout
-    assert "onecycle 1.0" in reloaded.stdout
+    assert "reverse [1.0, 0.8161, 0.4, 0.4]" in result.stdout
+    assert "onecycle 1.0" in result.stdout
