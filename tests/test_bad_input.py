@@ -20,6 +20,7 @@ import pytest
 from framepred.data.normalize import Normalization
 from tests.helpers.cli import error_lines, run_in_one_process
 from tests.helpers.files import snapshot
+from tests.helpers.run_if import run_if, unmet
 
 # Each case: the command, its arguments and the substrings its one error line must
 # hold. In the arguments, {tmp} is the cases' folder, {afile} a plain file there, {run}
@@ -30,6 +31,7 @@ from tests.helpers.files import snapshot
 # rates in mm/h, {mismatch} a checkpoint whose normalization.json is for 2 channels,
 # {radar} an HDF5 file with a dataset "rate", {map} a netCDF file without time.
 TRAIN = "framepred.train"
+WEATHER = run_if(extra="weather")  # the cases on HDF5 and netCDF files
 CASES = [
     pytest.param(TRAIN, ["loss=foo"], ["loss/foo", "blend", "ssim"], id="unknown-group-option"),
     pytest.param(TRAIN, ["trainer.epoch=3"], ["trainer.epoch", "epoch"], id="misspelled-key"),
@@ -43,12 +45,13 @@ CASES = [
     pytest.param(TRAIN, ["data=npy", "data.path={rates}", "data.layout=bthw"],
                  ["outside [0, 1]", "data.normalize=minmax"], id="field-in-units-unnormalized"),
     pytest.param(TRAIN, ["data=hdf5", "data.path={radar}", "data.dataset=precip"],
-                 ["no dataset 'precip'", "rate"], id="hdf5-missing-dataset"),
+                 ["no dataset 'precip'", "rate"], id="hdf5-missing-dataset", marks=WEATHER),
     pytest.param(TRAIN, ["data=netcdf", "data.path={map}", "data.variable=rain"],
-                 ["no time dimension", "data.time_dim"], id="netcdf-without-time"),
+                 ["no time dimension", "data.time_dim"], id="netcdf-without-time",
+                 marks=WEATHER),
     pytest.param(TRAIN, ["data=hdf5", "data.path={radar}", "data.dataset=rate",
                          "data.channels=3"], ["data.channels=3", "data.channels=1"],
-                 id="hdf5-other-channels"),
+                 id="hdf5-other-channels", marks=WEATHER),
     pytest.param(TRAIN, ["hydra.run.dir={readonly}"],
                  ["{readonly} cannot be written", "hydra.run.dir="], id="output-not-writable"),
     pytest.param(TRAIN, ["trainer.epochs=abc"], ["trainer.epochs", "abc"], id="wrong-type"),
@@ -159,7 +162,8 @@ def outcomes(tmp_path_factory, fast_run):
     if not readonly.exists():
         readonly.mkdir()
         readonly.chmod(0o555)
-    _write_fields(tmp)
+    if unmet(extra="weather") is None:
+        _write_fields(tmp)
     places = {"tmp": tmp, "radar": tmp / "radar.h5", "map": tmp / "map.nc",
               "afile": tmp / "afile", "finished": finished,
               "best": fast_run / "checkpoints" / "best.keras", "notes": tmp / "notes.txt",
@@ -192,8 +196,9 @@ def outcomes(tmp_path_factory, fast_run):
 
 def _write_fields(tmp: Path) -> None:
     """radar.h5 (dataset "rate", [T, H, W] in mm/h) and map.nc (a variable without time)."""
-    h5py = pytest.importorskip("h5py")
-    xarray = pytest.importorskip("xarray")
+    import h5py
+    import xarray
+
     with h5py.File(tmp / "radar.h5", "w") as file:
         file.create_dataset("rate", data=np.ones((40, 16, 16), np.float32))
     xarray.Dataset({"rain": (("y", "x"), np.ones((16, 16), np.float32))}).to_netcdf(

@@ -12,17 +12,13 @@ from __future__ import annotations
 
 import json
 
+import keras
 import numpy as np
-import pytest
+import tensorflow as tf
 
+from framepred.models import ConvLSTM
 from tests.helpers.cli import run_jax_script
-
-pytest.importorskip("jax")
-tf = pytest.importorskip("tensorflow")
-
-import keras  # noqa: E402
-
-from framepred.models import ConvLSTM  # noqa: E402
+from tests.helpers.run_if import run_if
 
 # (batch, steps, height, width, channels, filters, kernel size, initial state given):
 # odd and even kernels (the even one pads one row and column more after), a
@@ -104,6 +100,7 @@ def _tf_reference(i, case, data):
     return total.numpy(), [None if g is None else g.numpy() for g in grads]
 
 
+@run_if(extra="jax")
 def test_jax_matmul_recurrence_equals_keras_convlstm_on_tensorflow(tmp_path):
     data = {}
     for i, case in enumerate(CASES):
@@ -127,6 +124,7 @@ def test_jax_matmul_recurrence_equals_keras_convlstm_on_tensorflow(tmp_path):
                                        err_msg=f"{case} d_{key}")
 
 
+@run_if(backend="tensorflow")
 def test_tensorflow_runs_keras_own_loop_unchanged():
     """On TensorFlow the layer is Keras' ConvLSTM2D, bit for bit, and saves as ours."""
     rng = np.random.default_rng(0)

@@ -20,8 +20,9 @@ import pytest
 
 from tests.helpers.cli import REPO, error_lines, run_in_one_process, without_tensorflow
 from tests.helpers.events import accumulator, plugin_name, scalars
+from tests.helpers.run_if import run_if
 
-pytest.importorskip("jax")
+pytestmark = run_if(extra="jax")
 
 TRAIN = "framepred.train"
 FAST = ["debug=fast", "trainer.epochs=2", "trainer.verbose=0"]

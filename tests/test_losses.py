@@ -5,7 +5,6 @@ reductions."""
 import ast
 import dataclasses
 import doctest
-import importlib.util
 import inspect
 import os
 import subprocess
@@ -33,6 +32,7 @@ from framepred.losses import (
     mse,
 )
 from framepred.ssim import ms_ssim, ms_ssim_min_size, ssim
+from tests.helpers.run_if import run_if
 
 LOSS_NAMES = tuple(name.value for name in LossName)
 THREE_SCALES = (0.25, 0.35, 0.4)
@@ -672,9 +672,7 @@ np.savez(
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(
-    importlib.util.find_spec("jax") is None, reason="jax not installed (pip install .[jax])"
-)
+@run_if(extra="jax")
 def test_jax_backend_matches_tf(tmp_path):
     # The module uses keras.ops only; run it under KERAS_BACKEND=jax in a fresh
     # process (the backend is fixed at import) and compare with the TF oracles.

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from framepred.data.normalize import Normalization, fit
+from tests.helpers.run_if import run_if
 
 KINDS = ["minmax", "zscore", "log1p"]
 
@@ -113,6 +114,7 @@ def test_log1p_refuses_negative_values():
 
 
 @pytest.mark.slow
+@run_if(extra="weather")  # the extrapolation baseline and the HDF5 clip
 def test_a_field_in_mm_per_hour_trains_evaluates_and_predicts_in_data_units(compose_train,
                                                                             tmp_path):
     """npy of rain rates (mm/h, outside [0, 1]) with data.normalize=log1p: the run stores
@@ -151,7 +153,8 @@ def test_a_field_in_mm_per_hour_trains_evaluates_and_predicts_in_data_units(comp
     assert forecast.shape == (3, 16, 16, 1) and forecast.max() > 1.0  # data units
 
     # The same clip as an HDF5 field: predict reads it as data=hdf5 would.
-    h5py = pytest.importorskip("h5py")
+    import h5py
+
     with h5py.File(tmp_path / "clip.h5", "w") as file:
         file.create_dataset("rain", data=rates[0])
     predict(compose_train([f"checkpoint={checkpoint}", f"input={tmp_path / 'clip.h5'}",

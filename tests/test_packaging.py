@@ -68,12 +68,13 @@ def test_installed_package_finds_its_configs(tmp_path):
 
 
 def test_every_command_has_a_console_script():
-    """train, evaluate, predict and preview: `python -m framepred.X` and `framepred-X`."""
+    """train, evaluate, predict and preview: `python -m framepred.X` and `framepred-X`,
+    as the installed package declares them (from pyproject.toml's [project.scripts])."""
     import importlib
+    import importlib.metadata
 
-    tomllib = pytest.importorskip("tomllib")  # Python 3.11+
-
-    scripts = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["scripts"]
+    scripts = {point.name: point.value for point in importlib.metadata.distribution(
+        "framepred").entry_points if point.group == "console_scripts"}
     assert scripts == {f"framepred-{name}": f"framepred.{name}:main"
                        for name in ("train", "evaluate", "predict", "preview")}
     for target in scripts.values():

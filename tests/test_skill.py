@@ -22,10 +22,10 @@ from framepred.skill import (
     validate_fss_scales,
     validate_thresholds,
 )
+from tests.helpers.run_if import skip_module_unless
 
-pysteps_verification = pytest.importorskip("pysteps.verification")
-detcatscores = pysteps_verification.detcatscores
-spatialscores = pysteps_verification.spatialscores
+skip_module_unless(extra="dev")  # pysteps, the oracle
+from pysteps.verification import detcatscores, spatialscores  # noqa: E402
 
 THRESHOLDS = (0.1, 0.5, 1.0, 2.0)
 SCALES = (1, 2, 3, 4, 7)

@@ -12,12 +12,12 @@ from __future__ import annotations
 import json
 
 import numpy as np
-import pytest
+import tensorflow as tf
 
 from tests.helpers.cli import run_jax_script
+from tests.helpers.run_if import run_if
 
-pytest.importorskip("jax")
-tf = pytest.importorskip("tensorflow")
+pytestmark = run_if(extra="jax")
 
 # (function, frame shape, options, chunked): gray and 3-channel, odd sizes, an image
 # batch [B, H, W, C] and a single frame [H, W, C], max_val 255, MS-SSIM with 3 and 2

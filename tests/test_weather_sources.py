@@ -13,10 +13,11 @@ import pytest
 from framepred.data import build_source, windows
 from framepred.errors import FramepredError
 from tests.helpers.fields import write_h5, write_nc
+from tests.helpers.run_if import skip_module_unless
 
-h5py = pytest.importorskip("h5py")
-xarray = pytest.importorskip("xarray")
-pytest.importorskip("h5netcdf")
+skip_module_unless(extra="weather")
+import h5py  # noqa: E402
+import xarray  # noqa: E402
 
 # debug=fast: 16x16 frames, 3 context + 3 future = windows of 6 frames.
 WINDOW = 6
