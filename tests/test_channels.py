@@ -17,6 +17,7 @@ from framepred.errors import FramepredError
 from tests.helpers.cli import error_lines, run_in_one_process
 from tests.helpers.fields import write_h5, write_nc
 from tests.helpers.files import write_frames
+from tests.helpers.run_if import run_if
 
 # debug=fast: 16x16 frames, 3 context + 3 future = windows of 6 frames.
 WINDOW = 6
@@ -39,22 +40,20 @@ def npy_source(tmp_path, fields: np.ndarray) -> tuple[str, ...]:
 
 
 def hdf5_source(tmp_path, fields: np.ndarray) -> tuple[str, ...]:
-    pytest.importorskip("h5py")
     path = write_h5(tmp_path / "fields.h5", "fields", fields)  # 5 axes: bthwc
     return ("data=hdf5", f"data.path={path}", "data.dataset=fields")
 
 
 def netcdf_source(tmp_path, fields: np.ndarray) -> tuple[str, ...]:
-    pytest.importorskip("xarray")
-    pytest.importorskip("h5netcdf")
     series = fields.reshape(-1, *fields.shape[2:])  # [N, T, H, W, C] -> [N*T, H, W, C]
     path = write_nc(tmp_path / "fields.nc", series.transpose(0, 3, 1, 2),
                     dims=("time", "variable", "y", "x"), variable="fields")
     return ("data=netcdf", f"data.path={path}", "data.variable=fields")
 
 
-SOURCES = [pytest.param(npy_source, id="npy"), pytest.param(hdf5_source, id="hdf5"),
-           pytest.param(netcdf_source, id="netcdf")]
+SOURCES = [pytest.param(npy_source, id="npy"),
+           pytest.param(hdf5_source, id="hdf5", marks=run_if(extra="weather")),
+           pytest.param(netcdf_source, id="netcdf", marks=run_if(extra="weather"))]
 
 
 # --- variables: one to one --------------------------------------------------------------
