@@ -7,6 +7,8 @@
   uses in its own log line). `TF_CPP_MIN_LOG_LEVEL` does not reach the lines written
   before absl starts, so the descriptor is captured around those two moments and
   only those known lines are dropped: any other warning or error is written through.
+- `QuietFirstSteps` (framepred.callbacks): the first training and validation steps,
+  where TensorFlow builds and optimizes the step's graph, are a third such moment.
 - `fit_verbosity(option)`: Keras' progress bar redraws with backspaces and colour
   codes, which fill a log file or a pipe; there, one line per epoch.
 - Keras' "`shuffle=True` was passed, but will be ignored" for tf.data input: our
@@ -33,6 +35,9 @@ _NATIVE_NOISE = re.compile(
     r"|I\d{4} "  # INFO lines: oneDNN, cudart stub, CPU instruction sets
     r"|To enable the following instructions:"  # the tail of the CPU-instructions line
     r"|E\d{4} .*failed call to cuInit"  # no GPU here: our device line says so
+    # Grappler's oneDNN rewrite meeting an int32 op on a CPU without AVX-512: the op
+    # runs on Eigen, as it says; written once, when the first step's graph is built.
+    r"|E\d{4} .*oneDNN supports DT_INT32 only on platforms with AVX-512"
     r")"
 )
 

@@ -155,9 +155,10 @@ def test_predict_npy_with_truth_beyond_the_trained_horizon(compose_train, fast_r
         scale = 128 // SIZE
         # Truth and forecast side by side (2-px divider), a 2-px progress bar below.
         assert gif.size == (2 * SIZE * scale + 2, SIZE * scale + 2)
-    with Image.open(out / "grid.png") as grid:  # context, truth, forecast, error
-        assert grid.size[1] == 2 + 4 * (SIZE * scale + 2)
-    assert not list(out.glob("motion*"))  # a residual head has no motion to show
+    # context, truth, forecast, error, and the motion of the default (flow) head
+    with Image.open(out / "grid.png") as grid:
+        assert grid.size[1] == 2 + 5 * (SIZE * scale + 2)
+    assert np.load(out / "motion.npy").shape == (steps, SIZE, SIZE, 2)
 
 
 def _panning_checkpoint(compose_train, run):

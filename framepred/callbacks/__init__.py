@@ -9,13 +9,53 @@
 
 from __future__ import annotations
 
+import atexit
+
 import keras
 
 from framepred.callbacks import dashboards
 from framepred.callbacks.checkpoints import Backup, Checkpoints
 from framepred.callbacks.guards import NonFiniteGuard, SameWeights, likely_causes
 from framepred.callbacks.throughput import Throughput
+from framepred.console import native_start_up
 from framepred.run.folder import RunPaths
+
+
+class QuietFirstSteps(keras.callbacks.Callback):
+    """TensorFlow's known native lines, written while it builds the first training and
+    validation step, are dropped as at start-up (framepred.console); any other line
+    written then passes through at the end of that step."""
+
+    def __init__(self):
+        super().__init__()
+        self._open, self._done = None, set()
+
+    def _begin(self, kind):
+        if kind not in self._done and self._open is None:
+            self._open = native_start_up()
+            self._open.__enter__()
+            # A step that raises never reaches _end: what it wrote (the traceback, our
+            # one-line error) is written through when the process exits.
+            atexit.register(self._end, kind)
+
+    def _end(self, kind):
+        atexit.unregister(self._end)
+        if self._open is not None:
+            self._done.add(kind)
+            self._open, opened = None, self._open
+            opened.__exit__(None, None, None)
+
+    def on_train_batch_begin(self, batch, logs=None):
+        self._begin("train")
+
+    def on_train_batch_end(self, batch, logs=None):
+        self._end("train")
+
+    def on_test_batch_begin(self, batch, logs=None):
+        self._begin("test")
+
+    def on_test_batch_end(self, batch, logs=None):
+        self._end("test")
 
 
 def build_callbacks(cfg, run: RunPaths, windows_per_epoch: int | None = None,
@@ -31,7 +71,8 @@ def build_callbacks(cfg, run: RunPaths, windows_per_epoch: int | None = None,
     trainer = cfg.trainer
     save_freq = trainer.backup_every_steps or "epoch"
     # First: a NaN step, or processes that disagree, raise before anything saves.
-    guards = [NonFiniteGuard(likely_causes(cfg)), *([SameWeights()] if processes > 1 else [])]
+    guards = [QuietFirstSteps(), NonFiniteGuard(likely_causes(cfg)),
+              *([SameWeights()] if processes > 1 else [])]
     if not writes:
         return [*guards, Checkpoints(run, writes=False, start=start),
                 Backup(run.backup, save_freq=save_freq, writes=False)]
