@@ -18,7 +18,10 @@ against every baseline.
 
 Contenders:
 
-- `default`: configs/train.yaml as `./scripts/train.sh` runs it.
+- `default`: configs/train.yaml as `./scripts/train.sh` runs it (the flow head).
+- `residual`, `motion`, `forward_warp`: the default with the residual head (the
+  default before the motion heads), the softmax-kernel motion head, or the flow head
+  warping forward (docs/recipes.md, "Forecasts that move the last frame").
 - `next_frame`: the best next_frame recipe (`NEXT_FRAME_RECIPE`).
 - `keras_io`: keras-io's examples/vision/conv_lstm.py as published: ConvLSTM2D(64)
   with kernels 5, 3, 1, ReLU and batch norm, a Conv3D(3x3x3) sigmoid head, binary
@@ -62,7 +65,11 @@ NEXT_FRAME_RECIPE = ["model.form=next_frame", "trainer.sampling=scheduled",
                      "trainer.sampling_changing_rate=0.002", "trainer.sampling_stop_step=500"]
 
 CONTENDERS = {
-    "default": [],
+    "default": [],  # the flow head (model.head=flow), its forecaster reading its forecasts
+    # The other heads on the default's settings (docs/recipes.md).
+    "residual": ["model.head=residual", "model.forecaster_input=zeros"],
+    "motion": ["model.head=motion"],
+    "forward_warp": ["model.warp=forward"],
     "next_frame": NEXT_FRAME_RECIPE,
     "keras_io": None,  # its own model, loss and optimizer
     "natural": ["data.channels=3", "data.context_frames=6", "data.future_frames=6"],
