@@ -19,6 +19,7 @@ against every baseline.
 Contenders:
 
 - `default`: configs/train.yaml as `./scripts/train.sh` runs it (the flow head).
+- Contenders whose name starts with `natural` train and score on the natural pans.
 - `residual`, `motion`, `forward_warp`: the default with the residual head (the
   default before the motion heads), the softmax-kernel motion head, or the flow head
   warping forward (docs/recipes.md, "Forecasts that move the last frame").
@@ -224,7 +225,7 @@ def score(model, cfg, windows) -> dict:
 
 def dataset_for(name, cfg, args) -> tuple[str, np.ndarray, np.ndarray]:
     length = int(cfg.data.context_frames) + int(cfg.data.future_frames)
-    if name == "natural":
+    if name.startswith("natural"):
         size = int(cfg.data.frame_size[0])
         train = camera_pans(load_photos(TRAIN_PHOTOS, args.photos), args.natural_sequences,
                             length, size, seed=0)
@@ -248,7 +249,7 @@ def run(args) -> dict:
         overrides = [*(contenders[name] or []), *args.override]
         cfg = compose(overrides)
         # Contenders whose data config is the same train and score on the same arrays.
-        key = (name == "natural", OmegaConf.to_yaml(cfg.data))
+        key = (name.startswith("natural"), OmegaConf.to_yaml(cfg.data))
         if key not in cache:
             cache[key] = dataset_for(name, cfg, args)
         label, train, val = cache[key]
