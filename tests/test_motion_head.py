@@ -14,6 +14,7 @@ import pytest
 from framepred import models
 from framepred.config import ModelConfig
 from framepred.models.heads import CENTER_LOGIT, Move, move_frames, shift_weights
+from tests.helpers.run_if import run_if
 
 DATA = SimpleNamespace(frame_size=[16, 16], channels=1, context_frames=3, future_frames=3)
 
@@ -185,38 +186,42 @@ def test_motion_fields_of_a_residual_model_are_none():
     assert models.motion_fields(model, np.zeros((1, 3, 16, 16, 1), np.float32), 2) is None
 
 
-@pytest.mark.parametrize("head", ["motion", "flow"])
-def test_motion_head_gives_equal_values_under_tensorflow_and_jax(tmp_path, head):
-    """A checkpoint saved under TensorFlow forecasts the same frames, and reads the same
-    motion, under JAX (with TensorFlow unimportable there)."""
-    pytest.importorskip("jax")
+@run_if(extra="jax")
+def test_motion_head_gives_equal_values_under_tensorflow_and_jax(tmp_path):
+    """Checkpoints saved under TensorFlow forecast the same frames, and read the same
+    motion, under JAX (with TensorFlow unimportable there): both heads, one interpreter."""
     from tests.helpers.cli import run_jax_script
 
-    model = _model(head=head)
-    motion = model.get_layer("motion")
-    rng = np.random.default_rng(3)
-    motion.set_weights([0.2 * rng.standard_normal(w.shape).astype("float32") + w
-                        for w in motion.get_weights()])  # a motion that moves pixels
     clips = _clips("coloured", channels=1)
-    model.save(tmp_path / "model.keras")
     np.save(tmp_path / "context.npy", clips[:, :3])
+    built = {}
+    for head in ("motion", "flow"):
+        model = _model(head=head)
+        motion = model.get_layer("motion")
+        rng = np.random.default_rng(3)
+        motion.set_weights([0.2 * rng.standard_normal(w.shape).astype("float32") + w
+                            for w in motion.get_weights()])  # a motion that moves pixels
+        model.save(tmp_path / f"{head}.keras")
+        built[head] = model
     code = """
 import sys, keras, numpy as np
 import framepred
 from framepred import models
 assert keras.backend.backend() == "jax"
-model = keras.models.load_model(sys.argv[1] + "/model.keras")
 context = np.load(sys.argv[1] + "/context.npy")
-np.save(sys.argv[1] + "/jax_forecast.npy", models.forecast(model, context, 4))
-np.save(sys.argv[1] + "/jax_motion.npy", models.motion_fields(model, context, 4))
+for head in ("motion", "flow"):
+    model = keras.models.load_model(f"{sys.argv[1]}/{head}.keras")
+    np.save(f"{sys.argv[1]}/{head}_forecast.npy", models.forecast(model, context, 4))
+    np.save(f"{sys.argv[1]}/{head}_motion.npy", models.motion_fields(model, context, 4))
 print("ok")
 """
     result = run_jax_script(code, str(tmp_path))
     assert result.returncode == 0, result.stderr[-4000:]
-    np.testing.assert_allclose(np.load(tmp_path / "jax_forecast.npy"),
-                               models.forecast(model, clips[:, :3], 4), atol=1e-5)
-    np.testing.assert_allclose(np.load(tmp_path / "jax_motion.npy"),
-                               models.motion_fields(model, clips[:, :3], 4), atol=1e-4)
+    for head, model in built.items():
+        np.testing.assert_allclose(np.load(tmp_path / f"{head}_forecast.npy"),
+                                   models.forecast(model, clips[:, :3], 4), atol=1e-5)
+        np.testing.assert_allclose(np.load(tmp_path / f"{head}_motion.npy"),
+                                   models.motion_fields(model, clips[:, :3], 4), atol=1e-4)
 
 
 def test_forward_warp_keeps_the_frame_sum_and_translates_as_backward():
