@@ -89,10 +89,10 @@ from framepred import losses, models  # noqa: E402  (Keras only: no TF, no Hydra
 MODELS = {
     "default": dict(form="encoder_forecaster", filters=(32, 32), kernel_size=(3, 3),
                     patch_size=4, skip=True, head="flow", motion_radius=5,
-                    forecaster_input="forecast"),
+                    forecaster_input="forecast", warp="backward"),
     "moving_mnist": dict(form="next_frame", filters=(128, 128, 128, 128),
                          kernel_size=(5, 5, 5, 5), patch_size=4, skip=True, head="flow",
-                         motion_radius=5, forecaster_input="forecast"),
+                         motion_radius=5, forecaster_input="forecast", warp="backward"),
 }
 # The default's other heads, timed against it (model.head, docs/recipes.md).
 MODELS["residual"] = {**MODELS["default"], "head": "residual", "forecaster_input": "zeros"}

@@ -195,7 +195,7 @@ def test_bench_model_sizes_match_the_configs(compose_train):
             form=model.form, filters=tuple(model.filters),
             kernel_size=tuple(model.kernel_size), patch_size=model.patch_size,
             skip=model.skip, head=str(model.head), motion_radius=model.motion_radius,
-            forecaster_input=str(model.forecaster_input),
+            forecaster_input=str(model.forecaster_input), warp=str(model.warp),
         ), name
         assert list(cfg.data.frame_size) == [64, 64]
         assert (cfg.data.context_frames, cfg.data.future_frames) == (10, 10)

@@ -17,11 +17,6 @@ from framepred.models.layers import (
     normalization_layer,
 )
 
-# model.head: how features become frames (heads.py).
-HEADS = ("residual", "motion", "flow")
-# model.forecaster_input: what the encoder-forecaster's forecaster reads at each step.
-FORECASTER_INPUTS = ("zeros", "forecast")
-
 
 def build_next_frame(
     frame_size, channels, *, filters, kernel_size, patch_size, normalization,
@@ -88,11 +83,7 @@ def build_encoder_forecaster(
                                output_activation, skip, future_frames)
 
     if forecaster_input == "zeros":  # every step's features at once, then one head a step
-        y, unrolled = ForecastQueries(future_frames, name="queries")(patches), []
-        for (forecaster, norm), state in zip(forecasters, states):
-            y = forecaster(y, initial_state=state)
-            y = norm(y) if norm is not None else y
-            unrolled.append(y)
+        unrolled = _forecast_from_zeros(patches, forecasters, states, future_frames)
     step_head = (_motion_head(channels, patch_size, output_activation, head, motion_radius,
                               warp)
                  if head != "residual"
@@ -121,11 +112,7 @@ def _shi_forecaster(context, patches, states, forecasters, channels, patch_size,
                     output_activation, skip, future_frames) -> keras.Model:
     """The residual head on a forecaster that reads zeros: every step at once (the
     layout of checkpoints saved before the motion head, kept layer for layer)."""
-    y, outputs = ForecastQueries(future_frames, name="queries")(patches), []
-    for (forecaster, norm), state in zip(forecasters, states):
-        y = forecaster(y, initial_state=state)
-        y = norm(y) if norm is not None else y
-        outputs.append(y)
+    outputs = _forecast_from_zeros(patches, forecasters, states, future_frames)
     # Shi et al. 2015 concatenate every forecaster layer's states for the prediction.
     if skip:
         # Every forecast step also sees the last context frame: the head adds its
@@ -136,6 +123,17 @@ def _shi_forecaster(context, patches, states, forecasters, channels, patch_size,
     forecast = residual_head(features, channels, patch_size, output_activation,
                              last=last if skip else None)
     return keras.Model(context, forecast, name="encoder_forecaster_convlstm")
+
+
+def _forecast_from_zeros(patches, forecasters, states, future_frames) -> list:
+    """Shi et al.'s forecaster: every layer unrolls all future steps at once from its
+    encoder's states, reading zeros; each layer's outputs [B, Tf, h, w, filters]."""
+    y, outputs = ForecastQueries(future_frames, name="queries")(patches), []
+    for (forecaster, norm), state in zip(forecasters, states):
+        y = forecaster(y, initial_state=state)
+        y = norm(y) if norm is not None else y
+        outputs.append(y)
+    return outputs
 
 
 def _motion_head(channels, patch_size, activation, head, radius, warp) -> MotionHead:
@@ -183,7 +181,7 @@ def build_model(model_cfg, data_cfg) -> keras.Model:
         skip=bool(model_cfg.skip),
         head=str(model_cfg.head),
         motion_radius=int(model_cfg.motion_radius),
-        warp=str(getattr(model_cfg, "warp", "backward")),
+        warp=str(model_cfg.warp),
     )
     if form == "next_frame":
         return build_next_frame(**options)

@@ -32,7 +32,6 @@ def residual_head(features, channels: int, patch_size: int, activation: str, las
     return layers.Activation(activation, name="forecast", dtype="float32")(frames)
 
 
-
 def init_head(model: keras.Model, level: float) -> None:
     """Starts the model at a sensible forecast instead of a grey 0.5.
 
@@ -60,17 +59,15 @@ def init_head(model: keras.Model, level: float) -> None:
     head.set_weights([kernel, bias])
 
 
-
-
 # --- the motion head: move the previous frame, then correct it ----------------------
 
-# How the motion head describes where each pixel comes from (`model.motion`):
+# How a motion head describes where each pixel comes from (model.head=motion -> kernel,
+# model.head=flow -> flow):
 #   kernel: a per-pixel distribution over the shifts -R..R of each axis (a separable
 #           DNA kernel, Finn et al. 2016; Dynamic Filter Networks, De Brabandere et al.
 #           2016): softmax logits, started sharp on "no shift";
 #   flow:   a per-pixel displacement (dy, dx) with bilinear weights (the warp of
 #           TrajGRU, Shi et al. 2017, and of spatial transformers), started at zero flow.
-MOTIONS = ("kernel", "flow")
 # The kernel's start: logit CENTER_LOGIT on "no shift", 0 elsewhere. Sharp enough that
 # the untrained model is within a few thousandths of copy-last, soft enough that every
 # shift still has a gradient (a one-hot start would have none): with radius 5 each axis
@@ -149,6 +146,15 @@ def _edge_pad(frames, radius: int, axis: int):
                             ops.repeat(last, radius, axis=axis)], axis=axis)
 
 
+def _tap_positions(radius: int, axis: int) -> np.ndarray:
+    """[kh, kw, 2R+1] one-hot: tap t reads kernel position 2R - t along `axis` (rows 1,
+    columns 2), so that a "valid" convolution of an edge-padded input gives, at tap
+    k + R, the pixel k places before."""
+    taps = 2 * radius + 1
+    one_hot = np.eye(taps, dtype="float32")[::-1]  # [position, tap]
+    return one_hot.reshape((1, taps, taps) if axis == 2 else (taps, 1, taps))
+
+
 def _shifted(padded, radius: int, axis: int):
     """padded [N, H', W', C] -> [N, H, W, C, 2R+1]: at tap k + R, the pixel k rows
     (axis 1) or columns (axis 2) before, k = -R..R.
@@ -157,9 +163,7 @@ def _shifted(padded, radius: int, axis: int):
     2-core CPU it ran the two passes 4x faster, gradient included, than 2R+1 slices
     (docs/recipes.md)."""
     taps, channels = 2 * radius + 1, padded.shape[-1]
-    one_hot = np.eye(taps, dtype="float32")[::-1]  # output k + R reads input R - k
-    shape = (1, taps, 1, taps) if axis == 2 else (taps, 1, 1, taps)
-    kernel = np.tile(one_hot.reshape(shape), (1, 1, channels, 1))  # [kh, kw, C, taps]
+    kernel = np.tile(_tap_positions(radius, axis)[:, :, None, :], (1, 1, channels, 1))
     copies = ops.depthwise_conv(padded, ops.cast(kernel, padded.dtype), padding="valid")
     return ops.reshape(copies, (-1, *copies.shape[1:3], channels, taps))
 
@@ -227,11 +231,8 @@ def _splat(spread, radius: int, axis: int):
     taps = 2 * radius + 1
     channels = spread.shape[-1] // taps
     padded = _edge_pad(spread, radius, axis)
-    # Channel (c, t) reads the input 2R - t places on: a one-hot kernel per channel.
-    one_hot = np.eye(taps, dtype="float32")[::-1]  # [t, kernel position]
-    kernel = np.tile(one_hot, (channels, 1))  # [C*T, positions]
-    shape = (1, taps, channels * taps, 1) if axis == 2 else (taps, 1, channels * taps, 1)
-    kernel = np.transpose(kernel).reshape(shape)
+    # Channel (c, t) reads its own tap's position: [kh, kw, C*T, 1].
+    kernel = np.tile(_tap_positions(radius, axis), (1, 1, channels))[..., None]
     landed = ops.depthwise_conv(padded, ops.cast(kernel, padded.dtype), padding="valid")
     return ops.sum(ops.reshape(landed, (-1, *landed.shape[1:3], channels, taps)), axis=-1)
 
@@ -312,6 +313,8 @@ class MotionHead:
 def move_layers(model: keras.Model) -> list:
     """The motion head's `Move` layers in forecast order (one per step for the
     encoder-forecaster, one for next_frame); [] for a model without a motion head."""
-    found = [layer for layer in model.layers if isinstance(layer, Move)]
-    return sorted(found, key=lambda layer: int(layer.name.rpartition("_")[2] or 0)
-                  if layer.name.rpartition("_")[2].isdigit() else 0)
+    def step(layer):  # move_<t>, or "move" alone for next_frame
+        suffix = layer.name.rpartition("_")[2]
+        return int(suffix) if suffix.isdigit() else 0
+
+    return sorted((layer for layer in model.layers if isinstance(layer, Move)), key=step)
