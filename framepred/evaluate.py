@@ -31,7 +31,7 @@ install_cli_error_handler()  # Hydra's errors as one `framepred: error:` line
 
 def evaluate(cfg: DictConfig, out_dir: str | Path | None = None) -> dict:
     """Evaluates `cfg.checkpoint` on `cfg.evaluate.split`; returns the metrics.json payload."""
-    from framepred import config, data, metrics, verification
+    from framepred import config, data, scoreboard, verification
     from framepred.callbacks.dashboards import log_forecast_metrics
     from framepred.run import trained
     from framepred.run.folder import RunPaths, write_json
@@ -65,7 +65,7 @@ def evaluate(cfg: DictConfig, out_dir: str | Path | None = None) -> dict:
     write_json(written.metrics, payload)
     verification.write_csv(written.metrics_csv, results)
     log_forecast_metrics(written.tensorboard, results)
-    print(metrics.format_table(results), flush=True)
+    print(scoreboard.format_table(results), flush=True)
     log.info("metrics:     %s, %s", written.metrics, written.metrics_csv)
     log.info("tensorboard: tensorboard --logdir %s", shlex.quote(str(written.tensorboard)))
     return payload

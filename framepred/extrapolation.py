@@ -1,6 +1,6 @@
 """The Lagrangian extrapolation baseline of nowcasting: the last frame moved along its motion.
 
-Persistence (`metrics.copy_last_baseline`) is too easy to beat on fields that
+Persistence (`scoreboard.copy_last_baseline`) is too easy to beat on fields that
 move (pysteps/pysteps#160); the reference forecast of radar nowcasting instead
 estimates a motion field from the context and advects the last observed frame
 along it. Three plain functions, NumPy and SciPy only:
@@ -13,7 +13,7 @@ along it. Three plain functions, NumPy and SciPy only:
   `pysteps.extrapolation.semilagrangian.extrapolate` (Germann & Zawadzki 2002),
   on a constant motion field;
 - `extrapolation_baseline`: both, per sample, with the signature of the
-  baselines in `metrics.BASELINES`.
+  baselines in `scoreboard.BASELINES`.
 
 Velocities are `[2, H, W]` in pixels per frame, row (y) component first:
 content at `(y, x)` in one frame is at `(y + v_y, x + v_x)` in the next.

@@ -5,10 +5,12 @@ training, evaluation and the README report the same numbers:
 
 - `psnr`, `ssim_openstl` and the streaming `SSIM` / `PSNR` Keras metrics, built
   on the same per-frame functions as the losses (`framepred.ssim.ssim`);
-- the baselines a forecast must beat: `copy_last_baseline`,
-  `background_baseline` and `blank_baseline` (`BASELINES`);
-- `per_frame_metrics`, `PerStepMeans`, `beats_best_baseline` and
-  `format_table` for the per-step evaluation written to `metrics.json`.
+- `training_metrics`, the metrics `fit` reports beside the loss;
+- `per_frame_metrics` and `PerStepMeans` for the per-step evaluation written to
+  `metrics.json`.
+
+The baselines, the verdict against them and the printed tables are in
+`framepred.scoreboard`.
 
 Conventions, stated wherever a number is shown:
 
@@ -25,7 +27,6 @@ Only `keras.ops` and numpy are used, never TensorFlow.
 """
 
 import math
-import textwrap
 
 import keras
 import numpy as np
@@ -38,11 +39,6 @@ METRIC_NAMES = ("ssim", "ssim_openstl", "psnr", "mse", "mae")
 SUM_METRIC_NAMES = ("mse_sum", "mae_sum")
 # Every other metric (mse, mae and the sums) is better when lower.
 HIGHER_IS_BETTER = frozenset({"ssim", "ssim_openstl", "psnr"})
-
-# The entry of `verification.evaluate_forecast`'s results that holds the model's
-# scores, and the key that holds `beats_best_baseline`'s verdict beside the entries.
-MODEL_ENTRY = "model"
-VERDICT_KEY = "beats_best_baseline"
 
 # scikit-image's `structural_similarity` defaults that OpenSTL's SSIM inherits.
 OPENSTL_SSIM_WINDOW = 7
@@ -295,348 +291,6 @@ class PerStepMeans:
         return results
 
 
-def _check_context(context, what):
-    if len(context.shape) != 5:
-        raise ValueError(
-            f"{what} needs context [B, T, H, W, C]; got shape {tuple(context.shape)}."
-        )
-
-
-def _like_context(forecast, context):
-    """The forecast as numpy when the context is numpy, else as the backend's tensor."""
-    return ops.convert_to_numpy(forecast) if isinstance(context, np.ndarray) else forecast
-
-
-def copy_last_baseline(context, future_frames):
-    """The forecast that repeats the last context frame.
-
-    Formula:
-
-    ```python
-    forecast[b, k] = context[b, -1]    for k = 1 ... future_frames
-    ```
-
-    {baseline_args}
-    """
-    _check_context(context, "copy_last_baseline")
-    # [B, Tc, H, W, C] -> [B, 1, H, W, C] -> [B, future, H, W, C]
-    return _like_context(ops.repeat(context[:, -1:], future_frames, axis=1), context)
-
-
-def background_baseline(context, future_frames):
-    """The forecast of the empty scene: each pixel's median over the context frames.
-
-    Formula:
-
-    ```python
-    background[b, h, w, c] = median_over_t(context[b, t, h, w, c])
-    forecast[b, k] = background[b]    for k = 1 ... future_frames
-    ```
-
-    A pixel keeps its background value unless movers cover it in half the
-    context frames or more, so on moving objects this is the empty scene, and
-    on a static camera the scene without its movers. With an even number of
-    context frames the median is the mean of the two middle values (numpy's).
-
-    {baseline_args}
-    """
-    _check_context(context, "background_baseline")
-    # [B, Tc, H, W, C] -> [B, 1, H, W, C] -> [B, future, H, W, C]
-    background = ops.median(context, axis=1, keepdims=True)
-    return _like_context(ops.repeat(background, future_frames, axis=1), context)
-
-
-def blank_baseline(context, future_frames):
-    """The forecast of a constant frame at the data's background level.
-
-    Formula:
-
-    ```python
-    level[b, c] = median_over_t_h_w(context[b, t, h, w, c])
-    forecast[b, k, h, w, c] = level[b, c]    for k = 1 ... future_frames
-    ```
-
-    The level is the median, not the mean, of all context pixels: when the
-    background covers more than half of them (digits on black, objects on a
-    wall) the median is the background's own value, where the mean would be
-    pulled toward the objects. For Moving Digits this is a black frame. It is
-    taken per sequence and per channel, so a clip with a gray or colored
-    background gets its own level. On dark backgrounds this empty frame scores
-    better than copy_last, whose stale object is wrong twice (where it was and
-    where it is now): a model should beat both.
-
-    {baseline_args}
-    """
-    _check_context(context, "blank_baseline")
-    # [B, Tc, H, W, C] -> [B, 1, 1, 1, C]
-    level = ops.median(context, axis=(1, 2, 3), keepdims=True)
-    batch, _, height, width, channels = ops.shape(context)
-    # [B, 1, 1, 1, C] -> [B, future, H, W, C]
-    blank = ops.broadcast_to(level, (batch, future_frames, height, width, channels))
-    return _like_context(blank, context)
-
-
-# The forecasts the model is scored against: `verification.evaluate_forecast`
-# writes one results entry per name, beside MODEL_ENTRY.
-_BASELINE_ARGS = """Args:
-        context: Context frames `[B, Tc, H, W, C]` (numpy or tensor).
-        future_frames: Number of frames to forecast.
-
-    Returns:
-        `[B, future_frames, H, W, C]`, of the same kind as `context`."""
-
-for _baseline in (copy_last_baseline, background_baseline, blank_baseline):
-    _baseline.__doc__ = _baseline.__doc__.replace("{baseline_args}", _BASELINE_ARGS)
-
-BASELINES = {
-    "copy_last": copy_last_baseline,
-    "background": background_baseline,
-    "blank": blank_baseline,
-}
-
-
-def forecast_entries(results):
-    """The scored entries of `evaluate_forecast`'s results, without the verdict.
-
-    Args:
-        results: `{entry_name: PerStepMeans.result()}`, possibly with a
-            VERDICT_KEY item (`beats_best_baseline`'s verdict).
-
-    Returns:
-        `{entry_name: PerStepMeans.result()}`: every item but VERDICT_KEY.
-    """
-    return {name: entry for name, entry in results.items() if name != VERDICT_KEY}
-
-
-def _versus_best(value, baseline_values, higher_is_better):
-    """(whether `value` is strictly better than the best baseline, that baseline's name)."""
-    pick = max if higher_is_better else min
-    best = pick(baseline_values, key=baseline_values.get)
-    best_value = baseline_values[best]
-    beats = value > best_value if higher_is_better else value < best_value
-    return bool(beats), best
-
-
-def _higher_is_better(metric):
-    """True/False for a metric's direction; None for one with a best value in between
-    (the frequency bias, best at 1), which gets no verdict."""
-    if "@" in metric:  # a nowcasting score at a threshold: framepred.skill
-        from framepred import skill
-
-        name = skill.score_name(metric)
-        return True if name in skill.HIGHER_IS_BETTER else (
-            False if name in skill.LOWER_IS_BETTER else None)
-    return metric in HIGHER_IS_BETTER
-
-
-def _metric_verdict(metric, model, baselines):
-    """`beats_best_baseline`'s verdict for one metric; `model` and each baseline are
-    `{"per_step": [...], "mean": float}`."""
-    higher = _higher_is_better(metric)
-    per_step = [
-        _versus_best(value, {name: b["per_step"][step] for name, b in baselines.items()}, higher)
-        for step, value in enumerate(model["per_step"])
-    ]
-    mean_beats, mean_best = _versus_best(
-        model["mean"], {name: b["mean"] for name, b in baselines.items()}, higher
-    )
-    return {
-        "higher_is_better": higher,
-        "per_step": [beats for beats, _ in per_step],
-        "best_baseline": [best for _, best in per_step],
-        "every_step": all(beats for beats, _ in per_step),
-        "mean": mean_beats,
-        "best_baseline_of_mean": mean_best,
-    }
-
-
-def beats_best_baseline(results):
-    """Whether the model beats the best baseline, at each forecast step, per metric.
-
-    At each step the best baseline is the one with the highest value for
-    HIGHER_IS_BETTER metrics (ssim, ssim_openstl, psnr) and the lowest for the
-    others (mse, mae, mse_sum, mae_sum). The model beats it only when strictly
-    better: a tie is not a win.
-
-    Args:
-        results: `{entry_name: PerStepMeans.result()}` with the MODEL_ENTRY and
-            baseline entries; a VERDICT_KEY item is ignored.
-
-    Returns:
-        `{metric: {"higher_is_better": bool, "per_step": [bool] * H,
-        "best_baseline": [name] * H, "every_step": bool, "mean": bool,
-        "best_baseline_of_mean": name}}` for each metric of the model:
-        `per_step[t]` says whether the model beats `best_baseline[t]` at step
-        t+1, `every_step` whether it does at all steps, and `mean` whether the
-        model's mean over steps beats the best baseline mean
-        (`best_baseline_of_mean`). `{}` without a model or a baseline entry.
-    """
-    entries = forecast_entries(results)
-    model = entries.get(MODEL_ENTRY)
-    baselines = {name: entry for name, entry in entries.items() if name != MODEL_ENTRY}
-    if model is None or not baselines:
-        return {}
-    return {
-        metric: _metric_verdict(metric, values, {name: b[metric] for name, b in baselines.items()})
-        for metric, values in model.items() if _higher_is_better(metric) is not None
-    }
-
-
-# The metrics format_table shows. psnr is a function of mse frame by frame and
-# the OpenSTL sums are mse and mae times H*W*C, so they are left to metrics.json,
-# metrics.csv and TensorBoard to keep four entries side by side readable.
-TABLE_METRICS = ("ssim", "ssim_openstl", "mse", "mae", "mse_units")
-VERDICT_COLUMN = "beats best baseline?"
-TABLE_WIDTH = 100  # the printed table's notes wrap here; metrics.csv has every column
-
-_COLUMN_NOTES = {
-    "ssim": "SSIM as tf.image.ssim, 11x11 Gaussian window (higher is better)",
-    "ssim_openstl": "SSIM as OpenSTL reports it, scikit-image <= 0.19: 7x7 uniform window, "
-    "data range 2, forecast clipped to [0, 1] (higher is better)",
-    "psnr": "PSNR in dB (higher is better)",
-    "mse": "MSE per pixel, mean over H*W*C (lower is better)",
-    "mae": "MAE per pixel, mean over H*W*C (lower is better)",
-    "mse_sum": "MSE sum per frame (OpenSTL: summed over H*W*C; lower is better)",
-    "mae_sum": "MAE sum per frame (OpenSTL: summed over H*W*C; lower is better)",
-    "mse_units": "MSE per pixel in data units, data.normalize undone (lower is better)",
-    "mae_units": "MAE per pixel in data units, data.normalize undone (lower is better)",
-}
-
-
-_SKILL_NOTES = {
-    "csi": "critical success index", "pod": "probability of detection",
-    "far": "false alarm ratio", "ets": "equitable threat score",
-    "hss": "Heidke skill score", "bias": "frequency bias (best at 1)",
-    "fss": "fractions skill score",
-}
-
-
-def _column_note(metric):
-    """What a table's metric is; nowcasting scores name their threshold and window."""
-    if "@" not in metric:
-        return _COLUMN_NOTES.get(metric, metric)
-    name, _, at = metric.partition("@")
-    threshold, _, scale = at.partition("/")
-    window = f", {scale}x{scale} px window" if scale else ""
-    direction = {True: "higher", False: "lower"}.get(_higher_is_better(metric))
-    order = f"; {direction} is better" if direction else ""
-    return (f"{_SKILL_NOTES.get(name, name)} at {threshold} data units{window}, pooled over "
-            f"the split{order}")
-
-
-def _format_value(value):
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return "-"
-    magnitude = abs(value)
-    if magnitude != 0 and (magnitude >= 1e5 or magnitude < 1e-3):
-        return f"{value:.3e}"
-    return f"{value:.4f}"
-
-
-def _format_verdict(beats, best_baseline):
-    return f"{'yes' if beats else 'no'} ({best_baseline})"
-
-
-def _grid(header, rows):
-    """Right-aligned columns separated by ` | `, with a rule under the header."""
-    widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
-
-    def line(cells):
-        return " | ".join(cell.rjust(width) for cell, width in zip(cells, widths))
-
-    rule = "-+-".join("-" * width for width in widths)
-    return "\n".join([line(header), rule, *map(line, rows)])
-
-
-def _metric_table(metric, entries, verdict):
-    """One metric's block: a title, then a row per step and a mean row."""
-    names = [name for name in entries if metric in entries[name]]
-    steps = max(len(entries[name][metric]["per_step"]) for name in names)
-    rows = []
-    for step in range(steps):
-        row = [f"t+{step + 1}"]
-        for name in names:
-            per_step = entries[name][metric]["per_step"]
-            row.append(_format_value(per_step[step] if step < len(per_step) else None))
-        if verdict:
-            row.append(_format_verdict(verdict["per_step"][step], verdict["best_baseline"][step]))
-        rows.append(row)
-    mean_row = ["mean", *(_format_value(entries[name][metric]["mean"]) for name in names)]
-    if verdict:
-        mean_row.append(_format_verdict(verdict["mean"], verdict["best_baseline_of_mean"]))
-    header = ["step", *names, *([VERDICT_COLUMN] if verdict else [])]
-    title = textwrap.fill(f"{metric}: {_column_note(metric)}", TABLE_WIDTH)
-    return "\n".join([title, _grid(header, [*rows, mean_row])])
-
-
-def format_table(results):
-    """Plain-text tables of per-step results, one per headline metric.
-
-    One block per metric of TABLE_METRICS (ssim, ssim_openstl, mse, mae) and
-    per metric the table does not know, each titled with its convention: a
-    row per forecast step (`t+1` ... `t+H`) and a `mean` row, a column per
-    entry (model and baselines side by side), and, when the results hold the
-    model and a baseline, a last column `beats best baseline?`: `yes`/`no` and
-    the best baseline at that step (`beats_best_baseline`). psnr, mse_sum and
-    mae_sum are left out to keep four entries readable (psnr is a function of
-    mse per frame, the sums are mse and mae times H*W*C); they are in
-    metrics.json, metrics.csv and TensorBoard.
-
-    Args:
-        results: `{entry_name: PerStepMeans.result()}`, for example
-            `verification.evaluate_forecast`'s; a VERDICT_KEY item is ignored.
-
-    Returns:
-        The blocks, separated by blank lines, after a line that names what
-        the verdict column means and which metrics are left out.
-    """
-    entries = forecast_entries(results)
-    if not entries:
-        return "(no results)"
-    verdict = beats_best_baseline(entries)
-    present = {key for entry in entries.values() for key in entry}
-    # Of the nowcasting scores (framepred.skill), CSI at each threshold; the rest is in
-    # metrics.json and metrics.csv.
-    csi = sorted((key for key in present if key.startswith("csi@")),
-                 key=lambda key: float(key.partition("@")[2]))
-    shown = [key for key in TABLE_METRICS if key in present] + csi
-    known = [*METRIC_NAMES, *SUM_METRIC_NAMES]
-    left_out = [key for key in known if key in present and key not in shown] + sorted(
-        key for key in present if key not in shown and key not in known)
-    intro = [f"Not shown: {', '.join(left_out)} (see metrics.json and metrics.csv)."
-             ] if left_out else []
-    if verdict:
-        intro.append(f"{VERDICT_COLUMN}: whether the model is strictly better than every "
-                     "baseline at that step; the best baseline in parentheses.")
-    intro = [textwrap.fill(line, TABLE_WIDTH) for line in intro]
-    blocks = [_metric_table(key, entries, verdict.get(key)) for key in shown]
-    return "\n\n".join(["\n".join(intro), *blocks] if intro else blocks)
-
-
-__all__ = [
-    "BASELINES",
-    "HIGHER_IS_BETTER",
-    "METRIC_NAMES",
-    "MODEL_ENTRY",
-    "PSNR",
-    "PSNR_MIN_MSE",
-    "SSIM",
-    "SUM_METRIC_NAMES",
-    "TABLE_METRICS",
-    "VERDICT_KEY",
-    "PerStepMeans",
-    "background_baseline",
-    "beats_best_baseline",
-    "blank_baseline",
-    "copy_last_baseline",
-    "forecast_entries",
-    "format_table",
-    "per_frame_metrics",
-    "psnr",
-    "ssim_openstl",
-]
-
-
 def training_metrics(loss_cfg) -> list[keras.metrics.Metric]:
     """The metrics `fit` reports beside the loss, with the loss's SSIM settings."""
     return [
@@ -646,3 +300,18 @@ def training_metrics(loss_cfg) -> list[keras.metrics.Metric]:
         keras.metrics.MeanSquaredError(name="mse"),
         keras.metrics.MeanAbsoluteError(name="mae"),
     ]
+
+
+__all__ = [
+    "HIGHER_IS_BETTER",
+    "METRIC_NAMES",
+    "PSNR",
+    "PSNR_MIN_MSE",
+    "SSIM",
+    "SUM_METRIC_NAMES",
+    "PerStepMeans",
+    "per_frame_metrics",
+    "psnr",
+    "ssim_openstl",
+    "training_metrics",
+]

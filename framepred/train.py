@@ -35,7 +35,16 @@ def train(cfg: DictConfig, run_dir: str | Path | None = None) -> dict:
     """Runs one training job; returns the metrics.json payload."""
     import keras
 
-    from framepred import data, devices, losses, metrics, models, optimizers, verification
+    from framepred import (
+        data,
+        devices,
+        losses,
+        metrics,
+        models,
+        optimizers,
+        scoreboard,
+        verification,
+    )
     from framepred.callbacks import build_callbacks
     from framepred.callbacks.checkpoints import keep_start_as_best, resume_epoch
     from framepred.callbacks.dashboards import log_forecast_metrics
@@ -140,7 +149,7 @@ def train(cfg: DictConfig, run_dir: str | Path | None = None) -> dict:
     verification.write_csv(run.metrics_csv, results)
     log_forecast_metrics(run.tensorboard, results)
     mark_complete(run, int(trainer.epochs))  # last: a kill before it means evaluate again
-    print(metrics.format_table(results), flush=True)
+    print(scoreboard.format_table(results), flush=True)
     summary = [
         f"outputs:     {run.root}",
         f"checkpoints: {run.best} (lowest val_loss), {run.last}",

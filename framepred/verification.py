@@ -2,9 +2,9 @@
 
 Context frames go in, `future_frames` forecasts come out, and every forecast
 step t+1 ... t+H is scored against the truth with the metric definitions of
-`framepred.metrics`, beside each baseline of `metrics.BASELINES` (copy-last
+`framepred.metrics`, beside each baseline of `scoreboard.BASELINES` (copy-last
 frame, background, blank frame), with a verdict on whether the model beats
-the best of them.
+the best of them (`scoreboard.beats_best_baseline`).
 """
 
 from __future__ import annotations
@@ -15,14 +15,14 @@ from pathlib import Path
 
 import numpy as np
 
-from framepred import metrics, models
+from framepred import metrics, models, scoreboard
 from framepred.run.folder import atomic_write
 
 
 def evaluate_forecast(
     model, batches: Iterable, context_frames: int, future_frames: int,
     max_batches: int | None = None, normalization=None, thresholds=(), fss_scales=(),
-    baselines=tuple(metrics.BASELINES),
+    baselines=tuple(scoreboard.BASELINES),
 ) -> dict:
     """Scores the model and every baseline on `batches` of windows.
 
@@ -38,18 +38,18 @@ def evaluate_forecast(
         thresholds: Nowcasting thresholds in data units (`framepred.skill`): CSI, POD,
             FAR, ETS, HSS and frequency bias at each, per step.
         fss_scales: FSS window sizes in pixels, at each threshold.
-        baselines: The trivial forecasts to score: names of `metrics.BASELINES` and
+        baselines: The trivial forecasts to score: names of `scoreboard.BASELINES` and
             `extrapolation` (`framepred.extrapolation`, the weather extra).
 
     Returns:
         The metrics.json layout: `{"model": ..., <baseline>: ...}`, each
         `{metric: {"per_step": [...], "mean": float}}` (`PerStepMeans.result()`), and
-        under `"beats_best_baseline"` (`metrics.VERDICT_KEY`) the verdict of
-        `metrics.beats_best_baseline`. `metrics.forecast_entries` gives the entries
+        under `"beats_best_baseline"` (`scoreboard.VERDICT_KEY`) the verdict of
+        `scoreboard.beats_best_baseline`. `scoreboard.forecast_entries` gives the entries
         without the verdict.
     """
     forecasters = {name: _baseline(name) for name in baselines}
-    names = (metrics.MODEL_ENTRY, *forecasters)
+    names = (scoreboard.MODEL_ENTRY, *forecasters)
     means = {name: metrics.PerStepMeans() for name in names}
     skill = None
     if thresholds:
@@ -63,7 +63,7 @@ def evaluate_forecast(
         frames = np.asarray(frames, dtype=np.float32)
         context = frames[:, :context_frames]
         truth = frames[:, context_frames : context_frames + future_frames]
-        forecasts = {metrics.MODEL_ENTRY: models.forecast(model, context, future_frames)}
+        forecasts = {scoreboard.MODEL_ENTRY: models.forecast(model, context, future_frames)}
         for name, baseline in forecasters.items():
             forecasts[name] = baseline(context, future_frames)
         truth_units = normalization.inverse(truth) if units else truth
@@ -82,7 +82,7 @@ def evaluate_forecast(
         results[name] = means[name].result()
         if skill is not None:
             results[name].update(skill[name].result())
-    return {**results, metrics.VERDICT_KEY: metrics.beats_best_baseline(results)}
+    return {**results, scoreboard.VERDICT_KEY: scoreboard.beats_best_baseline(results)}
 
 
 def _baseline(name: str):
@@ -91,14 +91,14 @@ def _baseline(name: str):
         from framepred.extrapolation import extrapolation_baseline
 
         return extrapolation_baseline
-    return metrics.BASELINES[name]
+    return scoreboard.BASELINES[name]
 
 
 def write_csv(path: Path, results: dict) -> None:
     """One row per (entry, step): entry (model, then each baseline), step (1 ... H,
     then "mean"), every metric. The verdict (`beats_best_baseline`) is in
     metrics.json only."""
-    entries = metrics.forecast_entries(results)
+    entries = scoreboard.forecast_entries(results)
     metric_names = list(next(iter(entries.values())))
 
     def write(tmp):

@@ -58,7 +58,7 @@ import keras  # noqa: E402
 from bench_train import describe_device  # noqa: E402
 from omegaconf import OmegaConf  # noqa: E402
 
-from framepred import data, metrics, models, verification  # noqa: E402
+from framepred import data, models, scoreboard, verification  # noqa: E402
 
 # The best next_frame recipe measured (docs/recipes.md): scheduled sampling whose
 # probability of the true frame reaches 0 after 500 steps, about a 5-minute CPU budget.
@@ -259,7 +259,7 @@ def run(args) -> dict:
         entry = report["datasets"].setdefault(label, {"contenders": {}, "baselines": {}})
         entry["contenders"][name] = {"steps": steps, "seconds": seconds,
                                      "overrides": overrides, **results}
-        for baseline in metrics.BASELINES:
+        for baseline in scoreboard.BASELINES:
             entry["baselines"][baseline] = results[baseline]
         ssim = results["model"]["ssim"]["mean"]
         print(f"[{name}] {steps} steps in {seconds:.0f} s: mean SSIM {ssim:.3f}", flush=True)

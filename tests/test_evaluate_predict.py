@@ -10,7 +10,8 @@ import pytest
 from PIL import Image
 
 from framepred.errors import FramepredError
-from framepred.metrics import BASELINES, MODEL_ENTRY, SUM_METRIC_NAMES, VERDICT_KEY
+from framepred.metrics import SUM_METRIC_NAMES
+from framepred.scoreboard import BASELINES, MODEL_ENTRY, VERDICT_KEY
 from tests.helpers.cli import run_cli
 from tests.helpers.events import accumulator
 from tests.helpers.motion import HEAD, PAN, RADIUS, panning_model

@@ -60,7 +60,7 @@ def gradient(fn, y_true, y_pred):
 # ---------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("module", ["ssim.py", "losses.py", "metrics.py"])
+@pytest.mark.parametrize("module", ["ssim.py", "losses.py", "metrics.py", "scoreboard.py"])
 def test_module_imports_no_tensorflow(module):
     source = (Path(losses_module.__file__).parent / module).read_text()
     imported, private = set(), []

@@ -32,7 +32,7 @@ import numpy as np
 
 from framepred import visualize
 from framepred.callbacks.summaries import SummaryWriter
-from framepred.metrics import forecast_entries
+from framepred.scoreboard import forecast_entries
 
 log = logging.getLogger(__name__)
 

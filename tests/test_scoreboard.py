@@ -1,0 +1,164 @@
+"""framepred.scoreboard: the baselines against hand-computed numpy, the verdict and the tables."""
+
+import json
+
+import keras
+import numpy as np
+import pytest
+
+from framepred.metrics import PerStepMeans, per_frame_metrics
+from framepred.scoreboard import (
+    BASELINES,
+    VERDICT_KEY,
+    background_baseline,
+    beats_best_baseline,
+    blank_baseline,
+    copy_last_baseline,
+    format_table,
+)
+from tests.test_metrics import frame_pair
+
+
+def test_copy_last_baseline():
+    context = np.arange(2 * 3 * 2 * 2 * 1, dtype=np.float32).reshape(2, 3, 2, 2, 1)
+    forecast = copy_last_baseline(context, 4)
+    assert forecast.shape == (2, 4, 2, 2, 1)
+    for step in range(4):
+        np.testing.assert_array_equal(forecast[:, step], context[:, -1])
+    tensor_forecast = copy_last_baseline(keras.ops.convert_to_tensor(context), 4)
+    np.testing.assert_array_equal(keras.ops.convert_to_numpy(tensor_forecast), forecast)
+    with pytest.raises(ValueError, match="B, T, H, W, C"):
+        copy_last_baseline(context[0], 4)
+
+
+def digit_over_black():
+    """One gray sequence of 3 context frames, 3x4: a bright pixel moving over black."""
+    context = np.zeros((1, 3, 3, 4, 1), np.float32)
+    for t in range(3):
+        context[0, t, 1, t, 0] = 1.0
+    return context
+
+
+def scene_with_one_mover():
+    """Two RGB sequences of 4 context frames, 2x3: a static scene crossed by a white
+    pixel; the second scene is the first darkened."""
+    scene = np.arange(2 * 3 * 3, dtype=np.float32).reshape(2, 3, 3) / 20.0  # [H, W, C]
+    scenes = np.stack([scene, scene / 2])  # [B, H, W, C]
+    context = np.repeat(scenes[:, None], 4, axis=1)  # [B, 4, H, W, C]
+    for t in range(4):
+        context[:, t, t % 2, t % 3] = 1.0
+    return scenes, context
+
+
+def test_background_baseline_is_the_scene_without_its_movers():
+    forecast = background_baseline(digit_over_black(), 2)
+    np.testing.assert_array_equal(forecast, np.zeros((1, 2, 3, 4, 1)))
+    scenes, context = scene_with_one_mover()
+    forecast = background_baseline(context, 2)
+    assert forecast.shape == (2, 2, 2, 3, 3)
+    for step in range(2):
+        np.testing.assert_allclose(forecast[:, step], scenes)
+
+
+def test_blank_baseline_is_each_sequences_background_level():
+    forecast = blank_baseline(digit_over_black(), 2)
+    np.testing.assert_array_equal(forecast, np.zeros((1, 2, 3, 4, 1)))
+    # A gray wall (0.2, 0.5, 0.8) in sequence 0, a darker one in sequence 1, each
+    # with a white object on 2 of its 6 pixels: the level is the wall's color.
+    wall = np.array([[0.2, 0.5, 0.8], [0.1, 0.25, 0.4]], np.float32)  # [B, C]
+    context = np.broadcast_to(wall[:, None, None, None], (2, 3, 2, 3, 3)).copy()
+    context[:, :, 0, :2] = 1.0
+    forecast = blank_baseline(context, 2)
+    assert forecast.shape == (2, 2, 2, 3, 3)
+    np.testing.assert_allclose(forecast, np.broadcast_to(wall[:, None, None, None], forecast.shape))
+
+
+def test_baselines_keep_the_kind_of_their_input_and_reject_bad_shapes():
+    """Tensor context gives the same forecast as numpy (the hand checks above use numpy)."""
+    _, context = scene_with_one_mover()
+    for name, baseline in BASELINES.items():
+        forecast = baseline(context, 3)
+        assert isinstance(forecast, np.ndarray) and forecast.shape == (2, 3, 2, 3, 3), name
+        tensor_forecast = baseline(keras.ops.convert_to_tensor(context), 3)
+        assert not isinstance(tensor_forecast, np.ndarray), name
+        np.testing.assert_allclose(keras.ops.convert_to_numpy(tensor_forecast), forecast)
+        with pytest.raises(ValueError, match=f"{name}_baseline needs context .B, T, H, W, C."):
+            baseline(context[0], 3)
+
+
+def per_step(*values):
+    return {"per_step": list(values), "mean": sum(values) / len(values)}
+
+
+def model_beats_copy_last_but_not_blank():
+    """Results as on a dark background: copy_last is worst, blank is hard to beat."""
+    return {
+        "model": {"mse": per_step(0.05, 0.06), "ssim": per_step(0.70, 0.60)},
+        "copy_last": {"mse": per_step(0.10, 0.12), "ssim": per_step(0.50, 0.40)},
+        "background": {"mse": per_step(0.09, 0.09), "ssim": per_step(0.60, 0.50)},
+        "blank": {"mse": per_step(0.04, 0.08), "ssim": per_step(0.80, 0.55)},
+    }
+
+
+def test_verdict_names_the_best_baseline_at_each_step():
+    results = model_beats_copy_last_but_not_blank()
+    verdict = beats_best_baseline({**results, VERDICT_KEY: {"ignored": True}})
+    assert set(verdict) == {"mse", "ssim"}
+    # mse, lower is better: blank 0.04 < model 0.05 at t+1; model 0.06 < blank 0.08 at t+2.
+    assert verdict["mse"] == {
+        "higher_is_better": False,
+        "per_step": [False, True],
+        "best_baseline": ["blank", "blank"],
+        "every_step": False,
+        "mean": True,  # 0.055 < blank's 0.06
+        "best_baseline_of_mean": "blank",
+    }
+    # ssim, higher is better: blank 0.80 > 0.70 at t+1; model 0.60 > blank 0.55 at t+2.
+    assert verdict["ssim"]["higher_is_better"] is True
+    assert verdict["ssim"]["per_step"] == [False, True]
+    assert verdict["ssim"]["best_baseline"] == ["blank", "blank"]
+    assert verdict["ssim"]["every_step"] is False
+    assert verdict["ssim"]["mean"] is False  # 0.65 < blank's 0.675
+    json.dumps(verdict)
+    without_blank = {k: v for k, v in results.items() if k != "blank"}
+    assert beats_best_baseline(without_blank)["mse"]["per_step"] == [True, True]
+    assert beats_best_baseline(without_blank)["ssim"]["best_baseline"] == ["background"] * 2
+
+
+def test_verdict_a_tie_is_not_a_win_and_needs_a_baseline():
+    tie = {"model": {"mae": per_step(0.1)}, "blank": {"mae": per_step(0.1)}}
+    assert beats_best_baseline(tie)["mae"]["per_step"] == [False]
+    assert beats_best_baseline({"model": {"mae": per_step(0.1)}}) == {}
+
+
+def test_format_table_rows_columns_and_conventions():
+    y_true, y_pred = frame_pair((2, 3, 16, 16, 1))
+    context = y_true[:, :1]
+    results = {}
+    for name, forecast in [("model", y_pred)] + [
+        (name, baseline(context, 3)) for name, baseline in BASELINES.items()
+    ]:
+        accumulator = PerStepMeans()
+        accumulator.update(per_frame_metrics(y_true, forecast))
+        results[name] = accumulator.result()
+    verdict = beats_best_baseline(results)
+    table = format_table({**results, VERDICT_KEY: verdict})
+    lines = table.splitlines()
+    assert "per pixel" in table and "OpenSTL" in table and "data range 2" in table
+    assert "Not shown: psnr, mse_sum, mae_sum" in table
+    titles = [line.split(":")[0] for line in lines if line.startswith(("ssim", "mse", "mae"))]
+    assert titles == ["ssim", "ssim_openstl", "mse", "mae"]
+    headers = [i for i, line in enumerate(lines) if line.lstrip().startswith("step")]
+    assert len(headers) == 4
+    columns = [cell.strip() for cell in lines[headers[0]].split("|")]
+    assert columns == ["step", "model", "copy_last", "background", "blank", "beats best baseline?"]
+    ssim_rows = [line.split("|") for line in lines[headers[0] + 2 : headers[0] + 6]]
+    assert [row[0].strip() for row in ssim_rows] == ["t+1", "t+2", "t+3", "mean"]
+    assert float(ssim_rows[-1][1]) == pytest.approx(results["model"]["ssim"]["mean"], abs=1e-4)
+    for step, row in enumerate(ssim_rows[:3]):
+        beats = verdict["ssim"]["per_step"][step]
+        best = verdict["ssim"]["best_baseline"][step]
+        assert row[-1].strip() == f"{'yes' if beats else 'no'} ({best})"
+    # Without the model there is nothing to judge: no verdict column.
+    baselines_only = format_table({"copy_last": results["copy_last"]})
+    assert "beats best baseline?" not in baselines_only and "copy_last" in baselines_only
