@@ -11,16 +11,18 @@ against the frame size) and raises `FramepredError` naming the key.
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable
 from dataclasses import dataclass, field, fields, make_dataclass
 from enum import Enum
 from pathlib import Path
 from typing import Any, Optional, get_type_hints
 
+from framepred import losses, ssim
 from framepred.errors import FramepredError
+from framepred.models import sampling as scheduled_sampling
 
-DEFAULT_POWER_FACTORS = [0.0448, 0.2856, 0.3001, 0.2363, 0.1333]  # Wang et al. 2003
 # OmegaConf's marker of a required value (omegaconf.MISSING), spelled out so that this
-# module imports without OmegaConf: losses, metrics and models read its choices.
+# module imports without OmegaConf (a JAX machine with only the library's needs).
 MISSING = "???"
 
 
@@ -40,6 +42,15 @@ class Choice(str, Enum):
     def __format__(self, spec: str) -> str:
         return format(str(self.value), spec)
 
+    @classmethod
+    def _missing_(cls, value: Any) -> Choice | None:
+        # Hydra's command line and YAML read `trainer.verbose=0` as the int 0, which
+        # OmegaConf looks up by value: the member that spells it. (OmegaConf refuses a
+        # bool before asking, so no choice is spelled true or false.)
+        if isinstance(value, int) and not isinstance(value, bool):
+            return cls._value2member_map_.get(str(value))
+        return None
+
 
 def config_dir() -> str:
     """The folder holding the YAML configs: inside the installed package, or
@@ -54,9 +65,10 @@ def config_dir() -> str:
     )
 
 
-def _choices(name: str, values: str) -> type[Choice]:
-    """A `Choice` enum whose members are the space-separated `values`."""
-    return Choice(name, [(value, value) for value in values.split()], module=__name__)
+def _choices(name: str, values: str | Iterable[str]) -> type[Choice]:
+    """A `Choice` enum whose members are `values` (or the space-separated words of it)."""
+    values = values.split() if isinstance(values, str) else list(values)
+    return Choice(name, [(value, value) for value in values], module=__name__)
 
 
 Source = _choices("Source", "moving_digits moving_mnist npy frames video hdf5 netcdf rain_cells")
@@ -78,10 +90,15 @@ ForecasterInput = _choices("ForecasterInput", "zeros forecast")
 # from (backward, semi-Lagrangian), or sends its content where it goes (forward,
 # splatting; it keeps the frame's sum, so objects cannot shrink away).
 Warp = _choices("Warp", "backward forward")
-LossName = _choices("LossName", "ssim ms_ssim mse mae blend")
-Structural = _choices("Structural", "ssim ms_ssim")
-Pixel = _choices("Pixel", "mae mse")
+# The losses and a blend's terms are framepred.losses' own.
+LossName = _choices("LossName", losses.LOSSES)
+Structural = _choices("Structural", losses.STRUCTURAL)
+Pixel = _choices("Pixel", losses.PIXEL)
 Precision = _choices("Precision", "float32 mixed_float16 mixed_bfloat16")
+# XLA (framepred.devices.resolve_jit): auto = on GPUs only (slower on CPUs, measured).
+JitCompile = _choices("JitCompile", "auto always never")
+# model.fit's verbosity; auto = the progress bar on a terminal (framepred.console).
+Verbosity = _choices("Verbosity", "auto 0 1 2")
 Distribution = _choices("Distribution", "none mirrored data_parallel")
 Optimizer = _choices("Optimizer", "adam adamw")
 # onecycle: Smith & Topin 2019, as OpenSTL's recipes.
@@ -91,6 +108,9 @@ Schedule = _choices("Schedule", "constant cosine onecycle")
 # scheduled (Bengio et al. 2015), reverse_scheduled (Wang et al. 2022, PredRNN-V2).
 Sampling = _choices("Sampling", "teacher_forcing scheduled reverse_scheduled")
 Split = _choices("Split", "train val test")
+# How an npy array's axes are read (framepred.data.arrays): tbhw is Moving MNIST's
+# mnist_test_seq.npy (time, sequences, H, W); auto tells 4 axes apart by the data.
+Layout = _choices("Layout", "auto tbhw bthw bthwc")
 # How fields in physical units are scaled for the model (statistics of the training
 # split, stored in the run's normalization.json and undone for data-unit metrics).
 Normalize = _choices("Normalize", "none minmax zscore log1p")
@@ -122,7 +142,7 @@ class DataConfig:
     digit_size: list[int] = field(default_factory=lambda: [18, 30])  # glyph height range, px
     speed: list[float] = field(default_factory=lambda: [2.5, 4.5])  # px per frame range
     # Sources read from disk.
-    layout: str = "auto"  # npy axes: auto | tbhw | bthw | bthwc
+    layout: Layout = Layout.auto  # npy axes
     stride: int | None = None  # between windows of one sequence; null = one window length
     val_fraction: float = 0.1
     test_fraction: float = 0.1
@@ -168,13 +188,14 @@ class ModelConfig:
 @dataclass
 class LossConfig:
     name: LossName = LossName.ssim
-    alpha: float = 0.84  # blend weight of the structural term (Zhao et al. 2017)
-    structural: Structural = Structural.ssim
-    pixel: Pixel = Pixel.mae
-    max_val: float = 1.0
-    filter_size: int = 11
-    filter_sigma: float = 1.5
-    power_factors: list[float] = field(default_factory=lambda: list(DEFAULT_POWER_FACTORS))
+    # The defaults are the loss functions' own (framepred.losses, framepred.ssim).
+    alpha: float = losses.DEFAULT_ALPHA  # blend weight of the structural term
+    structural: Structural = Structural[losses.DEFAULT_STRUCTURAL]
+    pixel: Pixel = Pixel[losses.DEFAULT_PIXEL]
+    max_val: float = ssim.DEFAULT_MAX_VAL
+    filter_size: int = ssim.DEFAULT_FILTER_SIZE
+    filter_sigma: float = ssim.DEFAULT_FILTER_SIGMA
+    power_factors: list[float] = field(default_factory=lambda: list(ssim.DEFAULT_POWER_FACTORS))
 
 
 @dataclass
@@ -194,7 +215,7 @@ class TrainerConfig:
     seed: int = 42
     # Speed and devices (framepred/devices.py, docs/performance.md).
     precision: Precision = Precision.float32  # mixed_float16 is loss-scaled
-    jit_compile: str = "auto"  # auto = XLA on GPUs only (slower on CPUs, measured) | true | false
+    jit_compile: JitCompile = JitCompile.auto
     steps_per_execution: int = 1  # training steps per call into the compiled function
     # mirrored (TensorFlow): every local GPU; data_parallel (JAX): every device of
     # every process, keras.distribution.DataParallel.
@@ -210,12 +231,11 @@ class TrainerConfig:
     resume: bool = True
     backup_every_steps: int | None = None  # also back up mid-epoch, every N steps
     forecast_images: int = 3  # validation sequences drawn in TensorBoard each epoch
-    verbose: str = "auto"
+    verbose: Verbosity = Verbosity.auto
     # What a next_frame model reads at each training step (models.true_frame_probabilities);
     # the forecast always reads its own frames. Schedules count optimizer steps, with
-    # OpenSTL's defaults (its names: sampling_start_value, sampling_changing_rate,
-    # sampling_stop_iter; r_sampling_step_1/2, r_exp_alpha); a default run takes ~875
-    # steps, so scale them to the run.
+    # OpenSTL's defaults (framepred/models/sampling.py); a default run takes ~875 steps,
+    # so scale them to the run.
     #   teacher_forcing: always the true frame.
     #   scheduled (Bengio et al. 2015): forecast steps read the truth with probability
     #     sampling_start_value - (step + 1) * sampling_changing_rate, 0 from sampling_stop_step.
@@ -223,11 +243,12 @@ class TrainerConfig:
     #     context steps read the truth 0.5 -> 1 (exponential, reverse_sampling_alpha) and
     #     forecast steps 0.5 -> 0 (linear).
     sampling: Sampling = Sampling.teacher_forcing
-    sampling_start_value: float = 1.0
-    sampling_changing_rate: float = 2e-5
-    sampling_stop_step: int = 50000
-    reverse_sampling_steps: list[int] = field(default_factory=lambda: [25000, 50000])
-    reverse_sampling_alpha: float = 5000.0
+    sampling_start_value: float = scheduled_sampling.START_VALUE
+    sampling_changing_rate: float = scheduled_sampling.CHANGING_RATE
+    sampling_stop_step: int = scheduled_sampling.STOP_STEP
+    reverse_sampling_steps: list[int] = field(
+        default_factory=lambda: list(scheduled_sampling.REVERSE_STEPS))
+    reverse_sampling_alpha: float = scheduled_sampling.REVERSE_ALPHA
 
 
 @dataclass
@@ -345,7 +366,7 @@ try:
     register_schemas()
 except ImportError:
     # No Hydra (a JAX machine with only the library's needs): the schemas and choices
-    # below stay plain dataclasses and enums for losses, metrics and models.
+    # stay plain dataclasses and enums for what reads a saved run (framepred.run).
     pass
 
 
@@ -395,10 +416,6 @@ def validate_data(data: Any, key: str = "data") -> None:
         data.val_fraction + data.test_fraction < 1.0,
         f"{key}.val_fraction + {key}.test_fraction must leave sequences for training (< 1)",
     )
-    _require(
-        data.layout in ("auto", "tbhw", "bthw", "bthwc"),
-        f"{key}.layout={data.layout!r} is not one of: auto, tbhw, bthw, bthwc",
-    )
     source = data.source
     if data.clip is not None:
         _require(len(data.clip) == 2 and data.clip[0] < data.clip[1],
@@ -446,8 +463,6 @@ def check_known_keys(cfg: Any, schema: type, prefix: str = "") -> None:
 
 def validate(cfg: Any) -> None:
     """Checks a composed training config; raises FramepredError naming the key."""
-    from framepred import ssim  # Keras only; imported late to keep `--help` fast
-
     check_known_keys(cfg, TrainSchema)
     data, model, loss, trainer = cfg.data, cfg.model, cfg.loss, cfg.trainer
     validate_data(data)
@@ -520,9 +535,6 @@ def validate(cfg: Any) -> None:
     _require(trainer.virtual_cpu_devices >= 0,
              f"trainer.virtual_cpu_devices={trainer.virtual_cpu_devices} must be >= 0")
     validate_processes(trainer)
-    jit = str(trainer.jit_compile).lower()
-    _require(jit in ("auto", "true", "false"),
-             f"trainer.jit_compile={trainer.jit_compile!r} is not one of: auto, true, false")
     if trainer.profile_batch is not None:
         batches = list(trainer.profile_batch)
         _require(

@@ -45,9 +45,6 @@ from framepred.errors import FramepredError
 
 log = logging.getLogger(__name__)
 
-PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
-
-
 @dataclass
 class Setup:
     jit_compile: bool
@@ -111,12 +108,12 @@ def has_gpu() -> bool:
 
 
 def resolve_jit(option: Any) -> bool:
-    """auto -> XLA on GPUs only (measured on the CPU: 13x slower for our default model).
-    JAX always compiles with XLA; the option only matters to TensorFlow."""
-    choice = str(option).lower()
-    if choice == "auto":
+    """`trainer.jit_compile` -> XLA or not: auto = on GPUs only (measured on the CPU: 13x
+    slower for our default model), always, never. JAX always compiles with XLA; the
+    option only matters to TensorFlow."""
+    if option == "auto":
         return keras.backend.backend() == "jax" or has_gpu()
-    return choice == "true"
+    return option == "always"
 
 
 def split_cpu(count: int) -> None:

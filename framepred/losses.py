@@ -4,8 +4,8 @@ Laid out as `keras/src/losses/losses.py`: every loss is first a plain function
 `(y_true, y_pred, **options) -> per-frame values` (`ssim_loss`, `ms_ssim_loss`,
 `mse`, `mae`, `blend`), and a thin `keras.losses.Loss` class wraps it for
 reduction, sample weights and serialization; the classes share one base,
-`FrameLoss`, which holds the function and its options (as Keras'
-`LossFunctionWrapper` does). Frames are the last three axes `[H, W, C]`; any
+`FrameLoss`, which keeps the function and its keyword options as Keras'
+`LossFunctionWrapper` keeps `fn` and `fn_kwargs`. Frames are the last three axes `[H, W, C]`; any
 leading axes are kept, so a video batch `[B, T, H, W, C]` gives `[B, T]` and an
 image batch `[B, H, W, C]` gives `[B]`.
 
@@ -18,17 +18,26 @@ get a float32 loss.
 import keras
 from keras import ops
 
-from framepred.config import DEFAULT_POWER_FACTORS, LossName, Pixel, Structural
 from framepred.ssim import (
+    DEFAULT_FILTER_SIGMA,
+    DEFAULT_FILTER_SIZE,
+    DEFAULT_K1,
+    DEFAULT_K2,
+    DEFAULT_MAX_VAL,
+    DEFAULT_POWER_FACTORS,
     check_frames,
     ms_ssim,
     ssim,
 )
 
-_LOSS_NAMES = tuple(m.value for m in LossName)
-_STRUCTURAL_NAMES = tuple(m.value for m in Structural)
-_PIXEL_NAMES = tuple(m.value for m in Pixel)
-
+# The blend of Zhao et al. 2017: 0.84 of the structural term. Declared here only; the
+# config's `loss.alpha`, `loss.structural` and `loss.pixel` take them from here.
+DEFAULT_ALPHA = 0.84
+DEFAULT_STRUCTURAL = "ssim"
+DEFAULT_PIXEL = "mae"
+# The terms a blend is made of (`loss.structural`, `loss.pixel`).
+STRUCTURAL = ("ssim", "ms_ssim")
+PIXEL = ("mae", "mse")
 
 
 # ---------------------------------------------------------------------------
@@ -36,7 +45,8 @@ _PIXEL_NAMES = tuple(m.value for m in Pixel)
 # ---------------------------------------------------------------------------
 
 
-def ssim_loss(y_true, y_pred, max_val=1.0, filter_size=11, filter_sigma=1.5, k1=0.01, k2=0.03):
+def ssim_loss(y_true, y_pred, max_val=DEFAULT_MAX_VAL, filter_size=DEFAULT_FILTER_SIZE,
+              filter_sigma=DEFAULT_FILTER_SIGMA, k1=DEFAULT_K1, k2=DEFAULT_K2):
     """`1 - ssim` of each frame; the options are `framepred.ssim.ssim`'s.
 
     Returns float32 `[...]` for frames `[..., H, W, C]`.
@@ -50,8 +60,9 @@ def ssim_loss(y_true, y_pred, max_val=1.0, filter_size=11, filter_sigma=1.5, k1=
     return 1.0 - ssim(y_true, y_pred, max_val, filter_size, filter_sigma, k1, k2)
 
 
-def ms_ssim_loss(y_true, y_pred, max_val=1.0, power_factors=DEFAULT_POWER_FACTORS,
-                 filter_size=11, filter_sigma=1.5, k1=0.01, k2=0.03):
+def ms_ssim_loss(y_true, y_pred, max_val=DEFAULT_MAX_VAL, power_factors=DEFAULT_POWER_FACTORS,
+                 filter_size=DEFAULT_FILTER_SIZE, filter_sigma=DEFAULT_FILTER_SIGMA,
+                 k1=DEFAULT_K1, k2=DEFAULT_K2):
     """`1 - ms_ssim` of each frame; the options are `framepred.ssim.ms_ssim`'s.
 
     Returns float32 `[...]` for frames `[..., H, W, C]`.
@@ -91,13 +102,14 @@ def _check_blend(alpha, structural, pixel):
         alpha_ok = False
     if not alpha_ok:
         raise ValueError(f"alpha={alpha!r} is not supported; expected a number in [0, 1].")
-    _check_choice("structural", structural, _STRUCTURAL_NAMES)
-    _check_choice("pixel", pixel, _PIXEL_NAMES)
+    _check_choice("structural", structural, STRUCTURAL)
+    _check_choice("pixel", pixel, PIXEL)
 
 
-def blend(y_true, y_pred, alpha=0.84, structural="ssim", pixel="mae", max_val=1.0,
-          filter_size=11, filter_sigma=1.5, power_factors=DEFAULT_POWER_FACTORS, k1=0.01,
-          k2=0.03):
+def blend(y_true, y_pred, alpha=DEFAULT_ALPHA, structural=DEFAULT_STRUCTURAL,
+          pixel=DEFAULT_PIXEL, max_val=DEFAULT_MAX_VAL, filter_size=DEFAULT_FILTER_SIZE,
+          filter_sigma=DEFAULT_FILTER_SIGMA, power_factors=DEFAULT_POWER_FACTORS, k1=DEFAULT_K1,
+          k2=DEFAULT_K2):
     """Structural + pixel loss of each frame (Zhao et al. 2017), see `BlendLoss`.
 
     Formula:
@@ -150,43 +162,35 @@ def _expand_sample_weight(sample_weight, values_shape):
     return ops.broadcast_to(sample_weight, values_shape)
 
 
-# How the loss classes store each option of their function: plain Python numbers
-# (and a tuple of exponents), whatever the caller passed; other options as given.
-_OPTION_TYPES = {
-    "alpha": float,
-    "max_val": float,
-    "filter_size": int,
-    "filter_sigma": float,
-    "k1": float,
-    "k2": float,
-    "power_factors": lambda factors: tuple(float(p) for p in factors),
-}
-
-
 class FrameLoss(keras.losses.Loss):
-    """Wraps a per-frame loss function `fn(y_true, y_pred, **options)` as a Keras loss.
+    """Wraps a per-frame loss function `fn(y_true, y_pred, **fn_kwargs)` as a Keras loss.
 
-    The base of every loss class here, as Keras' `LossFunctionWrapper`: each
-    option becomes an attribute of the instance, and `call` and `get_config`
-    pass them on. `call` returns one value per frame (`[B, T]` or `[B]`). A
-    `sample_weight` of shape `[B]` weights whole sequences, `[B, T]` single
-    frames.
+    The base of every loss class here, as Keras' `LossFunctionWrapper`: `call`
+    passes the keyword options kept in `fn_kwargs` on to `fn`, and `get_config`
+    returns them beside the reduction, name and dtype. `call` returns one value
+    per frame (`[B, T]` or `[B]`). A `sample_weight` of shape `[B]` weights
+    whole sequences, `[B, T]` single frames.
 
     Args:
         fn: The per-frame loss function.
-        reduction: How Keras reduces the per-frame values (see `SSIMLoss`).
+        reduction: How Keras reduces the per-frame values. `"sum_over_batch_size"`
+            (default) and `"mean"`: sum of the weighted values divided by their
+            number (frames, B*T); `"sum"`: their sum;
+            `"mean_with_sample_weight"`: their sum divided by the sum of the
+            (broadcast) weights; `"none"` or `None`: no reduction, `[B, T]`.
         name: Name of the loss instance.
-        dtype: Dtype (or `keras.DTypePolicy`) of the inputs and the loss.
-        **options: Keyword arguments of `fn`.
+        dtype: Dtype (or `keras.DTypePolicy`) Keras casts the inputs to and
+            returns the loss in; `None` means `keras.backend.floatx()`. The
+            statistics themselves are always float32.
+        **fn_kwargs: Keyword options of `fn`, plain Python values (they go into
+            the config as they are).
     """
 
-    def __init__(self, fn, reduction="sum_over_batch_size", name=None, dtype=None, **options):
+    def __init__(self, fn, reduction="sum_over_batch_size", name=None, dtype=None, **fn_kwargs):
         super().__init__(name=name, reduction=reduction, dtype=dtype)
         self._dtype_arg = dtype
         self.fn = fn
-        self._option_names = tuple(options)
-        for key, value in options.items():
-            setattr(self, key, _OPTION_TYPES[key](value) if key in _OPTION_TYPES else value)
+        self.fn_kwargs = fn_kwargs
 
     def __call__(self, y_true, y_pred, sample_weight=None):
         if sample_weight is not None:
@@ -198,27 +202,24 @@ class FrameLoss(keras.losses.Loss):
         return super().__call__(y_true, y_pred, sample_weight=sample_weight)
 
     def call(self, y_true, y_pred):
-        return self.fn(y_true, y_pred, **{key: getattr(self, key) for key in self._option_names})
+        return self.fn(y_true, y_pred, **self.fn_kwargs)
 
     def get_config(self):
         config = super().get_config()
         if self._dtype_arg is not None:
             config["dtype"] = keras.dtype_policies.serialize(self._dtype_policy)
-        for key in self._option_names:
-            value = getattr(self, key)
-            config[key] = list(value) if isinstance(value, tuple) else value
-        return config
+        return {**config, **self.fn_kwargs}
 
 
-_REDUCTION_DOC = """reduction: How Keras reduces the per-frame values. `"sum_over_batch_size"`
-            (default) and `"mean"`: sum of the weighted values divided by their
-            number (frames, B*T); `"sum"`: their sum;
-            `"mean_with_sample_weight"`: their sum divided by the sum of the
-            (broadcast) weights; `"none"` or `None`: no reduction, `[B, T]`.
-        name: Name of the loss instance.
-        dtype: Dtype (or `keras.DTypePolicy`) Keras casts the inputs to and
-            returns the loss in; `None` means `keras.backend.floatx()`. The
-            statistics themselves are always float32."""
+def _window(max_val, filter_size, filter_sigma, k1, k2):
+    """The SSIM window's options as plain numbers, for `fn_kwargs` (a config or NumPy
+    may hand over other number types, which a saved config could not hold)."""
+    return dict(max_val=float(max_val), filter_size=int(filter_size),
+                filter_sigma=float(filter_sigma), k1=float(k1), k2=float(k2))
+
+
+def _exponents(power_factors):
+    return [float(p) for p in power_factors]
 
 
 @keras.saving.register_keras_serializable(package="framepred")
@@ -233,14 +234,16 @@ class SSIMLoss(FrameLoss):
 
     Args:
         max_val: Dynamic range of the pixel values.
-        {window}
-        {reduction}
+        filter_size, filter_sigma, k1, k2: The Gaussian window and the stabilizer
+            constants of `framepred.ssim.ssim`.
+        reduction, name, dtype: As for `FrameLoss`.
     """
 
-    def __init__(self, max_val=1.0, filter_size=11, filter_sigma=1.5, k1=0.01, k2=0.03,
+    def __init__(self, max_val=DEFAULT_MAX_VAL, filter_size=DEFAULT_FILTER_SIZE,
+                 filter_sigma=DEFAULT_FILTER_SIGMA, k1=DEFAULT_K1, k2=DEFAULT_K2,
                  reduction="sum_over_batch_size", name="ssim_loss", dtype=None):
-        super().__init__(ssim_loss, reduction, name, dtype, max_val=max_val,
-                         filter_size=filter_size, filter_sigma=filter_sigma, k1=k1, k2=k2)
+        super().__init__(ssim_loss, reduction, name, dtype,
+                         **_window(max_val, filter_size, filter_sigma, k1, k2))
 
 
 @keras.saving.register_keras_serializable(package="framepred")
@@ -257,16 +260,18 @@ class MSSSIMLoss(FrameLoss):
         max_val: Dynamic range of the pixel values.
         power_factors: One exponent per scale, finest first; frames must be at
             least `ms_ssim_min_size(len(power_factors), filter_size)` pixels.
-        {window}
-        {reduction}
+        filter_size, filter_sigma, k1, k2: The Gaussian window and the stabilizer
+            constants of `framepred.ssim.ssim`.
+        reduction, name, dtype: As for `FrameLoss`.
     """
 
-    def __init__(self, max_val=1.0, power_factors=DEFAULT_POWER_FACTORS, filter_size=11,
-                 filter_sigma=1.5, k1=0.01, k2=0.03, reduction="sum_over_batch_size",
+    def __init__(self, max_val=DEFAULT_MAX_VAL, power_factors=DEFAULT_POWER_FACTORS,
+                 filter_size=DEFAULT_FILTER_SIZE, filter_sigma=DEFAULT_FILTER_SIGMA,
+                 k1=DEFAULT_K1, k2=DEFAULT_K2, reduction="sum_over_batch_size",
                  name="ms_ssim_loss", dtype=None):
-        super().__init__(ms_ssim_loss, reduction, name, dtype, max_val=max_val,
-                         power_factors=power_factors, filter_size=filter_size,
-                         filter_sigma=filter_sigma, k1=k1, k2=k2)
+        super().__init__(ms_ssim_loss, reduction, name, dtype,
+                         power_factors=_exponents(power_factors),
+                         **_window(max_val, filter_size, filter_sigma, k1, k2))
 
 
 @keras.saving.register_keras_serializable(package="framepred")
@@ -280,7 +285,7 @@ class MSELoss(FrameLoss):
     ```
 
     Args:
-        {reduction}
+        reduction, name, dtype: As for `FrameLoss`.
     """
 
     def __init__(self, reduction="sum_over_batch_size", name="mse_loss", dtype=None):
@@ -298,7 +303,7 @@ class MAELoss(FrameLoss):
     ```
 
     Args:
-        {reduction}
+        reduction, name, dtype: As for `FrameLoss`.
     """
 
     def __init__(self, reduction="sum_over_batch_size", name="mae_loss", dtype=None):
@@ -325,39 +330,32 @@ class BlendLoss(FrameLoss):
         structural: `"ssim"` or `"ms_ssim"`.
         pixel: `"mae"` or `"mse"`.
         max_val: Dynamic range of the pixel values.
-        filter_size: Width of the Gaussian window.
-        filter_sigma: Standard deviation of the Gaussian window.
         power_factors: MS-SSIM exponents per scale (used when
             `structural="ms_ssim"`).
-        k1: Luminance stabilizer constant.
-        k2: Contrast stabilizer constant.
-        {reduction}
+        filter_size, filter_sigma, k1, k2: The Gaussian window and the stabilizer
+            constants of `framepred.ssim.ssim`.
+        reduction, name, dtype: As for `FrameLoss`.
 
     Raises:
         ValueError: for `alpha` outside `[0, 1]` or an unknown `structural` or
             `pixel` name.
     """
 
-    def __init__(self, alpha=0.84, structural="ssim", pixel="mae", max_val=1.0, filter_size=11,
-                 filter_sigma=1.5, power_factors=DEFAULT_POWER_FACTORS, k1=0.01, k2=0.03,
-                 reduction="sum_over_batch_size", name="blend_loss", dtype=None):
+    def __init__(self, alpha=DEFAULT_ALPHA, structural=DEFAULT_STRUCTURAL, pixel=DEFAULT_PIXEL,
+                 max_val=DEFAULT_MAX_VAL, filter_size=DEFAULT_FILTER_SIZE,
+                 filter_sigma=DEFAULT_FILTER_SIGMA, power_factors=DEFAULT_POWER_FACTORS,
+                 k1=DEFAULT_K1, k2=DEFAULT_K2, reduction="sum_over_batch_size",
+                 name="blend_loss", dtype=None):
         _check_blend(alpha, structural, pixel)
-        super().__init__(blend, reduction, name, dtype, alpha=alpha, structural=structural,
-                         pixel=pixel, max_val=max_val, filter_size=filter_size,
-                         filter_sigma=filter_sigma, power_factors=power_factors, k1=k1, k2=k2)
+        super().__init__(blend, reduction, name, dtype, alpha=float(alpha),
+                         structural=str(structural), pixel=str(pixel),
+                         power_factors=_exponents(power_factors),
+                         **_window(max_val, filter_size, filter_sigma, k1, k2))
 
 
-_WINDOW_DOC = """filter_size: Width of the Gaussian window.
-        filter_sigma: Standard deviation of the Gaussian window.
-        k1: Luminance stabilizer constant.
-        k2: Contrast stabilizer constant."""
-
-for _loss_class in (SSIMLoss, MSSSIMLoss, MSELoss, MAELoss, BlendLoss):
-    _loss_class.__doc__ = _loss_class.__doc__.replace(
-        "{reduction}", _REDUCTION_DOC).replace("{window}", _WINDOW_DOC)
-
-# The loss class of each `loss.name`, and the `build_loss` options it takes.
-_LOSS_CLASSES = {
+# The loss class of each `loss.name` (framepred.config.LossName is made of these
+# names), and the `build_loss` options it takes.
+LOSSES = {
     "ssim": (SSIMLoss, ("max_val", "filter_size", "filter_sigma")),
     "ms_ssim": (MSSSIMLoss, ("max_val", "power_factors", "filter_size", "filter_sigma")),
     "mse": (MSELoss, ()),
@@ -365,40 +363,43 @@ _LOSS_CLASSES = {
     "blend": (BlendLoss, ("alpha", "structural", "pixel", "max_val", "filter_size",
                           "filter_sigma", "power_factors")),
 }
+# Every option of `build_loss`: the keys of `framepred.config.LossConfig` but `name`.
+_BUILD_OPTIONS = frozenset(key for _, keys in LOSSES.values() for key in keys)
 
 
-def build_loss(
-    name,
-    alpha=0.84,
-    structural="ssim",
-    pixel="mae",
-    max_val=1.0,
-    filter_size=11,
-    filter_sigma=1.5,
-    power_factors=DEFAULT_POWER_FACTORS,
-):
+def build_loss(name, **options):
     """The loss instance for a loss config: `build_loss(**loss_config)`.
 
-    The arguments are the keys of `framepred.config.LossConfig`; `name` is one
-    of `LossName`'s values. Options a loss does not use are ignored (`alpha`
-    only matters for "blend").
+    `name` is one of `LOSSES` (`framepred.config.LossName`), and the options
+    are the other keys of `framepred.config.LossConfig`. Options a loss does not
+    use are ignored (`alpha` only matters for "blend"); options not given take
+    the loss class's defaults.
 
     >>> type(build_loss("blend", alpha=0.5, structural="ms_ssim")).__name__
     'BlendLoss'
 
     Raises:
-        ValueError: for a name outside `LossName`, or bad blend options.
+        ValueError: for a name outside `LOSSES`, or bad blend options.
+        TypeError: for an option that no loss takes.
     """
-    _check_choice("loss name", name, _LOSS_NAMES)
-    options = dict(alpha=alpha, structural=structural, pixel=pixel, max_val=max_val,
-                   filter_size=filter_size, filter_sigma=filter_sigma,
-                   power_factors=power_factors)
-    # `==`, not a dict lookup: a config hands `name` over as a `LossName` member.
-    loss_class, keys = next(entry for key, entry in _LOSS_CLASSES.items() if key == name)
-    return loss_class(**{key: options[key] for key in keys})
+    _check_choice("loss name", name, tuple(LOSSES))
+    unknown = sorted(set(options) - _BUILD_OPTIONS)
+    if unknown:
+        raise TypeError(f"build_loss got options no loss takes: {unknown}; the options are "
+                        f"{sorted(_BUILD_OPTIONS)}")
+    # A config's `name` is a `LossName` member, whose hash and equality are its
+    # value's (a str Enum whose names are its values), so it looks the class up too.
+    loss_class, keys = LOSSES[name]
+    return loss_class(**{key: options[key] for key in keys if key in options})
 
 
 __all__ = [
+    "DEFAULT_ALPHA",
+    "DEFAULT_PIXEL",
+    "DEFAULT_STRUCTURAL",
+    "LOSSES",
+    "PIXEL",
+    "STRUCTURAL",
     "BlendLoss",
     "FrameLoss",
     "MAELoss",

@@ -32,7 +32,14 @@ import keras
 import numpy as np
 from keras import ops
 
-from framepred.ssim import check_frames, ssim, unflatten_frames
+from framepred.ssim import (
+    DEFAULT_FILTER_SIGMA,
+    DEFAULT_FILTER_SIZE,
+    DEFAULT_MAX_VAL,
+    check_frames,
+    ssim,
+    unflatten_frames,
+)
 
 METRIC_NAMES = ("ssim", "ssim_openstl", "psnr", "mse", "mae")
 # The OpenSTL-convention columns `per_frame_metrics` adds to METRIC_NAMES.
@@ -163,7 +170,8 @@ class SSIM(keras.metrics.MeanMetricWrapper):
         dtype: Dtype of the metric's result.
     """
 
-    def __init__(self, max_val=1.0, filter_size=11, filter_sigma=1.5, name="ssim", dtype=None):
+    def __init__(self, max_val=DEFAULT_MAX_VAL, filter_size=DEFAULT_FILTER_SIZE,
+                 filter_sigma=DEFAULT_FILTER_SIGMA, name="ssim", dtype=None):
         super().__init__(
             ssim,
             name=name,

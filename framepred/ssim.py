@@ -28,7 +28,17 @@ import numpy as np
 from keras import ops
 
 from framepred import xla
-from framepred.config import DEFAULT_POWER_FACTORS
+
+# The defaults of `tf.image.ssim` and `tf.image.ssim_multiscale`, which follow Wang et
+# al. 2004 (an 11-pixel Gaussian window of sigma 1.5, k1 = 0.01, k2 = 0.03) and, for
+# the exponents per scale, Table 1 of Wang, Simoncelli & Bovik 2003. Declared here
+# only: the losses, the metrics and the config's `loss.*` keys take them from here.
+DEFAULT_MAX_VAL = 1.0
+DEFAULT_FILTER_SIZE = 11
+DEFAULT_FILTER_SIGMA = 1.5
+DEFAULT_K1 = 0.01
+DEFAULT_K2 = 0.03
+DEFAULT_POWER_FACTORS = (0.0448, 0.2856, 0.3001, 0.2363, 0.1333)
 
 # Below this value a scale's MS-SSIM factor x**p is continued linearly to 0.
 # x**p with 0 < p < 1 has an infinite slope at 0, which is why
@@ -524,7 +534,8 @@ def _ssim_and_cs(x, y, max_val, filter_size, filter_sigma, k1, k2, output="ssim"
     return chunked(x, y)
 
 
-def ssim(y_true, y_pred, max_val=1.0, filter_size=11, filter_sigma=1.5, k1=0.01, k2=0.03):
+def ssim(y_true, y_pred, max_val=DEFAULT_MAX_VAL, filter_size=DEFAULT_FILTER_SIZE,
+         filter_sigma=DEFAULT_FILTER_SIGMA, k1=DEFAULT_K1, k2=DEFAULT_K2):
     """Structural similarity of each frame, equal to `tf.image.ssim`.
 
     Formula:
@@ -583,7 +594,7 @@ def ssim(y_true, y_pred, max_val=1.0, filter_size=11, filter_sigma=1.5, k1=0.01,
 # ---------------------------------------------------------------------------
 
 
-def ms_ssim_min_size(num_scales, filter_size=11):
+def ms_ssim_min_size(num_scales, filter_size=DEFAULT_FILTER_SIZE):
     """Smallest frame height/width that MS-SSIM with `num_scales` scales accepts.
 
     Each scale halves the frame, rounding up (odd sizes are padded by one row or
@@ -629,12 +640,12 @@ def _safe_power(values, power):
 def ms_ssim(
     y_true,
     y_pred,
-    max_val=1.0,
+    max_val=DEFAULT_MAX_VAL,
     power_factors=DEFAULT_POWER_FACTORS,
-    filter_size=11,
-    filter_sigma=1.5,
-    k1=0.01,
-    k2=0.03,
+    filter_size=DEFAULT_FILTER_SIZE,
+    filter_sigma=DEFAULT_FILTER_SIGMA,
+    k1=DEFAULT_K1,
+    k2=DEFAULT_K2,
 ):
     """Multi-scale SSIM of each frame, equal to `tf.image.ssim_multiscale`.
 
@@ -654,8 +665,8 @@ def ms_ssim(
         y_pred: Frames of the same shape.
         max_val: Dynamic range of the pixel values.
         power_factors: One exponent per scale, finest first. The default,
-            `framepred.config.DEFAULT_POWER_FACTORS`, is Table 1 of Wang,
-            Simoncelli & Bovik 2003 (the defaults of `tf.image.ssim_multiscale`).
+            `DEFAULT_POWER_FACTORS`, is Table 1 of Wang, Simoncelli & Bovik 2003
+            (the defaults of `tf.image.ssim_multiscale`).
         filter_size: Width of the Gaussian window.
         filter_sigma: Standard deviation of the Gaussian window.
         k1: Luminance stabilizer constant.
@@ -702,4 +713,8 @@ def ms_ssim(
 
 
 
-__all__ = ["check_frames", "ms_ssim", "ms_ssim_min_size", "ssim", "unflatten_frames"]
+__all__ = [
+    "DEFAULT_FILTER_SIGMA", "DEFAULT_FILTER_SIZE", "DEFAULT_K1", "DEFAULT_K2", "DEFAULT_MAX_VAL",
+    "DEFAULT_POWER_FACTORS", "check_frames", "ms_ssim", "ms_ssim_min_size", "ssim",
+    "unflatten_frames",
+]

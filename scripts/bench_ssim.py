@@ -45,8 +45,12 @@ import numpy as np  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from framepred.config import DEFAULT_POWER_FACTORS  # noqa: E402
-from framepred.ssim import ms_ssim, ms_ssim_min_size, ssim  # noqa: E402
+from framepred.ssim import (  # noqa: E402
+    DEFAULT_POWER_FACTORS,  # noqa: E402
+    ms_ssim,
+    ms_ssim_min_size,
+    ssim,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 SHAPES = [(8, 10, 64, 64, 1), (4, 4, 256, 256, 3)]

@@ -91,3 +91,70 @@ def test_data_imports_only_data_and_errors(module):
     ours = {name for name in MODULES[module] if _within(name, "framepred")}
     assert all(_within(name, "framepred.data") or _within(name, "framepred.errors")
                for name in ours), sorted(ours)
+
+
+def _cycle() -> list[str]:
+    """One import cycle among framepred's modules (the package itself left out, as
+    every submodule's import runs it first), or [] when there is none."""
+    graph = {module: sorted(name for name in names if name in MODULES and name != module
+                            and name != "framepred")
+             for module, names in MODULES.items()}
+    visiting: list[str] = []
+    done: set[str] = set()
+
+    def visit(module):
+        if module in visiting:
+            return [*visiting[visiting.index(module):], module]
+        if module in done:
+            return []
+        visiting.append(module)
+        for name in graph[module]:
+            cycle = visit(name)
+            if cycle:
+                return cycle
+        visiting.pop()
+        done.add(module)
+        return []
+
+    return next((cycle for cycle in map(visit, sorted(graph)) if cycle), [])
+
+
+def test_no_import_cycles():
+    assert not _cycle(), " -> ".join(_cycle())
+
+
+# In a fresh interpreter: the framepred and third-party modules that the Keras-only
+# modules load, and then what importing the config adds (the probe must see Hydra
+# there, or it could not see it anywhere).
+LOADED = """
+import json, sys
+import framepred.losses, framepred.metrics, framepred.models, framepred.ssim
+library = sorted(sys.modules)
+import framepred.config
+print(json.dumps({"library": library, "config": sorted(set(sys.modules) - set(library))}))
+"""
+
+
+def test_keras_only_modules_load_no_hydra_nor_config():
+    """What `import framepred.losses` (metrics, models, ssim) actually loads, indirect
+    imports included: importing any of them runs `framepred/__init__.py`, which
+    imports all four, so one interpreter answers for each."""
+    import importlib.util
+    import json
+    import os
+    import subprocess
+    import sys
+
+    # JAX where installed: its start-up costs half of TensorFlow's, and what framepred
+    # loads does not depend on the backend.
+    env = dict(os.environ)
+    if importlib.util.find_spec("jax") is not None:
+        env.update(KERAS_BACKEND="jax", JAX_PLATFORMS="cpu")
+    out = subprocess.run([sys.executable, "-c", LOADED], capture_output=True, text=True,
+                         check=True, cwd=REPO, env=env, timeout=300).stdout
+    loaded = json.loads(out.splitlines()[-1])
+    forbidden = {"hydra", "omegaconf", "framepred.config", "tensorboard"} | ENTRY_POINTS
+    assert {"framepred.losses", "framepred.metrics", "framepred.models",
+            "framepred.ssim"} <= set(loaded["library"])
+    assert not [name for name in loaded["library"] if any(_within(name, f) for f in forbidden)]
+    assert {"hydra", "omegaconf", "framepred.config"} <= set(loaded["config"])

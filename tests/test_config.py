@@ -205,3 +205,22 @@ def test_config_choices_are_their_plain_values(choice):
         assert member == member.value and str(member) == member.value
         assert f"{member}" == member.value and json.dumps(member) == f'"{member.value}"'
         assert {member.value: 1}[member] == 1
+
+
+@pytest.mark.parametrize(("key", "accepted"), [
+    ("data.layout", "auto, tbhw, bthw, bthwc"),
+    ("trainer.jit_compile", "auto, always, never"),
+    ("trainer.verbose", "auto, 0, 1, 2"),
+])
+def test_layout_jit_and_verbosity_are_choices(compose_train, key, accepted):
+    """Hydra refuses a value outside the choice, listing the accepted ones; Keras'
+    verbosity numbers, which Hydra reads as ints, are the choice's members."""
+    with pytest.raises(ConfigCompositionException) as error:
+        compose_train([f"{key}=3x"])
+    assert accepted in str(error.value.__cause__)
+    from framepred.console import fit_verbosity
+
+    cfg = compose_train(["trainer.verbose=0", "trainer.jit_compile=never", "data.layout=tbhw"])
+    assert (cfg.trainer.verbose, cfg.trainer.jit_compile, cfg.data.layout) == (
+        "0", "never", "tbhw")
+    assert fit_verbosity(cfg.trainer.verbose) == 0

@@ -168,8 +168,7 @@ def test_resolve_jit_picks_xla_on_gpus_only():
 
     has_gpu = bool(tf.config.list_physical_devices("GPU"))
     assert resolve_jit("auto") is has_gpu
-    assert resolve_jit("true") is True and resolve_jit(True) is True
-    assert resolve_jit("false") is False and resolve_jit(False) is False
+    assert resolve_jit("always") is True and resolve_jit("never") is False
 
 
 def test_virtual_cpu_devices_after_start_up_is_a_user_error():
@@ -203,7 +202,7 @@ def test_bench_model_sizes_match_the_configs(compose_train):
 
 @pytest.mark.slow
 def test_xla_training_equals_the_default_training(runs):
-    payload, run, records = runs("xla", "trainer.jit_compile=true",
+    payload, run, records = runs("xla", "trainer.jit_compile=always",
                                  "trainer.steps_per_execution=2")
     assert "XLA: True" in "\n".join(record.getMessage() for record in records)
     assert all(math.isfinite(m["mean"]) for m in payload["model"].values())

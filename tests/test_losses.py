@@ -20,7 +20,7 @@ from skimage.metrics import structural_similarity
 import framepred.losses as losses_module
 import framepred.metrics  # noqa: F401  (registers the metrics for load_model)
 import framepred.ssim as ssim_module
-from framepred.config import DEFAULT_POWER_FACTORS, LossConfig, LossName
+from framepred.config import LossConfig, LossName
 from framepred.losses import (
     BlendLoss,
     MAELoss,
@@ -31,7 +31,7 @@ from framepred.losses import (
     mae,
     mse,
 )
-from framepred.ssim import ms_ssim, ms_ssim_min_size, ssim
+from framepred.ssim import DEFAULT_POWER_FACTORS, ms_ssim, ms_ssim_min_size, ssim
 from tests.helpers.run_if import run_if
 
 LOSS_NAMES = tuple(name.value for name in LossName)
@@ -530,7 +530,8 @@ def test_build_loss_names():
         "blend": BlendLoss,
     }
     blend = build_loss("blend", alpha=0.5, structural="ms_ssim", pixel="mse", max_val=255)
-    assert (blend.alpha, blend.structural, blend.pixel, blend.max_val) == (
+    options = blend.get_config()
+    assert (options["alpha"], options["structural"], options["pixel"], options["max_val"]) == (
         0.5,
         "ms_ssim",
         "mse",
@@ -539,15 +540,32 @@ def test_build_loss_names():
 
 
 def test_build_loss_takes_a_loss_config():
-    keys = [field.name for field in dataclasses.fields(LossConfig)]
-    assert list(inspect.signature(build_loss).parameters) == keys
-    config = LossConfig(name=LossName.blend, alpha=0.3, max_val=2.0, filter_size=7)
-    loss = build_loss(**dataclasses.asdict(config))
-    assert type(loss) is BlendLoss
-    assert (loss.alpha, loss.structural, loss.pixel, loss.max_val, loss.filter_size) == (
-        0.3, "ssim", "mae", 2.0, 7
-    )
-    assert loss.power_factors == tuple(DEFAULT_POWER_FACTORS)
+    for name in LossName:
+        config = LossConfig(name=name, alpha=0.3, max_val=2.0, filter_size=7,
+                            power_factors=[0.5, 0.5])
+        assert type(build_loss(**dataclasses.asdict(config))).__name__ == {
+            "ssim": "SSIMLoss", "ms_ssim": "MSSSIMLoss", "mse": "MSELoss", "mae": "MAELoss",
+            "blend": "BlendLoss"}[name]
+    loss = build_loss(**dataclasses.asdict(LossConfig(name=LossName.blend, alpha=0.3,
+                                                      max_val=2.0, filter_size=7)))
+    options = loss.get_config()
+    assert (options["alpha"], options["structural"], options["pixel"], options["max_val"],
+            options["filter_size"], options["filter_sigma"]) == (0.3, "ssim", "mae", 2.0, 7, 1.5)
+    assert options["power_factors"] == [0.0448, 0.2856, 0.3001, 0.2363, 0.1333]
+    with pytest.raises(TypeError, match="alhpa"):
+        build_loss("blend", alhpa=0.3)
+
+
+def test_loss_defaults_are_the_configs():
+    """The config's `loss.*` defaults are the loss classes' own, declared once."""
+    defaults = LossConfig()
+    for name in LossName:
+        built = build_loss(**dataclasses.asdict(LossConfig(name=name))).get_config()
+        plain = build_loss(name).get_config()
+        assert built == plain, name
+        for key, value in plain.items():
+            if key != "name" and key in {f.name for f in dataclasses.fields(LossConfig)}:
+                assert value == getattr(defaults, key), (name, key)
 
 
 def test_build_loss_unknown_name():
@@ -610,7 +628,7 @@ def test_config_round_trip(instance, kind):
 
 
 def test_default_power_factors():
-    assert MSSSIMLoss().power_factors == tuple(DEFAULT_POWER_FACTORS)
+    assert MSSSIMLoss().get_config()["power_factors"] == list(DEFAULT_POWER_FACTORS)
 
 
 @pytest.mark.parametrize("name", LOSS_NAMES)

@@ -41,7 +41,6 @@ from framepred.errors import FramepredError
 
 log = logging.getLogger("framepred.data")
 
-LAYOUTS = ("tbhw", "bthw", "bthwc")
 CHECK_CHUNK_BYTES = 64 << 20
 # `auto` on 4 axes: the time axis's neighbours must differ by less than this fraction
 # of the other axis's. Moving digits at 64x64 measure 0.4; white noise measures 1.

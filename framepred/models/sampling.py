@@ -8,10 +8,21 @@ from keras import layers, ops
 
 from framepred.models.rollout import step_model
 
+# OpenSTL's schedule defaults (openstl/utils/predrnn_utils.py and its ConvLSTM configs:
+# sampling_start_value, sampling_changing_rate, sampling_stop_iter; r_sampling_step_1/2,
+# r_exp_alpha), in optimizer steps. Declared here only: the config's
+# trainer.sampling_* keys take them from here.
+START_VALUE = 1.0
+CHANGING_RATE = 2e-5
+STOP_STEP = 50000
+REVERSE_STEPS = (25000, 50000)
+REVERSE_ALPHA = 5000.0
+
 
 def true_frame_probabilities(kind: str, iteration, steps: int, context_frames: int,
-                             start_value=1.0, changing_rate=2e-5, stop_step=50000,
-                             reverse_steps=(25000, 50000), reverse_alpha=5000.0):
+                             start_value=START_VALUE, changing_rate=CHANGING_RATE,
+                             stop_step=STOP_STEP, reverse_steps=REVERSE_STEPS,
+                             reverse_alpha=REVERSE_ALPHA):
     """Probability that step t (0 ... steps-1) reads the true frame t, at `iteration`.
 
     OpenSTL's schedules (openstl/utils/predrnn_utils.py), with `itr` its 0-based
@@ -65,9 +76,9 @@ class SampleTrueFrames(layers.Layer):
     teacher forcing, so validation losses compare with teacher-forced runs.
     """
 
-    def __init__(self, kind, context_frames, start_value=1.0, changing_rate=2e-5,
-                 stop_step=50000, reverse_steps=(25000, 50000), reverse_alpha=5000.0,
-                 seed=None, **kwargs):
+    def __init__(self, kind, context_frames, start_value=START_VALUE,
+                 changing_rate=CHANGING_RATE, stop_step=STOP_STEP, reverse_steps=REVERSE_STEPS,
+                 reverse_alpha=REVERSE_ALPHA, seed=None, **kwargs):
         kwargs.setdefault("dtype", "float32")
         super().__init__(**kwargs)
         self.schedule = dict(
