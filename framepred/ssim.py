@@ -11,8 +11,9 @@ dtype, so mixed-precision models still get float32 values.
 
 `ssim` reproduces `tf.image.ssim` (Wang et al. 2004; VALID Gaussian filtering,
 biased covariance, mean over channels) but filters with the separable 1D
-Gaussian and has a hand-written gradient; see README, "SSIM and MS-SSIM
-speed", for the speed-up. The filtering is laid out per backend:
+Gaussian and has a hand-written gradient; docs/performance.md, "SSIM and
+MS-SSIM speed", measures the speed-up and says where it comes from. The
+filtering is laid out per backend:
 
 - TensorFlow (and any backend but JAX): depthwise convolutions with the frames
   side by side on the channel axis (`_frames_to_channels`, `_gaussian_filter`),
@@ -20,9 +21,11 @@ speed", for the speed-up. The filtering is laid out per backend:
 - JAX: frames folded into the batch axis and the Gaussian applied as k shifted
   slices per axis (`_frames_to_batch`, `_shifted_filter`), which XLA fuses into
   a few memory-bound loops; on a CPU, large batches run in chunks
-  (`_chunk_bounds`). With TF's layout, XLA's CPU depthwise convolution made
-  fwd+bwd 25x slower under JAX than under TF (scripts/bench_ssim.py).
+  (`_chunk_bounds`). XLA's CPU depthwise convolution, which TF's layout would
+  use, is many times slower than TF's (docs/performance.md, "The JAX layout").
 """
+
+from typing import NamedTuple
 
 import numpy as np
 from keras import ops
@@ -103,11 +106,12 @@ def _frames_to_channels(x):
     """[B, T, H, W, C] -> [B, H, W, T*C]: each sequence's frames side by side on channels.
 
     TF's CPU depthwise convolution vectorizes over channels; a gray frame batch
-    in plain NHWC gives it a single channel and runs 2-3x slower per pixel than
-    with tens of channels (README, "SSIM and MS-SSIM speed"). The first axis stays the batch
-    axis because it is the one Keras leaves unknown while tracing, and a
-    depthwise kernel needs a static channel count. If other leading axes are
-    unknown too, all leading axes are flattened into the batch instead.
+    in plain NHWC gives it a single channel and runs slower per pixel than with
+    tens of channels (docs/performance.md, "Where the speed comes from", item 3).
+    The first axis stays the batch axis because it is the one Keras leaves
+    unknown while tracing, and a depthwise kernel needs a static channel count.
+    If other leading axes are unknown too, all leading axes are flattened into
+    the batch instead.
     """
     rank = len(x.shape)
     height, width, channels = x.shape[-3:]
@@ -140,11 +144,10 @@ def _frames_to_batch(x):
     Frames folded into the batch axis: a free reshape, where
     `_frames_to_channels` transposes. The filters view each frame as [H, W*C]
     (`_shifted_filter`), so W*C is the contiguous minor axis that XLA's fused
-    loops vectorize over. With the frames on the channel axis instead, JAX's
-    SSIM fwd+bwd took 2.2x as long at 8x10x64x64x1 and 1.5x at 4x4x256x256x3.
-    Gray frames drop the channel axis: XLA CPU ran the fused loops of maps
-    shaped [N, H, W, 1] up to 16x slower than of [N, H, W] (the SSIM map's mean
-    took 4.1 instead of 0.26 ms at 16x118x118; 2-core CPU).
+    loops vectorize over; with the frames on the channel axis instead, JAX's
+    SSIM fwd+bwd was slower. Gray frames drop the channel axis: XLA's CPU
+    backend runs the fused loops of maps shaped [N, H, W, 1] far slower than of
+    [N, H, W] (docs/performance.md, "The JAX layout").
     """
     height, width, channels = x.shape[-3:]
     if channels == 1:
@@ -203,8 +206,8 @@ def _gaussian_filter(maps, filter_size, filter_sigma, scale=1.0, transposed=Fals
     kernel_w = np.tile(weights.reshape(1, filter_size, 1, 1), (1, 1, channels, 1))
     # The H pass runs as a [1, k] pass over [N, 1, H, W'*M], each column of each
     # map a channel of its own (a free reshape): TF's CPU [k, 1] depthwise pass
-    # costs about twice its [1, k] pass, and this made fwd+bwd 3-12% faster
-    # (README, "SSIM and MS-SSIM speed").
+    # costs about twice its [1, k] pass (docs/performance.md, "Where the speed
+    # comes from", item 4).
     kernel_h = np.tile(weights.reshape(1, filter_size, 1, 1), (1, 1, out_width * channels, 1))
     if isinstance(scale, (int, float)):
         kernel_h = (kernel_h * scale).astype(np.float32)
@@ -233,11 +236,11 @@ def _shifted_filter(maps, filter_size, filter_sigma, scale=1.0, transposed=False
     sum of k shifted slices times the Gaussian weights. On [N, H, W*C] (a free
     reshape) the W pass slices the minor axis at steps of C and the H pass
     slices rows; XLA fuses each pass into one loop that streams the map.
-    Measured for SSIM fwd+bwd on the 2-core CPU: XLA's CPU depthwise
-    convolution (feature-grouped lax.conv, what `ops.depthwise_conv` lowers to)
-    was 25x slower than TF, and 1-channel lax.conv about as slow; a product
-    with a banded [W, W'] Gaussian matrix per axis was 1.7x slower than slices
-    at 64x64, and it does W' multiply-adds per output where slices do k.
+    XLA's CPU depthwise convolution (feature-grouped lax.conv, what
+    `ops.depthwise_conv` lowers to) and a 1-channel lax.conv were both many
+    times slower, and a product with a banded [W, W'] Gaussian matrix per axis
+    does W' multiply-adds per output where slices do k (docs/performance.md,
+    "The JAX layout").
 
     `scale`, `transposed` and `offset` are `_gaussian_filter`'s.
     """
@@ -264,8 +267,8 @@ def _shifted_filter(maps, filter_size, filter_sigma, scale=1.0, transposed=False
     # elementwise producer into a consumer that reads it up to 15 ways
     # (kAllowedCodeDuplication) and then recomputes it on every read: with k = 11
     # row slices the W pass would run 11 times per output (121 taps instead of
-    # 22; SSIM fwd+bwd took 8-20x as long). Row blocks make k * blocks > 15
-    # reads, so the W pass is computed once, into a buffer.
+    # 22). Row blocks make k * blocks > 15 reads, so the W pass is computed once,
+    # into a buffer.
     blocks = max(1, min(out_height, 16 // filter_size + 1))
     bounds = [out_height * b // blocks for b in range(blocks + 1)]
     parts = []
@@ -298,21 +301,18 @@ def _chunk_bounds(maps):
     XLA's CPU runtime allocates a program's temporary buffers afresh on every
     call, and malloc hands out blocks above 32 MB as fresh pages. SSIM's
     fwd+bwd keeps about seven maps alive, so from ~1M elements per map each call
-    page-faults through all of them: 21k faults and a third of the CPU time at
-    4x4x256x256x3. Chunks of ~256K elements, run one after the other
-    (`_after`), reuse one small set of buffers that stays in cache: 40 instead
-    of 56 ms there, with no page faults (2-core CPU). Below 1M elements chunks
-    only add work, as the backward pass recomputes each chunk's statistics (in
-    chunks of one frame, 8x10x64x64x1 took twice as long). On a GPU (no such
-    allocation cost, and parallelism to lose) and with an unknown batch size
-    there is one chunk.
+    page-faults through all of them. Chunks of ~256K elements, run one after the
+    other (`_after`), reuse one small set of buffers that stays in cache. Below
+    1M elements chunks only add work, as the backward pass recomputes each
+    chunk's statistics. On a GPU (no such allocation cost, and parallelism to
+    lose) and with an unknown batch size there is one chunk. The measurements
+    are in docs/performance.md, "The JAX layout".
     """
     frames = maps.shape[0]
     frame_size = int(np.prod(maps.shape[1:]))
     if frames is None or frames * frame_size <= _CHUNK_ABOVE or not xla.jax_on_cpu():
         return [(0, frames)]
-    # More chunks make a longer program: MS-SSIM fwd+bwd at 4x4x256x256x3 (16
-    # chunks at the finest scale) traces and compiles in ~7 s instead of ~2 s.
+    # More chunks make a longer program, which takes longer to trace and compile.
     per_chunk = max(1, _CHUNK_ELEMENTS // frame_size, -(-frames // _MAX_CHUNKS))
     return [(start, min(start + per_chunk, frames)) for start in range(0, frames, per_chunk)]
 
@@ -333,22 +333,241 @@ def _after(tensors, previous):
     return tuple(t + zero for t in tensors)
 
 
+class _Window(NamedTuple):
+    """What every step of one SSIM (or contrast-structure) evaluation shares."""
+
+    filter: object  # `_shifted_filter` under JAX (`_xla_layout`), else `_gaussian_filter`
+    size: int  # filter_size
+    sigma: float  # filter_sigma
+    c1: float  # (k1 * max_val)**2
+    c2: float  # (k2 * max_val)**2
+    cs_only: bool  # the mean of cs alone (MS-SSIM's finer scales), no luminance
+
+
+class _Statistics(NamedTuple):
+    """The local statistics `_statistics` makes and `_gradients` reads, each
+    [N, H', W', K]. `luminance` and `lum_den` are None for `cs_only`."""
+
+    mean_x: object
+    mean_y: object
+    luminance: object
+    lum_den: object
+    cs: object
+    cs_den: object
+
+
+def _filter_each(window, maps, scales=None, transposed=False, offsets=None):
+    """m x [N, H, W, K] -> m x [N, H', W', K]: `window.filter` of each map, with its
+    kernel `scale` and `offset` (or the transposed filter, [N, H', W', K] -> [N, H, W, K]).
+
+    One filter call per map: stacking the maps for a single call costs a full copy in
+    and a slice copy per map out, which made fwd+bwd slower (docs/performance.md,
+    "Where the speed comes from", item 2).
+    """
+    scales = scales or [1.0] * len(maps)
+    offsets = offsets or [0.0] * len(maps)
+    return tuple(
+        window.filter(m, window.size, window.sigma, s, transposed, o)
+        for m, s, o in zip(maps, scales, offsets)
+    )
+
+
+def _statistics(window, x, y):
+    """x, y [N, H, W, K] -> `_Statistics` [N, H', W', K]: TF's `_ssim_helper`.
+
+    TF filters x**2 + y**2; E[(x - y)**2] carries the same information given E[xy]
+    (their difference is 2 E[xy]) and costs one full-size pass less to build. xy is
+    filtered with a doubled kernel and offset by c2: 2 E[xy] + c2.
+    """
+    diff_xy = x - y
+    mean_x, mean_y, mean_sq_diff, mean_xy2_c2 = _filter_each(
+        window, [x, y, diff_xy * diff_xy, x * y], scales=[1.0, 1.0, 1.0, 2.0],
+        offsets=[0, 0, 0, window.c2],
+    )
+    # 2 mu_x mu_y, and mu_x**2 + mu_y**2 = (mu_x - mu_y)**2 + 2 mu_x mu_y.
+    prod = mean_x * mean_y
+    two_prod = prod + prod
+    diff = mean_x - mean_y
+    sq_diff = diff * diff
+    # cov_xy = E[xy] - mu_x mu_y: the biased estimate (compensation 1.0) that
+    # TF uses to match the MATLAB reference implementation of MS-SSIM.
+    # cs_num = 2 cov_xy + c2; cs_den = var_x + var_y + c2 = cs_num + var(x - y).
+    cs_num = mean_xy2_c2 - two_prod
+    cs_den = cs_num + mean_sq_diff - sq_diff
+    if window.cs_only:
+        luminance = lum_den = None
+    else:
+        lum_num = two_prod + window.c1
+        lum_den = lum_num + sq_diff
+        luminance = lum_num / lum_den
+    cs = cs_num / cs_den
+    return _Statistics(mean_x, mean_y, luminance, lum_den, cs, cs_den)
+
+
+def _mean_value(stats):
+    """[N, H', W', K] -> [N, K]: the mean of luminance * cs (or of cs) over the VALID
+    region."""
+    value_map = stats.cs if stats.luminance is None else stats.luminance * stats.cs
+    return ops.mean(value_map, axis=(1, 2))
+
+
+def _mean_gradients(stats):
+    """The derivatives of the SSIM map by the local statistics, [N, H', W', K] each:
+    (d/dmu_x, d/dmu_y, b, b CS), up to the factor 2 that `_gradients` puts into the
+    transposed filters' kernels.
+
+    Derivatives of L = lum_num / lum_den and CS = cs_num / cs_den:
+      dL/dmu_y = 2 (mu_x - mu_y L) / lum_den,
+      dCS/dmu_y = 2 (mu_y CS - mu_x) / cs_den,
+      dCS/dE[xy] = 2 / cs_den, dCS/dE[x^2 + y^2] = -CS / cs_den,
+    and d(L CS) = CS dL + L dCS. With a = CS / lum_den and b = L / cs_den
+    (b = 1 / cs_den for CS alone, a = 0), d/dmu_y = 2 (mu_x (a - b) +
+    mu_y (b CS - a L)), and the same with x and y swapped.
+    """
+    mean_x, mean_y, luminance, lum_den, cs, cs_den = stats
+    if luminance is None:
+        b = 1.0 / cs_den
+        b_cs = b * cs
+        grad_mean_y = mean_y * b_cs - mean_x * b
+        grad_mean_x = mean_x * b_cs - mean_y * b
+    else:
+        a = cs / lum_den
+        b = luminance / cs_den
+        b_cs = b * cs
+        cross = a - b
+        same = b_cs - a * luminance
+        grad_mean_y = mean_x * cross + mean_y * same
+        grad_mean_x = mean_y * cross + mean_x * same
+    return grad_mean_x, grad_mean_y, b, b_cs
+
+
+def _transposed_gradients(window, x, y, mean_grads, kernel_scale):
+    """(d/dx, d/dy) [N, H, W, K] of the mean SSIM, times `kernel_scale`.
+
+    The gradient with respect to y is F'(d/dmu_y) + x F'(b) - y F'(b CS), with F'
+    the transposed filter, [N, H', W', K] -> [N, H, W, K], and the statistics read
+    as E[x^2 + y^2] and E[xy] (the same function as the forward's E[(x - y)^2] and
+    E[xy]): d/dy of E[xy] is x, and of E[x^2 + y^2] is 2y, whose 2 cancels the 1/2
+    in -CS / cs_den. F'(b) and F'(b CS) serve both gradients; in a loss, which
+    needs only y_pred's, inside tf.function / jit the unused d/dx filters are
+    pruned.
+    """
+    grad_mean_x, grad_mean_y, b, b_cs = mean_grads
+    back_y, back_x, back_xy, back_sq = _filter_each(
+        window, [grad_mean_y, grad_mean_x, b, b_cs],
+        scales=[kernel_scale, kernel_scale, kernel_scale, -kernel_scale], transposed=True,
+    )
+    return back_x + y * back_xy + x * back_sq, back_y + x * back_xy + y * back_sq
+
+
+def _weighted_gradients(window, x, y, mean_grads, scale, weight):
+    """`_transposed_gradients` times a weight per frame and channel, [N, K] (or [N])."""
+    # [N, K] -> [N, 1, 1, K] (or [N] -> [N, 1, 1])
+    weight = ops.expand_dims(weight, (1, 2))
+    grad_x, grad_y = _transposed_gradients(window, x, y, mean_grads, scale)
+    return weight * grad_x, weight * grad_y
+
+
+def _gradients(window, x, y, stats, upstream):
+    """(d/dx, d/dy) [N, H, W, K] of the mean SSIM [N, K], weighted by `upstream` [N, K].
+
+    d(mean)/d(pixel) = 1 / pixels, and the factor 2 common to every derivative of
+    `_mean_gradients`, go into the transposed filters' kernels. Where the upstream
+    weight is one number, as for a loss without sample weights, TensorFlow's layout
+    puts it into the kernels too, which saves a full-size multiply
+    (docs/performance.md, "Where the speed comes from", item 6).
+    """
+    mean_grads = _mean_gradients(stats)
+    scale = 2.0 / float(stats.cs.shape[1] * stats.cs.shape[2])
+    if window.filter is _shifted_filter:
+        # XLA fuses the weight's multiply into the loop that adds the transposed
+        # filters up, where it costs next to nothing, so there is no cond. But it
+        # also fuses the cheap [N, K] ops that made the weight (MS-SSIM's chain rule
+        # through its product of powers) and redoes them for every pixel. XLA never
+        # fuses a sort, so sorting two copies of the weight computes it once; exact,
+        # as the copies are equal (docs/performance.md, "The JAX layout").
+        pair = ops.stack([upstream, upstream], axis=-1)
+        return _weighted_gradients(window, x, y, mean_grads, scale,
+                                   ops.sort(pair, axis=-1)[..., 0])
+    # max == min rather than upstream[0, 0], with initial values so that JAX
+    # accepts it too: a replica's batch can be empty (max -inf, min inf: not
+    # uniform).
+    first = ops.max(upstream, initial=-np.inf)
+    uniform = ops.equal(first, ops.min(upstream, initial=np.inf))
+    return ops.cond(
+        uniform,
+        lambda: _transposed_gradients(window, x, y, mean_grads, scale * first),
+        lambda: _weighted_gradients(window, x, y, mean_grads, scale, upstream),
+    )
+
+
+def _upstream(args, upstream):
+    """The upstream gradient of a custom-gradient function: TensorFlow passes it
+    positionally, Keras' JAX backend as `upstream=`."""
+    return args[0] if upstream is None else upstream
+
+
+def _ssim_or_cs(window, x, y):
+    """[N, H, W, K] x 2 -> [N, K]: `_mean_value` with the hand-written `_gradients`."""
+
+    @ops.custom_gradient
+    def value_and_gradient(x, y):
+        stats = _statistics(window, x, y)
+        return _mean_value(stats), lambda *args, upstream=None: _gradients(
+            window, x, y, stats, _upstream(args, upstream))
+
+    return value_and_gradient(x, y)
+
+
+def _chunked_ssim_or_cs(window, x, y, bounds):
+    """`_ssim_or_cs` in chunks of frames, `bounds` from `_chunk_bounds` (JAX on a CPU).
+
+    Both passes run chunk after chunk (`_after`); the backward pass recomputes each
+    chunk's statistics instead of keeping them all from the forward pass.
+    """
+
+    def gradients(x, y, upstream):
+        grads_x, grads_y, previous = [], [], None
+        for start, stop in bounds:
+            x_part, y_part = _after((x[start:stop], y[start:stop]), previous)
+            stats = _statistics(window, x_part, y_part)
+            grad_x, grad_y = _gradients(window, x_part, y_part, stats, upstream[start:stop])
+            grads_x.append(grad_x)
+            grads_y.append(grad_y)
+            # The next chunk waits on y's gradient only: a loss needs only y_pred's,
+            # and XLA then prunes grad_x.
+            previous = grad_y[:1, :1, :1]
+        return ops.concatenate(grads_x, axis=0), ops.concatenate(grads_y, axis=0)
+
+    @ops.custom_gradient
+    def value_and_gradient(x, y):
+        values, previous = [], None
+        for start, stop in bounds:
+            x_part, y_part = _after((x[start:stop], y[start:stop]), previous)
+            values.append(_mean_value(_statistics(window, x_part, y_part)))
+            previous = values[-1]
+        return ops.concatenate(values, axis=0), lambda *args, upstream=None: gradients(
+            x, y, _upstream(args, upstream))
+
+    return value_and_gradient(x, y)
+
+
 def _ssim_and_cs(x, y, max_val, filter_size, filter_sigma, k1, k2, output="ssim"):
     """Mean SSIM or mean contrast-structure per frame and channel, as TF's `_ssim_per_channel`.
 
-    The forward pass is TF's `_ssim_helper` with a separable filter. The
-    backward pass is written out by hand: autodiff of the ~20 elementwise ops
-    on full-size maps is memory-bound and costs more than the filtering itself
-    on CPU, while the closed form needs one transposed filter per moment and a
-    handful of products (see README, "SSIM and MS-SSIM speed"). Every
-    full-size elementwise op costs about as much as a filter pass there, so
-    both passes are arranged for the fewest of them: constant factors go into
-    the filter kernels, and only the requested output is computed.
+    The forward pass is TF's `_ssim_helper` with a separable filter (`_statistics`).
+    The backward pass is written out by hand (`_gradients`): autodiff of the ~20
+    elementwise ops on full-size maps is memory-bound and costs more than the
+    filtering itself on CPU, while the closed form needs one transposed filter per
+    moment and a handful of products. Every full-size elementwise op costs about as
+    much as a filter pass there, so both passes are arranged for the fewest of them:
+    constant factors go into the filter kernels, and only the requested output is
+    computed (docs/performance.md, "SSIM and MS-SSIM speed").
 
-    The same function serves both layouts: under JAX (`_xla_layout`) it
-    filters with `_shifted_filter`, otherwise with `_gaussian_filter`. The
-    hand-written gradient matters even more there: JAX's autodiff of the
-    shifted slices (a pad per slice) made fwd+bwd 10-23x slower (2-core CPU).
+    The same functions serve both layouts: under JAX (`_xla_layout`) they filter
+    with `_shifted_filter`, otherwise with `_gaussian_filter`. The hand-written
+    gradient matters even more under JAX, where autodiff of the shifted slices
+    pads once per slice (docs/performance.md, "The JAX layout").
 
     Args:
         x, y: float32 [N, H, W, K]: frames and channels on the last axis
@@ -360,178 +579,16 @@ def _ssim_and_cs(x, y, max_val, filter_size, filter_sigma, k1, k2, output="ssim"
     Returns:
         float32 [N, K] ([N] for maps [N, H, W]): the mean over the VALID region.
     """
-    c1 = (k1 * max_val) ** 2
-    c2 = (k2 * max_val) ** 2
-    xla = _xla_layout()
-    gaussian_filter = _shifted_filter if xla else _gaussian_filter
-
-    def filter_each(maps, scales=None, transposed=False, offsets=None):
-        # m x [N, H, W, K] -> m x [N, H', W', K], one depthwise call per map. Stacking
-        # the maps for a single call costs a full copy in and a slice copy per map out;
-        # at 4x4x256x256x3 that made fwd+bwd ~10% slower than separate calls (measured
-        # on our 2-core CPU), and at 64x64 no faster.
-        scales = scales or [1.0] * len(maps)
-        offsets = offsets or [0.0] * len(maps)
-        return tuple(
-            gaussian_filter(m, filter_size, filter_sigma, s, transposed, o)
-            for m, s, o in zip(maps, scales, offsets)
-        )
-
-    def statistics(x, y):
-        # [N, H, W, K] -> [N, H', W', K]. TF filters x**2 + y**2; E[(x - y)**2] carries
-        # the same information given E[xy] (their difference is 2 E[xy]) and costs one
-        # full-size pass less to build. xy is filtered with a doubled kernel and
-        # offset by c2: 2 E[xy] + c2.
-        diff_xy = x - y
-        mean_x, mean_y, mean_sq_diff, mean_xy2_c2 = filter_each(
-            [x, y, diff_xy * diff_xy, x * y], scales=[1.0, 1.0, 1.0, 2.0], offsets=[0, 0, 0, c2]
-        )
-        # 2 mu_x mu_y, and mu_x**2 + mu_y**2 = (mu_x - mu_y)**2 + 2 mu_x mu_y.
-        prod = mean_x * mean_y
-        two_prod = prod + prod
-        diff = mean_x - mean_y
-        sq_diff = diff * diff
-        # cov_xy = E[xy] - mu_x mu_y: the biased estimate (compensation 1.0) that
-        # TF uses to match the MATLAB reference implementation of MS-SSIM.
-        # cs_num = 2 cov_xy + c2; cs_den = var_x + var_y + c2 = cs_num + var(x - y).
-        cs_num = mean_xy2_c2 - two_prod
-        cs_den = cs_num + mean_sq_diff - sq_diff
-        if output == "cs":
-            luminance = lum_den = None
-        else:
-            lum_num = two_prod + c1
-            lum_den = lum_num + sq_diff
-            luminance = lum_num / lum_den
-        cs = cs_num / cs_den
-        return mean_x, mean_y, luminance, lum_den, cs, cs_den
-
-    def mean_value(stats):
-        _, _, luminance, _, cs, _ = stats
-        value_map = cs if luminance is None else luminance * cs
-        # [N, H', W', K] -> [N, K]
-        return ops.mean(value_map, axis=(1, 2))
-
-    def gradients(x, y, stats, upstream):
-        mean_x, mean_y, luminance, lum_den, cs, cs_den = stats
-        # d(mean)/d(pixel) = 1 / pixels, and the factor 2 common to every
-        # derivative below, go into the transposed filters' kernels.
-        scale = 2.0 / float(cs.shape[1] * cs.shape[2])
-        # Derivatives of L = lum_num / lum_den and CS = cs_num / cs_den:
-        #   dL/dmu_y = 2 (mu_x - mu_y L) / lum_den,
-        #   dCS/dmu_y = 2 (mu_y CS - mu_x) / cs_den,
-        #   dCS/dE[xy] = 2 / cs_den, dCS/dE[x^2 + y^2] = -CS / cs_den,
-        # and d(L CS) = CS dL + L dCS. With a = CS / lum_den and b = L / cs_den
-        # (b = 1 / cs_den for CS alone, a = 0), d/dmu_y = 2 (mu_x (a - b) +
-        # mu_y (b CS - a L)), and the same with x and y swapped.
-        if luminance is None:
-            b = 1.0 / cs_den
-            b_cs = b * cs
-            grad_mean_y = mean_y * b_cs - mean_x * b
-            grad_mean_x = mean_x * b_cs - mean_y * b
-        else:
-            a = cs / lum_den
-            b = luminance / cs_den
-            b_cs = b * cs
-            cross = a - b
-            same = b_cs - a * luminance
-            grad_mean_y = mean_x * cross + mean_y * same
-            grad_mean_x = mean_y * cross + mean_x * same
-        # The gradient with respect to y is
-        #   F'(grad_mean_y) + x F'(b) - y F'(b CS), times the upstream weight,
-        # with F' the transposed filter, [N, H', W', K] -> [N, H, W, K], and the
-        # statistics read as E[x^2 + y^2] and E[xy] (the same function as the
-        # forward's E[(x - y)^2] and E[xy]): d/dy of E[xy] is x, and of E[x^2 + y^2]
-        # is 2y, whose 2 cancels the 1/2 in -CS / cs_den.
-        #
-        # The upstream weight is per frame and channel, [N, K]. Where it is one
-        # number, as for a loss without sample weights, TF's path puts it into
-        # the filter kernels, which saves a full-size multiply (~3% of fwd+bwd
-        # at 4x4x256x256x3); otherwise it multiplies the result.
-
-        def transposed(kernel_scale):
-            # F'(b) and F'(b CS) serve both gradients; in a loss, which needs only
-            # y_pred's, inside tf.function / jit the unused back_x and grad_x are
-            # pruned.
-            back_y, back_x, back_xy, back_sq = filter_each(
-                [grad_mean_y, grad_mean_x, b, b_cs],
-                scales=[kernel_scale, kernel_scale, kernel_scale, -kernel_scale],
-                transposed=True,
-            )
-            return back_x + y * back_xy + x * back_sq, back_y + x * back_xy + y * back_sq
-
-        def weighted(weight):
-            # [N, K] -> [N, 1, 1, K] (or [N] -> [N, 1, 1])
-            weight = ops.expand_dims(weight, (1, 2))
-            grad_x, grad_y = transposed(scale)
-            return weight * grad_x, weight * grad_y
-
-        if xla:
-            # XLA fuses the weight's multiply into the loop that adds the
-            # transposed filters up, where it costs next to nothing, so there
-            # is no cond (with one, fwd+bwd was no faster). But it also fuses the
-            # cheap [N, K] ops that made the weight (MS-SSIM's chain rule through
-            # its product of powers) and redoes them for every pixel: ~8% of
-            # MS-SSIM fwd+bwd at 4x4x256x256x3. XLA never fuses a sort, so
-            # sorting two copies of the weight computes it once; exact, as the
-            # copies are equal.
-            pair = ops.stack([upstream, upstream], axis=-1)
-            return weighted(ops.sort(pair, axis=-1)[..., 0])
-        # max == min rather than upstream[0, 0], with initial values so that JAX
-        # accepts it too: a replica's batch can be empty (max -inf, min inf: not
-        # uniform).
-        first = ops.max(upstream, initial=-np.inf)
-        uniform = ops.equal(first, ops.min(upstream, initial=np.inf))
-        return ops.cond(
-            uniform, lambda: transposed(scale * first), lambda: weighted(upstream)
-        )
-
-    @ops.custom_gradient
-    def ssim_or_cs(x, y):
-        stats = statistics(x, y)
-        value = mean_value(stats)
-
-        def grad(*args, upstream=None):
-            if upstream is None:
-                upstream = args[0]
-            return gradients(x, y, stats, upstream)
-
-        return value, grad
-
-    if not xla:
-        return ssim_or_cs(x, y)
-    bounds = _chunk_bounds(x)
+    xla_layout = _xla_layout()
+    window = _Window(
+        filter=_shifted_filter if xla_layout else _gaussian_filter, size=filter_size,
+        sigma=filter_sigma, c1=(k1 * max_val) ** 2, c2=(k2 * max_val) ** 2,
+        cs_only=output == "cs",
+    )
+    bounds = _chunk_bounds(x) if xla_layout else [(0, x.shape[0])]
     if len(bounds) == 1:
-        return ssim_or_cs(x, y)
-
-    @ops.custom_gradient
-    def chunked(x, y):
-        # Both passes run chunk after chunk (`_after`); the backward pass recomputes
-        # each chunk's statistics instead of keeping them all from the forward
-        # pass. See `_chunk_bounds` for why.
-        values, previous = [], None
-        for start, stop in bounds:
-            x_part, y_part = _after((x[start:stop], y[start:stop]), previous)
-            values.append(mean_value(statistics(x_part, y_part)))
-            previous = values[-1]
-
-        def grad(*args, upstream=None):
-            if upstream is None:
-                upstream = args[0]
-            grads_x, grads_y, previous = [], [], None
-            for start, stop in bounds:
-                x_part, y_part = _after((x[start:stop], y[start:stop]), previous)
-                stats = statistics(x_part, y_part)
-                grad_x, grad_y = gradients(x_part, y_part, stats, upstream[start:stop])
-                grads_x.append(grad_x)
-                grads_y.append(grad_y)
-                # The next chunk waits on y's gradient only: a loss needs only
-                # y_pred's, and XLA then prunes grad_x.
-                previous = grad_y[:1, :1, :1]
-            return ops.concatenate(grads_x, axis=0), ops.concatenate(grads_y, axis=0)
-
-        return ops.concatenate(values, axis=0), grad
-
-    return chunked(x, y)
+        return _ssim_or_cs(window, x, y)
+    return _chunked_ssim_or_cs(window, x, y, bounds)
 
 
 def ssim(y_true, y_pred, max_val=DEFAULT_MAX_VAL, filter_size=DEFAULT_FILTER_SIZE,
