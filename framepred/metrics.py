@@ -32,6 +32,7 @@ import keras
 import numpy as np
 from keras import ops
 
+from framepred import keras_internals
 from framepred.ssim import (
     DEFAULT_FILTER_SIGMA,
     DEFAULT_FILTER_SIZE,
@@ -183,7 +184,7 @@ class SSIM(keras.metrics.MeanMetricWrapper):
         self.max_val = float(max_val)
         self.filter_size = int(filter_size)
         self.filter_sigma = float(filter_sigma)
-        self._direction = "up"
+        keras_internals.set_higher_is_better(self)
 
     def get_config(self):
         return {
@@ -208,7 +209,7 @@ class PSNR(keras.metrics.MeanMetricWrapper):
     def __init__(self, max_val=1.0, name="psnr", dtype=None):
         super().__init__(psnr, name=name, dtype=dtype, max_val=float(max_val))
         self.max_val = float(max_val)
-        self._direction = "up"
+        keras_internals.set_higher_is_better(self)
 
     def get_config(self):
         return {"name": self.name, "dtype": self.dtype, "max_val": self.max_val}

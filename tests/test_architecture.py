@@ -18,8 +18,8 @@ ENTRY_POINTS = {"framepred.train", "framepred.evaluate", "framepred.predict",
                 "framepred.preview"}
 # Keras only: they run under every Keras backend, TensorFlow absent (JAX machines).
 KERAS_ONLY = {"framepred.ssim", "framepred.losses", "framepred.metrics", "framepred.models",
-              "framepred.scoreboard",
-              "framepred.optimizers", "framepred.xla"}
+              "framepred.keras_internals", "framepred.scoreboard", "framepred.optimizers",
+              "framepred.xla"}
 # Where Hydra may be imported: the entry points, the schemas' registration, and the
 # handler that turns Hydra's errors into one line.
 HYDRA_ALLOWED = ENTRY_POINTS | {"framepred.config", "framepred.errors"}

@@ -27,6 +27,7 @@ from pathlib import Path
 
 import keras
 
+from framepred import keras_internals
 from framepred.errors import FramepredError
 from framepred.run.folder import (
     RUN_MEMBERS,
@@ -235,7 +236,7 @@ class Backup(keras.callbacks.BackupAndRestore):
                           lambda path: self.model.save_weights(path, overwrite=True))
             return
         for callback in self.flush:
-            for writer in getattr(callback, "_writers", {}).values():
+            for writer in keras_internals.summary_writers(callback):
                 writer.flush()
         state = {"epoch": int(self._current_epoch), "batch": int(self._step),
                  "saved": time.time()}
@@ -284,7 +285,7 @@ class Backup(keras.callbacks.BackupAndRestore):
                 log.warning("backup %s is unreadable (%s); falling back to the previous one",
                             state, reason)
                 continue
-            self.model._initial_epoch = epoch
+            keras_internals.set_initial_epoch(self.model, epoch)
             self._current_epoch = epoch
             where = f"after epoch {epoch}" if batch == 0 else \
                 f"at epoch {epoch + 1}, step {batch} (repeating epoch {epoch + 1} from its start)"

@@ -73,8 +73,8 @@ class EpochScalars(keras.callbacks.Callback):
             log.warning("trainer.profile_batch is ignored: no profiler for the %s backend",
                         keras.backend.backend())
             self._profile = (0, 0)
-        # Named as in Keras' TensorBoard callback: Backup flushes a callback's `_writers`
-        # before it saves a resume point.
+        # Named as in Keras' TensorBoard callback: Backup flushes both through
+        # keras_internals.summary_writers before it saves a resume point.
         self._writers: dict[str, SummaryWriter] = {}
         self._batch = 0
         self._tracing = False

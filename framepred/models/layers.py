@@ -3,6 +3,8 @@ forecaster's queries, per-frame normalization, and the copy-last residual."""
 
 from __future__ import annotations
 
+import inspect
+
 import keras
 from keras import layers, ops
 
@@ -138,7 +140,8 @@ class PerFrame(layers.TimeDistributed):
     def call(self, inputs, training=None, mask=None):
         shape = ops.shape(inputs)
         folded = ops.reshape(inputs, (-1, *inputs.shape[2:]))  # [B, T, h, w, c] -> [B*T, ...]
-        options = {"training": training} if self.layer._call_has_training_arg else {}
+        takes_training = "training" in inspect.signature(self.layer.call).parameters
+        options = {"training": training} if takes_training else {}
         outputs = self.layer.call(folded, **options)
         return ops.reshape(outputs, (shape[0], shape[1], *outputs.shape[1:]))
 

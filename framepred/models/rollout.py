@@ -8,6 +8,7 @@ import keras
 import numpy as np
 from keras import layers
 
+from framepred import keras_internals
 from framepred.models.heads import mean_displacement, move_layers
 from framepred.models.layers import has_layer
 
@@ -62,7 +63,7 @@ def step_model(model: keras.Model) -> keras.Model | None:
 
     # Keras' own graph replay (what a functional model's call runs), over new inputs:
     # every layer is the model's, only the ConvLSTMs also take and give their states.
-    forecasts = model._run_through_graph([frames], operation_fn=with_states)
+    forecasts = keras_internals.run_through_graph(model, [frames], operation_fn=with_states)
     inputs = [frames] + [state for layer in recurrent for state in initial[id(layer)]]
     outputs = [forecasts] + [state for layer in recurrent for state in final[id(layer)]]
     step = keras.Model(inputs, outputs, name=STEP_MODEL)
