@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -28,10 +29,33 @@ def test_dockerfile_is_hadolint_clean():
 
 def test_dockerfile_installs_like_the_tests():
     text = (REPO / "Dockerfile").read_text()
-    assert "FROM tensorflow/tensorflow:2.21" in text
+    # The base is a build argument (scripts/docker_check.sh builds on Debian with it);
+    # its default is the GPU image of the TensorFlow that pyproject.toml asks for.
+    base = re.search(r"^ARG BASE_IMAGE=tensorflow/tensorflow:(\d+\.\d+)\.\d+-gpu$", text, re.M)
+    assert base, "the Dockerfile's ARG BASE_IMAGE does not default to a TensorFlow GPU image"
+    assert text.index("ARG BASE_IMAGE") < text.index("FROM ${BASE_IMAGE}")
+    pyproject = (REPO / "pyproject.toml").read_text()
+    assert f'"tensorflow>={base[1]},' in pyproject, \
+        f"the default base brings TensorFlow {base[1]}, which pyproject.toml does not ask for"
     assert "pip install --no-cache-dir ." in text  # non-editable, as the test below
-    assert 'ENTRYPOINT ["python", "-m", "framepred.train"]' in text
-    assert "EXPOSE 6006" in text and "USER" in text
+    assert "EXPOSE 6006" in text and "USER 1000" in text
+
+
+def test_docker_commands_name_installed_entry_points():
+    """Every entry point the Dockerfile and docs/docker.md start in the container is a
+    console script that the image's install brings (framepred's own, or TensorBoard's)."""
+    import importlib.metadata
+
+    installed = {point.name for name in ("framepred", "tensorboard")
+                 for point in importlib.metadata.distribution(name).entry_points
+                 if point.group == "console_scripts"}
+    named = set()
+    for path in (REPO / "Dockerfile", REPO / "docs" / "docker.md"):
+        text = path.read_text()
+        named |= set(re.findall(r"--entrypoint[ =]([\w-]+)", text))
+        named |= set(re.findall(r'^ENTRYPOINT \["([\w-]+)"', text, re.M))
+    assert {"framepred-train", "framepred-evaluate", "tensorboard"} <= named
+    assert named <= installed, f"not installed as commands: {sorted(named - installed)}"
 
 
 def test_ruff_is_clean():
