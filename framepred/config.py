@@ -77,7 +77,7 @@ OnBadFile = _choices("OnBadFile", "error skip")
 Form = _choices("Form", "next_frame encoder_forecaster")
 # No batch normalization: its training-time statistics pool every frame of the
 # sequence, so frame t would be normalized with frames after it (a time leak).
-Normalization = _choices("Normalization", "none layer group")
+NormLayer = _choices("NormLayer", "none layer group")
 Activation = _choices("Activation", "sigmoid hard_sigmoid linear relu")
 # How features become frames (framepred/models/heads.py): a residual on the latest
 # frame, or the latest frame moved by a per-pixel motion (a separable softmax kernel,
@@ -171,7 +171,7 @@ class ModelConfig:
     filters: list[int] = field(default_factory=lambda: [32, 32])  # one ConvLSTM layer each
     kernel_size: list[int] = field(default_factory=lambda: [3, 3])  # per layer, square
     patch_size: int = 4  # space-to-depth per frame, as OpenSTL's ConvLSTM (patch_size=4)
-    normalization: Normalization = Normalization.none
+    normalization: NormLayer = NormLayer.none
     output_activation: Activation = Activation.sigmoid
     # The head also sees the latest observed frame: the model starts from copying it.
     skip: bool = True

@@ -48,7 +48,7 @@ def evaluate(cfg: DictConfig, out_dir: str | Path | None = None) -> dict:
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
 
-    windows = data.windows(data_cfg, split, batch_size, normalization=normalization)
+    windows = data.window_batches(data_cfg, split, batch_size, normalization=normalization)
     results = verification.evaluate_forecast(
         model, windows.numpy(), int(data_cfg.context_frames),
         int(data_cfg.future_frames), max_batches=steps, normalization=normalization,

@@ -36,7 +36,7 @@ def sample_windows(data, count: int) -> tuple[np.ndarray, int]:
 
     source = build_source(data, "train")
     length = window_length(data)
-    index = source.windows(length, data.stride or length)
+    index = source.window_starts(length, data.stride or length)
     picks = sorted({int(i) for i in np.linspace(0, len(index) - 1, min(count, len(index)))})
     windows = np.stack([source.read(seq, start, start + length)
                         for seq, start in (index[i] for i in picks)])

@@ -93,9 +93,9 @@ def train(cfg: DictConfig, run_dir: str | Path | None = None) -> dict:
     if sharded and not repeat:
         windows_per_epoch -= windows_per_epoch % global_batch
     batches = {"shard": setup.shard, "drop_remainder": sharded, "normalization": normalization}
-    train_windows = data.windows(data_cfg, "train", global_batch, shuffle=True,
+    train_windows = data.window_batches(data_cfg, "train", global_batch, shuffle=True,
                                  seed=int(trainer.seed), repeat=stream, **batches)
-    val_windows = data.windows(data_cfg, "val", global_batch, **batches)
+    val_windows = data.window_batches(data_cfg, "val", global_batch, **batches)
     train_pairs = train_windows.pairs(form, data_cfg.context_frames)
     val_pairs = val_windows.pairs(form, data_cfg.context_frames)
     steps_per_epoch = trainer.steps_per_epoch or max(1, train_windows.steps)
@@ -135,8 +135,10 @@ def train(cfg: DictConfig, run_dir: str | Path | None = None) -> dict:
         return {}
     with devices.undistributed():  # scored on this process alone
         best = keras.models.load_model(run.best) if run.best.exists() else model
+        validation = data.window_batches(data_cfg, "val", global_batch,
+                                         normalization=normalization)
         results = verification.evaluate_forecast(
-            best, data.windows(data_cfg, "val", global_batch, normalization=normalization).numpy(),
+            best, validation.numpy(),
             data_cfg.context_frames, data_cfg.future_frames,
             max_batches=trainer.validation_steps, normalization=normalization,
         )

@@ -33,7 +33,7 @@ def evaluate_forecast(
         context_frames: Frames of each window the forecasts see.
         future_frames: Frames forecast and scored.
         max_batches: Stop after this many batches; None reads them all.
-        normalization: The run's `framepred.data.normalize.Normalization`; when it
+        normalization: The run's `framepred.data.normalize.DataStatistics`; when it
             scales, `mse_units` and `mae_units` are added, in data units.
         thresholds: Nowcasting thresholds in data units (`framepred.skill`): CSI, POD,
             FAR, ETS, HSS and frequency bias at each, per step.

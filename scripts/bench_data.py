@@ -9,7 +9,7 @@ For each source (npy, frames, video, moving_mnist, and the built-in moving_digit
 at 64x64, gray and RGB, and for the fields in physical units (hdf5, netcdf and the
 built-in rain_cells, gray, with data.normalize=log1p), it writes a small data set of
 20-frame sequences to a temporary folder, builds the source as training does, then
-times one pass over every training window through `framepred.data.windows` (tf.data, parallel
+times one pass over every training window through `framepred.data.window_batches` (tf.data, parallel
 reads, batch 16): `frames/s` counts the frames of the windows delivered. The
 pass starts cold, so it includes decoding (video files are decoded on first use).
 `build s` is the time to build the source (scanning files, checking values) and, for
@@ -42,7 +42,7 @@ from PIL import Image  # noqa: E402
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from framepred.config import DataConfig  # noqa: E402
-from framepred.data import MovingDigits, build_source, windows  # noqa: E402
+from framepred.data import MovingDigits, build_source, window_batches  # noqa: E402
 
 FRAMES = 20  # the default window: 10 context + 10 future
 BATCH = 16  # the default trainer.batch_size
@@ -130,7 +130,7 @@ def data_rate(data: DataConfig, repeats: int) -> tuple[float, float]:
         build_source(data, "train")
         normalization = data_module.fit_normalization(data)  # a no-op without normalize
         builds.append(time.perf_counter() - start)
-        dataset = windows(data, "train", BATCH, normalization=normalization)
+        dataset = window_batches(data, "train", BATCH, normalization=normalization)
         start = time.perf_counter()
         frames = sum(int(batch.shape[0]) * int(batch.shape[1]) for batch in dataset.numpy())
         rates.append(frames / (time.perf_counter() - start))

@@ -173,7 +173,7 @@ def moving_digits_windows(count, length, frame_size, channels, seed=0):
             f"data.context_frames={length // 2}", f"data.future_frames={length - length // 2}",
             f"data.train_sequences={count}", f"data.seed={seed}",
         ])
-    batches = data.windows(cfg.data, "train", batch_size=count)
+    batches = data.window_batches(cfg.data, "train", batch_size=count)
     return batches.first()
 
 

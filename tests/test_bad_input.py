@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from framepred.data.normalize import Normalization
+from framepred.data.normalize import DataStatistics
 from tests.helpers.cli import error_lines, run_in_one_process
 from tests.helpers.files import snapshot
 from tests.helpers.run_if import run_if, unmet
@@ -156,7 +156,7 @@ def outcomes(tmp_path_factory, fast_run):
     mismatch = tmp / "mismatch.keras"
     shutil.copy(fast_run / "checkpoints" / "best.keras", mismatch)
     with zipfile.ZipFile(mismatch, "a") as archive:  # statistics of a 2-channel run
-        archive.writestr("framepred/normalization.json", Normalization(
+        archive.writestr("framepred/normalization.json", DataStatistics(
             "minmax", None, [0, 0], [9, 9], [1, 1], [2, 2]).to_json())
     readonly = Path("/sys/kernel") if os.geteuid() == 0 else tmp / "readonly"
     if not readonly.exists():

@@ -211,7 +211,7 @@ def test_cli_stops_on_variables_of_another_count_and_trains_on_the_same(tmp_path
         lines[0] and "data.channels=3; set data.channels=2" in lines[0]
     assert trained["rc"] == 0, trained["stderr"][-2000:]
     saved = (tmp_path / "trained" / "normalization.json").read_text()
-    from framepred.data.normalize import Normalization
+    from framepred.data.normalize import DataStatistics
 
-    statistics = Normalization.from_json(saved)
+    statistics = DataStatistics.from_json(saved)
     assert len(statistics.mean) == 2 and abs(statistics.mean[1] - statistics.mean[0]) > 200

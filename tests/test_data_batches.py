@@ -44,7 +44,7 @@ def test_same_windows_as_tf_data_in_order(source):
 
 def test_shuffled_passes_and_shards(source):
     source, stride = source
-    count = len(source.windows(LENGTH, stride))
+    count = len(source.window_starts(LENGTH, stride))
     whole = WindowBatches(source, LENGTH, batch_size=2, stride=stride, shuffle=True, seed=3,
                           repeat=True, drop_remainder=True)
     per_pass = count // 2

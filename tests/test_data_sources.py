@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from framepred.data import SPLITS, build_source, window_length, windows
+from framepred.data import SPLITS, build_source, window_batches, window_length
 from framepred.errors import FramepredError
 from tests.helpers.cli import run_in_one_process
 from tests.helpers.files import moving_squares, write_frames
@@ -34,7 +34,7 @@ def id_frames(sequence: int, count: int, size=(16, 16)) -> np.ndarray:
 def all_frames(source) -> np.ndarray:
     """Every window of a source, concatenated: [N*T, H, W, C]."""
     return np.concatenate([source.read(i, s, s + WINDOW)
-                           for i, s in source.windows(WINDOW, WINDOW)])
+                           for i, s in source.window_starts(WINDOW, WINDOW)])
 
 
 # --- data=npy ---------------------------------------------------------------------
@@ -196,8 +196,8 @@ def test_windows_stride(tmp_path, data_cfg):
     data = data_cfg("data=frames", f"data.path={tmp_path / 'clip'}", "data.val_fraction=0",
                     "data.test_fraction=0", "data.stride=2")
     source = build_source(data, "train")
-    assert source.windows(WINDOW, 2) == [(0, 0), (0, 2), (0, 4), (0, 6)]
-    batch = next(iter(windows(data, "train", batch_size=4)))
+    assert source.window_starts(WINDOW, 2) == [(0, 0), (0, 2), (0, 4), (0, 6)]
+    batch = next(iter(window_batches(data, "train", batch_size=4)))
     assert tuple(batch.shape) == (4, WINDOW, 16, 16, 1)
     np.testing.assert_allclose(batch.numpy()[:, 0, 0, 0, 0] * 255, [0, 2, 4, 6], atol=1e-4)
 
@@ -471,7 +471,7 @@ def test_file_cache_is_one_per_split(tmp_path, data_cfg):
     data = data_cfg("data=frames", f"data.path={tmp_path / 'clips'}", "data.val_fraction=0.25",
                     "data.test_fraction=0", f"data.cache={tmp_path / 'cache' / 'clips'}")
     for split in ("train", "val", "train", "val"):  # the second pass reads the cache
-        batches = list(windows(data, split, batch_size=8))
+        batches = list(window_batches(data, split, batch_size=8))
         ids = {int(round(v * 255)) // 10 for v in batches[0].numpy()[:, 0, 0, 0, 0]}
         assert len(ids) == (3 if split == "train" else 1)
         expected = {s.sequence for s in build_source(data, split).spans}

@@ -9,7 +9,7 @@ import tracemalloc
 import numpy as np
 import pytest
 
-from framepred.data.normalize import Normalization, fit
+from framepred.data.normalize import DataStatistics, fit
 from tests.helpers.run_if import run_if
 
 KINDS = ["minmax", "zscore", "log1p"]
@@ -57,7 +57,7 @@ def test_round_trip_within_1e6_relative(kind):
     fitted = fit(_data(kind), ArraySource(values))
     back = fitted.inverse(fitted.forward(values))
     np.testing.assert_allclose(back, values, rtol=1e-6, atol=1e-6 * float(values.max()))
-    restored = Normalization.from_json(fitted.to_json())
+    restored = DataStatistics.from_json(fitted.to_json())
     np.testing.assert_array_equal(restored.forward(values), fitted.forward(values))
 
 

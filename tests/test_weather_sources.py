@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from framepred.data import build_source, windows
+from framepred.data import build_source, window_batches
 from framepred.errors import FramepredError
 from tests.helpers.fields import write_h5, write_nc
 from tests.helpers.run_if import skip_module_unless
@@ -32,7 +32,7 @@ def rain(frames: int, seed: int = 0, shape=(16, 16)) -> np.ndarray:
 def starts(source, stride: int = WINDOW) -> list[tuple[int, int]]:
     """(sequence of the file, first frame in it) of every window of a split."""
     return [(source.spans[i].sequence, source.spans[i].start + s)
-            for i, s in source.windows(WINDOW, stride)]
+            for i, s in source.window_starts(WINDOW, stride)]
 
 
 class RecordedReads:
@@ -80,7 +80,7 @@ def test_hdf5_windows_are_the_file_in_data_units_read_lazily(tmp_path, data_cfg,
     for sequence, start in starts(source):
         np.testing.assert_array_equal(source.source.read(sequence, start, start + WINDOW),
                                       field[start:start + WINDOW, :, :, None])
-    batch = next(iter(windows(data, "train", batch_size=3)))  # through tf.data
+    batch = next(iter(window_batches(data, "train", batch_size=3)))  # through tf.data
     np.testing.assert_array_equal(batch.numpy()[1], field[6:12, :, :, None])
     assert reads.longest("/precip/rate") == WINDOW  # window by window, never the whole file
 
@@ -187,7 +187,7 @@ def test_missing_values_error_zero_and_skip_window(tmp_path, data_cfg, kind):
     kept = [start for _, start in starts(skip, stride=1)]
     assert kept == [s for s in range(18 - WINDOW + 1)
                     if not any(s <= at < s + WINDOW for at in MISSING_AT)]  # 8..12
-    for index, start in skip.windows(WINDOW, 1):
+    for index, start in skip.window_starts(WINDOW, 1):
         assert np.isfinite(skip.read(index, start, start + WINDOW)).all()
 
 
@@ -290,7 +290,7 @@ def test_bad_input_is_one_line_naming_it(tmp_path, data_cfg, make, message):
     data = data_cfg(*make(tmp_path), *ONE_SPLIT)
     with pytest.raises(FramepredError, match=message) as caught:
         source = build_source(data, "train")
-        for index, start in source.windows(WINDOW, WINDOW):
+        for index, start in source.window_starts(WINDOW, WINDOW):
             source.read(index, start, start + WINDOW)
     assert "\n" not in str(caught.value)
 
@@ -331,7 +331,7 @@ def test_rain_cells_are_deterministic_mostly_dry_and_move(data_cfg):
                        (videos[..., 0] * cols).sum(axis=(2, 3))], -1)[wet] / mass[wet, :, None]
     shifts = np.linalg.norm(np.diff(centre, axis=1), axis=-1)  # [wet N, T-1] px
     assert wet.sum() >= 30 and np.median(shifts) > 0.3
-    batch = next(iter(windows(data, "train", batch_size=4)))
+    batch = next(iter(window_batches(data, "train", batch_size=4)))
     np.testing.assert_array_equal(batch.numpy(), videos[:4])
 
 

@@ -235,7 +235,7 @@ def first_windows(data_cfg: Any, count: int, split: str = "val",
     the split is smaller): the same sequences every epoch and every run."""
     from framepred import data
 
-    batches = data.windows(data_cfg, split, count, normalization=normalization)
+    batches = data.window_batches(data_cfg, split, count, normalization=normalization)
     return np.asarray(batches.first(), dtype=np.float32)
 
 

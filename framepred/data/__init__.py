@@ -1,6 +1,6 @@
 """Sequence data: every source feeds the same [batch, time, H, W, C] pipeline.
 
-`build_source(data_cfg, split)` picks the reader for `data.source`; `windows()`
+`build_source(data_cfg, split)` picks the reader for `data.source`; `window_batches()`
 turns a split into batches: tf.data on the TensorFlow backend (`pipeline.py`),
 a PyDataset without TensorFlow on the others (`batches.py`).
 
@@ -46,7 +46,7 @@ READS = {
 
 __all__ = [
     "SPLITS", "MovingDigits", "SequenceSource", "build_source", "split_window",
-    "training_pairs", "window_dataset", "windows", "window_length",
+    "training_pairs", "window_batches", "window_dataset", "window_length",
 ]
 
 
@@ -70,7 +70,7 @@ def build_source(data: Any, split: str) -> SequenceSource:
         raise FramepredError(f"split={split!r} is not one of: {', '.join(SPLITS)}")
     name = data.source
     if name == "moving_digits":
-        return _bouncing_digits(data, split)
+        return _moving_digits(data, split)
     if name == "moving_mnist":
         return _moving_mnist(data, split)
     if name == "rain_cells":
@@ -129,10 +129,10 @@ def _complete_stretches(reader, spans: list[Span]) -> tuple[list[Span], int]:
 
 
 def count_windows(data: Any, split: str) -> tuple[int, int]:
-    """(sequences, windows) of one split, as `windows()` reads them."""
+    """(sequences, windows) of one split, as `window_batches()` reads them."""
     source = build_source(data, split)
     length = window_length(data)
-    return len(source), len(source.windows(length, data.stride or length))
+    return len(source), len(source.window_starts(length, data.stride or length))
 
 
 def _where(reader: SequenceSource) -> str:
@@ -220,7 +220,7 @@ def _moving_mnist(data: Any, split: str) -> MovingDigits:
     sets = load_digit_sets(Path(path))
     digits = split_digits(sets, split, float(data.val_fraction), float(data.test_fraction),
                           int(data.seed))
-    return _bouncing_digits(data, split, glyphs=MnistGlyphs(digits, tuple(data.digit_size)))
+    return _moving_digits(data, split, glyphs=MnistGlyphs(digits, tuple(data.digit_size)))
 
 
 def _rain_cells(data: Any, split: str):
@@ -236,7 +236,7 @@ def _rain_cells(data: Any, split: str):
     )
 
 
-def _bouncing_digits(data: Any, split: str, glyphs=None) -> MovingDigits:
+def _moving_digits(data: Any, split: str, glyphs=None) -> MovingDigits:
     """Moving Digits with rendered glyphs, or with `glyphs` (real MNIST digits)."""
     return MovingDigits(
         num_sequences=getattr(data, f"{split}_sequences"),
@@ -267,7 +267,7 @@ def fit_normalization(data: Any):
     return normalize.fit(data, source)
 
 
-def windows(data: Any, split: str, batch_size: int, shuffle: bool = False, seed: int = 0,
+def window_batches(data: Any, split: str, batch_size: int, shuffle: bool = False, seed: int = 0,
             repeat: bool = False, drop_remainder: bool = False, normalization=None,
             shard: tuple[int, int] = (0, 1)):
     """Window batches [B, context+future, H, W, C] of one split, through

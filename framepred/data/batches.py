@@ -1,6 +1,6 @@
 """Window batches without TensorFlow: a `keras.utils.PyDataset` over a source.
 
-The input pipeline of every backend but TensorFlow's (`windows()` in
+The input pipeline of every backend but TensorFlow's (`window_batches()` in
 `framepred.data` picks it), so a run trains on a JAX machine with no TensorFlow
 installed. It cuts the same windows as the tf.data pipeline (`pipeline.py`):
 the same (sequence, start) index of the same source, the same splits, batches in
@@ -50,7 +50,7 @@ class WindowBatches(keras.utils.PyDataset):
                  workers: int = 1, form: str | None = None, context_frames: int = 0):
         super().__init__(workers=max(1, int(workers)), use_multiprocessing=False)
         self.source, self.length = source, int(length)
-        self.index = np.asarray(source.windows(self.length, stride or self.length),
+        self.index = np.asarray(source.window_starts(self.length, stride or self.length),
                                 dtype=np.int64).reshape(-1, 2)  # [N, 2]
         if len(self.index) == 0:
             raise ValueError("the source yields no window")  # sources check this with context

@@ -37,7 +37,7 @@ RANGE_SAMPLE = 8  # sequences whose first window is checked to lie in [0, 1]
 
 
 @dataclass(frozen=True)
-class Normalization:
+class DataStatistics:
     """A fitted `data.normalize`: per-channel statistics in data units."""
 
     kind: str = "none"
@@ -84,7 +84,7 @@ class Normalization:
         return json.dumps(asdict(self), indent=2) + "\n"
 
     @classmethod
-    def from_json(cls, text: str, where: str = "normalization.json") -> Normalization:
+    def from_json(cls, text: str, where: str = "normalization.json") -> DataStatistics:
         try:
             return cls(**json.loads(text))
         except (TypeError, ValueError) as error:
@@ -105,9 +105,9 @@ class Normalization:
 
 
 class NormalizedSource(SequenceSource):
-    """A source read through a `Normalization`."""
+    """A source read through a `DataStatistics`."""
 
-    def __init__(self, source: SequenceSource, normalization: Normalization):
+    def __init__(self, source: SequenceSource, normalization: DataStatistics):
         self.source = source
         self.normalization = normalization
         self.parallel_reads = source.parallel_reads
@@ -118,19 +118,19 @@ class NormalizedSource(SequenceSource):
     def num_frames(self, index: int) -> int:
         return self.source.num_frames(index)
 
-    def windows(self, length: int, stride: int) -> list[tuple[int, int]]:
-        return self.source.windows(length, stride)  # a source may leave windows out
+    def window_starts(self, length: int, stride: int) -> list[tuple[int, int]]:
+        return self.source.window_starts(length, stride)  # a source may leave windows out
 
     def read(self, index: int, start: int = 0, stop: int | None = None) -> np.ndarray:
         return self.normalization.forward(self.source.read(index, start, stop))
 
 
-def fit(data: Any, source: SequenceSource) -> Normalization:
+def fit(data: Any, source: SequenceSource) -> DataStatistics:
     """The `data.normalize` statistics of the training split `source`, in one pass."""
     kind = str(data.normalize)
     clip = [float(v) for v in data.clip] if data.clip is not None else None
     if kind == "none":
-        return Normalization(clip=clip)
+        return DataStatistics(clip=clip)
     channels = int(data.channels)
     low = np.full(channels, np.inf)
     high = np.full(channels, -np.inf)
@@ -161,7 +161,7 @@ def fit(data: Any, source: SequenceSource) -> Normalization:
             f"{low.min():g}; set data.clip=[0, HIGH] or data.normalize=minmax or zscore")
     mean = total / count
     std = np.sqrt(np.maximum(squares / count - np.square(mean), 0.0))
-    fitted = Normalization(kind, clip, low.tolist(), high.tolist(), mean.tolist(), std.tolist())
+    fitted = DataStatistics(kind, clip, low.tolist(), high.tolist(), mean.tolist(), std.tolist())
     log.info("data.normalize=%s from the training split (%d values): min %s, max %s, "
              "mean %s, std %s", kind, count, _fmt(low), _fmt(high), _fmt(mean), _fmt(std))
     return fitted

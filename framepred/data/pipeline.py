@@ -25,7 +25,7 @@ def window_dataset(
     drop_remainder: bool = False,
 ) -> tf.data.Dataset:
     """Batches of windows, float32 [B, length, H, W, C], read in parallel."""
-    index = np.asarray(source.windows(length, stride or length), dtype=np.int64)  # [N, 2]
+    index = np.asarray(source.window_starts(length, stride or length), dtype=np.int64)  # [N, 2]
     if len(index) == 0:
         raise ValueError("the source yields no window")  # sources check this with context
     if parallel_calls < 0:

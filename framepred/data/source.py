@@ -32,7 +32,7 @@ class SequenceSource:
         """Frames [start, stop) of sequence `index`: float32 [T, H, W, C] in [0, 1]."""
         raise NotImplementedError
 
-    def windows(self, length: int, stride: int) -> list[tuple[int, int]]:
+    def window_starts(self, length: int, stride: int) -> list[tuple[int, int]]:
         """(sequence, first frame) of every window of `length` frames, `stride` apart."""
         return [
             (index, start)

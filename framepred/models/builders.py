@@ -14,7 +14,7 @@ from framepred.models.layers import (
     InverseActivation,
     RepeatLast,
     SpaceToDepth,
-    normalization_layer,
+    norm_layer,
 )
 
 
@@ -33,7 +33,7 @@ def build_next_frame(
         # frame per step instead of re-reading the whole buffer.
         x, _, _ = ConvLSTM(width_i, kernel, padding="same", return_sequences=True,
                            return_state=True, name=f"convlstm_{i}")(x)
-        norm = normalization_layer(normalization, width_i, f"norm_{i}")
+        norm = norm_layer(normalization, width_i, f"norm_{i}")
         x = norm(x) if norm is not None else x
     if skip:
         # Output t also sees frame t itself: the head adds its projection to that frame
@@ -71,12 +71,12 @@ def build_encoder_forecaster(
         x, h, c = ConvLSTM(width_i, kernel, padding="same", return_sequences=True,
                            return_state=True, name=f"encoder_{i}")(x)
         states.append([h, c])
-        norm = normalization_layer(normalization, width_i, f"encoder_norm_{i}")
+        norm = norm_layer(normalization, width_i, f"encoder_norm_{i}")
         x = norm(x) if norm is not None else x
     forecasters = [
         (ConvLSTM(width_i, kernel, padding="same", return_sequences=True,
                   return_state=forecaster_input == "forecast", name=f"forecaster_{i}"),
-         normalization_layer(normalization, width_i, f"forecaster_norm_{i}"))
+         norm_layer(normalization, width_i, f"forecaster_norm_{i}"))
         for i, (width_i, kernel) in enumerate(zip(filters, kernel_size))]
     if head == "residual" and forecaster_input == "zeros":
         return _shi_forecaster(context, patches, states, forecasters, channels, patch_size,

@@ -146,8 +146,8 @@ class PerFrame(layers.TimeDistributed):
         return ops.reshape(outputs, (shape[0], shape[1], *outputs.shape[1:]))
 
 
-def normalization_layer(kind: str, filters: int, name: str):
-    """Per-frame statistics only; see config.Normalization on why not batch norm."""
+def norm_layer(kind: str, filters: int, name: str):
+    """Per-frame statistics only; see config.NormLayer on why not batch norm."""
     if kind == "layer":
         return layers.LayerNormalization(axis=-1, name=name)  # over channels, per pixel
     if kind == "group":

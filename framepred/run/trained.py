@@ -132,7 +132,7 @@ def _run_file(checkpoint: Path, name: str) -> str | None:
 def normalization(checkpoint: str | Path, channels: int):
     """The `data.normalize` statistics the checkpoint's run trained with: carried in the
     checkpoint, else `<run>/normalization.json`; none for runs that did not normalize."""
-    from framepred.data.normalize import Normalization
+    from framepred.data.normalize import DataStatistics
 
     checkpoint = Path(str(checkpoint)).expanduser()
     text = _run_file(checkpoint, "normalization.json")
@@ -145,7 +145,7 @@ def normalization(checkpoint: str | Path, channels: int):
             raise FramepredError(
                 f"{where} was trained with data.normalize but carries no normalization.json "
                 "and none is in its run folder; keep the checkpoint in its run folder")
-        return Normalization()
-    fitted = Normalization.from_json(text, where)
+        return DataStatistics()
+    fitted = DataStatistics.from_json(text, where)
     fitted.check_channels(channels, where)
     return fitted
