@@ -31,7 +31,7 @@ install_cli_error_handler()  # Hydra's errors as one `framepred: error:` line
 
 def evaluate(cfg: DictConfig, out_dir: str | Path | None = None) -> dict:
     """Evaluates `cfg.checkpoint` on `cfg.evaluate.split`; returns the metrics.json payload."""
-    from framepred import config, data, scoreboard, verification
+    from framepred import config, data, scoreboard, skill, verification
     from framepred.callbacks.dashboards import log_forecast_metrics
     from framepred.run import trained
     from framepred.run.folder import RunPaths, write_json
@@ -43,6 +43,7 @@ def evaluate(cfg: DictConfig, out_dir: str | Path | None = None) -> dict:
     normalization = trained.normalization(cfg.checkpoint, int(data_cfg.channels))
     trained.check_frames(model, data_cfg.frame_size, data_cfg.channels,
                          data_cfg.context_frames, where=f"the {split} data (data=...)")
+    skill.check_fss_scales_fit(cfg.evaluate.fss_scales, data_cfg.frame_size)
     if out_dir is None:
         out_dir = hydra.core.hydra_config.HydraConfig.get().runtime.output_dir
     out_dir = Path(out_dir)
@@ -65,7 +66,8 @@ def evaluate(cfg: DictConfig, out_dir: str | Path | None = None) -> dict:
     write_json(written.metrics, payload)
     verification.write_csv(written.metrics_csv, results)
     log_forecast_metrics(written.tensorboard, results)
-    print(scoreboard.format_table(results), flush=True)
+    units = normalization.units or data.units(data_cfg)  # an older run's file names none
+    print(scoreboard.format_table(results, units=units), flush=True)
     log.info("metrics:     %s, %s", written.metrics, written.metrics_csv)
     log.info("tensorboard: tensorboard --logdir %s", shlex.quote(str(written.tensorboard)))
     return payload

@@ -44,7 +44,7 @@ def predict(cfg: DictConfig) -> dict:
     {"output", "context_frames", "steps", "clips": [{"name", "output", "start",
     "truth_frames", "files"}]}."""
     from framepred import config, models
-    from framepred.data.clips import read_clips
+    from framepred.data.clips import read_clips, warn_if_other_kind
     from framepred.run import trained
 
     config.validate_predict(cfg)
@@ -57,6 +57,7 @@ def predict(cfg: DictConfig) -> dict:
     # The motion head's largest shift: the full colour of the motion pictures.
     motion_radius = trained.run_config(cfg.checkpoint).model.get("motion_radius")
     clips = read_clips(cfg.input, data_cfg)
+    warn_if_other_kind(clips, data_cfg, normalization.units, f"input={cfg.input}")
     if cfg.predict.sequence is not None:
         if cfg.predict.sequence >= len(clips):
             raise FramepredError(
@@ -123,9 +124,11 @@ def _write(folder: Path, context, truth, forecast, forecast_units, fps: float,
 
     steps = len(forecast)
     digits = max(2, len(str(steps)))
-    files = [visualize.save_png(folder / f"forecast_{t:0{digits}d}.png", frame)
-             for t, frame in enumerate(forecast, start=1)]
+    # Enlarged as the GIF and the grid are: a 16x16 forecast is a speck at its own size.
     scale = visualize.display_scale(forecast.shape[1:3], target=128)
+    files = [visualize.save_png(folder / f"forecast_{t:0{digits}d}.png",
+                                visualize.upscale(frame, scale))
+             for t, frame in enumerate(forecast, start=1)]
     played = visualize.upscale(np.concatenate([context, forecast]), scale)  # [Tc + steps, ...]
     if len(truth):
         # Truth on the left, forecast on the right; blank once the input's truth ends.
@@ -136,21 +139,23 @@ def _write(folder: Path, context, truth, forecast, forecast_units, fps: float,
                              visualize.progress_bar(played, len(context)), fps=fps)
     files += [folder / "forecast.npy", gif]
     if motion is not None:
-        files += _write_motion(folder, motion, motion_radius)
+        files += _write_motion(folder, motion, motion_radius, scale)
     grid = _grid(*raw, options, motion, motion_radius)
     return [*files, visualize.save_png(folder / "grid.png", grid)]
 
 
-def _write_motion(folder: Path, motion, max_displacement: float | None) -> list[Path]:
+def _write_motion(folder: Path, motion, max_displacement: float | None,
+                  scale: int = 1) -> list[Path]:
     """A motion-head model's motion `[steps, H, W, 2]`: motion.npy ((dy, dx) in pixels)
     and motion_01.png ... in flow colours, full colour at `max_displacement` pixels
-    (`visualize.flow_to_rgb`), numbered as the forecast PNGs."""
+    (`visualize.flow_to_rgb`), numbered and enlarged (`scale`) as the forecast PNGs."""
     from framepred import visualize
 
     np.save(folder / "motion.npy", np.asarray(motion, np.float32))
     colours = visualize.flow_to_rgb(motion, max_displacement)  # uint8 [steps, H, W, 3]
     digits = max(2, len(str(len(motion))))
-    files = [visualize.save_png(folder / f"motion_{t:0{digits}d}.png", colour / 255.0)
+    files = [visualize.save_png(folder / f"motion_{t:0{digits}d}.png",
+                                visualize.upscale(colour / 255.0, scale))
              for t, colour in enumerate(colours, start=1)]
     return [*files, folder / "motion.npy"]
 
@@ -167,7 +172,9 @@ def _grid(context, truth, forecast, options, motion=None, max_displacement=None)
                                        colormap=colormap, motion=motion,
                                        max_displacement=max_displacement)
     rows = [visualize.picture(frames, channel, colormap) for frames in (context, forecast)]
-    return visualize.grid_with_motion(rows, motion, max_displacement, scale=scale)
+    names = (visualize.FORECAST_ROWS[0], visualize.FORECAST_ROWS[2])  # context, forecast
+    return visualize.grid_with_motion(rows, motion, max_displacement, scale=scale,
+                                      labels=names)
 
 
 def _remove_if_only_log(output: Path) -> None:

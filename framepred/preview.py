@@ -4,8 +4,11 @@
     python -m framepred.preview data=npy data.path=mnist_test_seq.npy preview.windows=8
     python -m framepred.preview debug=fast      # the small data of train's debug=fast
 
-Reads a few training windows exactly as training would (same source, split,
-resize and channels) and writes, through `framepred.visualize`, `preview.png`, one
+Checks every split that training reads (train and val) as training does, so a
+split without a window stops here as it would stop training, and reports each
+split's sequences and windows. Then reads a few training windows exactly as
+training would (same source, split, resize and channels) and writes, through
+`framepred.visualize`, `preview.png`, one
 window per row with a red bar between context and future frames, and
 `preview.gif`, the windows side by side frame by frame, over a bar that is gray
 during the context and red during the future.
@@ -27,6 +30,18 @@ from framepred.errors import exit_on_user_error, install_cli_error_handler
 
 log = logging.getLogger("framepred.preview")
 install_cli_error_handler("preview.output")  # Hydra's errors as one `framepred: error:` line
+
+
+# The splits `train` reads: it fits on one and picks its best checkpoint on the other.
+TRAINING_SPLITS = ("train", "val")
+
+
+def split_windows(data) -> dict[str, tuple[int, int]]:
+    """{split: (sequences, windows)} of each split `train` reads; the FramepredError
+    train would stop with where a split has no window."""
+    from framepred.data import count_windows
+
+    return {split: count_windows(data, split) for split in TRAINING_SPLITS}
 
 
 def sample_windows(data, count: int) -> tuple[np.ndarray, int]:
@@ -51,12 +66,14 @@ class Preview:
     gif: Path
     windows: int
     available: int
+    splits: dict[str, tuple[int, int]]  # split_windows: each split train reads
 
 
 def preview(cfg: DictConfig, output_dir: str | Path) -> Preview:
     """Writes preview.png and preview.gif of `cfg.preview.windows` training windows
     (all of them, when the training split holds fewer)."""
     validate_preview(cfg)
+    splits = split_windows(cfg.data)
     windows, available = sample_windows(cfg.data, int(cfg.preview.windows))
     if str(cfg.data.normalize) != "none":  # drawn as the model will see them
         from framepred.data import fit_normalization
@@ -74,7 +91,7 @@ def preview(cfg: DictConfig, output_dir: str | Path) -> Preview:
         *visualize.upscale(visualize.picture(windows, channel, colormap), scale))
     gif = visualize.save_gif(output / "preview.gif",
                              visualize.progress_bar(played, context), fps=4.0)
-    return Preview(png, gif, windows=len(windows), available=available)
+    return Preview(png, gif, windows=len(windows), available=available, splits=splits)
 
 
 @hydra.main(version_base="1.3", config_path=config_dir(), config_name="preview")
@@ -88,6 +105,9 @@ def main(cfg: DictConfig) -> None:
                  f"only {written.available})" if written.windows < cfg.preview.windows else "")
         print(f"preview: {written.windows} training windows of {cfg.data.context_frames} context "
               f"+ {cfg.data.future_frames} future frames{fewer}")
+        print("  splits:    " + "; ".join(
+            f"{split} {sequences} sequence(s), {count} window(s)"
+            for split, (sequences, count) in written.splits.items()))
         print(f"  grid:      {written.png}")
         print(f"  animation: {written.gif}")
 

@@ -137,11 +137,21 @@ def forecast_entries(results):
 
 def _versus_best(value, baseline_values, higher_is_better):
     """(whether `value` is strictly better than the best baseline, that baseline's name)."""
+    scored = {name: v for name, v in baseline_values.items() if _has_value(v)}
+    if not _has_value(value) or not scored or all(v == value for v in scored.values()):
+        # Every entry ties (CSI 0 everywhere at a threshold no forecast reaches), or
+        # there is no value to compare (NaN: no event forecast or seen): no best
+        # baseline to name, and no win.
+        return False, None
     pick = max if higher_is_better else min
-    best = pick(baseline_values, key=baseline_values.get)
-    best_value = baseline_values[best]
+    best = pick(scored, key=scored.get)
+    best_value = scored[best]
     beats = value > best_value if higher_is_better else value < best_value
     return bool(beats), best
+
+
+def _has_value(value):
+    return value is not None and not (isinstance(value, float) and math.isnan(value))
 
 
 def _higher_is_better(metric):
@@ -183,7 +193,9 @@ def beats_best_baseline(results):
     At each step the best baseline is the one with the highest value for
     HIGHER_IS_BETTER metrics (ssim, ssim_openstl, psnr) and the lowest for the
     others (mse, mae, mse_sum, mae_sum). The model beats it only when strictly
-    better: a tie is not a win.
+    better: a tie is not a win. Where every entry, the model's included, has the
+    same value, or the model or every baseline has none (NaN), no baseline is
+    best: the best baseline is None and the model does not beat it.
 
     Args:
         results: `{entry_name: PerStepMeans.result()}` with the MODEL_ENTRY and
@@ -191,8 +203,8 @@ def beats_best_baseline(results):
 
     Returns:
         `{metric: {"higher_is_better": bool, "per_step": [bool] * H,
-        "best_baseline": [name] * H, "every_step": bool, "mean": bool,
-        "best_baseline_of_mean": name}}` for each metric of the model:
+        "best_baseline": [name or None] * H, "every_step": bool, "mean": bool,
+        "best_baseline_of_mean": name or None}}` for each metric of the model:
         `per_step[t]` says whether the model beats `best_baseline[t]` at step
         t+1, `every_step` whether it does at all steps, and `mean` whether the
         model's mean over steps beats the best baseline mean
@@ -214,6 +226,7 @@ def beats_best_baseline(results):
 # metrics.csv and TensorBoard to keep four entries side by side readable.
 TABLE_METRICS = ("ssim", "ssim_openstl", "mse", "mae", "mse_units")
 VERDICT_COLUMN = "beats best baseline?"
+ALL_TIE = "- (all tie)"  # the verdict column where no baseline is best
 TABLE_WIDTH = 100  # the printed table's notes wrap here; metrics.csv has every column
 
 _COLUMN_NOTES = {
@@ -225,9 +238,11 @@ _COLUMN_NOTES = {
     "mae": "MAE per pixel, mean over H*W*C (lower is better)",
     "mse_sum": "MSE sum per frame (OpenSTL: summed over H*W*C; lower is better)",
     "mae_sum": "MAE sum per frame (OpenSTL: summed over H*W*C; lower is better)",
-    "mse_units": "MSE per pixel in data units, data.normalize undone (lower is better)",
-    "mae_units": "MAE per pixel in data units, data.normalize undone (lower is better)",
+    "mse_units": "MSE per pixel in {units} squared, data.normalize undone (lower is better)",
+    "mae_units": "MAE per pixel in {units}, data.normalize undone (lower is better)",
 }
+# What a value is in where neither the source nor normalization.json names a unit.
+UNKNOWN_UNITS = "data units"
 
 
 _SKILL_NOTES = {
@@ -238,16 +253,17 @@ _SKILL_NOTES = {
 }
 
 
-def _column_note(metric):
-    """What a table's metric is; nowcasting scores name their threshold and window."""
+def _column_note(metric, units):
+    """What a table's metric is; nowcasting scores name their threshold, in `units`,
+    and window."""
     if "@" not in metric:
-        return _COLUMN_NOTES.get(metric, metric)
+        return _COLUMN_NOTES.get(metric, metric).format(units=units)
     name, _, at = metric.partition("@")
     threshold, _, scale = at.partition("/")
     window = f", {scale}x{scale} px window" if scale else ""
     direction = {True: "higher", False: "lower"}.get(_higher_is_better(metric))
     order = f"; {direction} is better" if direction else ""
-    return (f"{_SKILL_NOTES.get(name, name)} at {threshold} data units{window}, pooled over "
+    return (f"{_SKILL_NOTES.get(name, name)} at {threshold} {units}{window}, pooled over "
             f"the split{order}")
 
 
@@ -261,6 +277,8 @@ def _format_value(value):
 
 
 def _format_verdict(beats, best_baseline):
+    if best_baseline is None:
+        return ALL_TIE
     return f"{'yes' if beats else 'no'} ({best_baseline})"
 
 
@@ -275,7 +293,15 @@ def _grid(header, rows):
     return "\n".join([line(header), rule, *map(line, rows)])
 
 
-def _metric_table(metric, entries, verdict):
+def _score_order(metric):
+    """Nowcasting scores by name, then threshold and window as numbers ("csi@2" before
+    "csi@10"); other metrics by name."""
+    name, _, at = metric.partition("@")
+    threshold, _, scale = at.partition("/")
+    return (name, float(threshold or 0), int(scale or 0))
+
+
+def _metric_table(metric, entries, verdict, units):
     """One metric's block: a title, then a row per step and a mean row."""
     names = [name for name in entries if metric in entries[name]]
     steps = max(len(entries[name][metric]["per_step"]) for name in names)
@@ -292,27 +318,29 @@ def _metric_table(metric, entries, verdict):
     if verdict:
         mean_row.append(_format_verdict(verdict["mean"], verdict["best_baseline_of_mean"]))
     header = ["step", *names, *([VERDICT_COLUMN] if verdict else [])]
-    title = textwrap.fill(f"{metric}: {_column_note(metric)}", TABLE_WIDTH)
+    title = textwrap.fill(f"{metric}: {_column_note(metric, units)}", TABLE_WIDTH)
     return "\n".join([title, _grid(header, [*rows, mean_row])])
 
 
-def format_table(results):
+def format_table(results, units=None):
     """Plain-text tables of per-step results, one per headline metric.
 
-    One block per metric of TABLE_METRICS (ssim, ssim_openstl, mse, mae,
-    mse_units) and
-    per metric the table does not know, each titled with its convention: a
-    row per forecast step (`t+1` ... `t+H`) and a `mean` row, a column per
-    entry (model and baselines side by side), and, when the results hold the
-    model and a baseline, a last column `beats best baseline?`: `yes`/`no` and
-    the best baseline at that step (`beats_best_baseline`). psnr, mse_sum and
-    mae_sum are left out to keep four entries readable (psnr is a function of
-    mse per frame, the sums are mse and mae times H*W*C); they are in
-    metrics.json, metrics.csv and TensorBoard.
+    One block per metric of TABLE_METRICS present (ssim, ssim_openstl, mse, mae,
+    mse_units: five) and per nowcasting threshold its CSI (`csi@<t>`, thresholds
+    in numeric order), each titled with its convention: a row per forecast step
+    (`t+1` ... `t+H`) and a `mean` row, a column per entry (model and baselines
+    side by side), and, when the results hold the model and a baseline, a last
+    column `beats best baseline?`: `yes`/`no` and the best baseline at that step
+    (`beats_best_baseline`), or ALL_TIE where no baseline is best. psnr, mse_sum,
+    mae_sum and the other nowcasting scores are left out to keep the entries
+    readable (psnr is a function of mse per frame, the sums are mse and mae times
+    H*W*C); they are in metrics.json, metrics.csv and TensorBoard.
 
     Args:
         results: `{entry_name: PerStepMeans.result()}`, for example
             `verification.evaluate_forecast`'s; a VERDICT_KEY item is ignored.
+        units: The unit of the data's values (`"mm/h"`), named by the thresholds
+            and the data-unit errors; None: UNKNOWN_UNITS.
 
     Returns:
         The blocks, separated by blank lines, after a line that names what
@@ -325,19 +353,20 @@ def format_table(results):
     present = {key for entry in entries.values() for key in entry}
     # Of the nowcasting scores (framepred.skill), CSI at each threshold; the rest is in
     # metrics.json and metrics.csv.
-    csi = sorted((key for key in present if key.startswith("csi@")),
-                 key=lambda key: float(key.partition("@")[2]))
+    csi = sorted((key for key in present if key.startswith("csi@")), key=_score_order)
     shown = [key for key in TABLE_METRICS if key in present] + csi
     known = [*METRIC_NAMES, *SUM_METRIC_NAMES]
     left_out = [key for key in known if key in present and key not in shown] + sorted(
-        key for key in present if key not in shown and key not in known)
+        (key for key in present if key not in shown and key not in known), key=_score_order)
     intro = [f"Not shown: {', '.join(left_out)} (see metrics.json and metrics.csv)."
              ] if left_out else []
     if verdict:
         intro.append(f"{VERDICT_COLUMN}: whether the model is strictly better than every "
-                     "baseline at that step; the best baseline in parentheses.")
+                     f"baseline at that step; the best baseline in parentheses; {ALL_TIE} "
+                     "where every entry has the same value, or none.")
     intro = [textwrap.fill(line, TABLE_WIDTH) for line in intro]
-    blocks = [_metric_table(key, entries, verdict.get(key)) for key in shown]
+    blocks = [_metric_table(key, entries, verdict.get(key), units or UNKNOWN_UNITS)
+              for key in shown]
     return "\n\n".join(["\n".join(intro), *blocks] if intro else blocks)
 
 

@@ -286,6 +286,19 @@ def validate_fss_scales(scales, thresholds, key: str = "evaluate.fss_scales",
                              f"{key}=[]")
 
 
+def check_fss_scales_fit(scales, frame_size, key: str = "evaluate.fss_scales") -> None:
+    """FramepredError where an FSS window is larger than the frame: its fractions would
+    be the whole frame's, the same for every larger window (Roberts and Lean 2008 use
+    windows up to the domain's size)."""
+    height, width = (int(size) for size in frame_size)
+    larger = [int(scale) for scale in scales if int(scale) > max(height, width)]
+    if larger:
+        raise FramepredError(
+            f"{key}={[int(scale) for scale in scales]} has window(s) {larger} larger than "
+            f"the {height}x{width} frame (data.frame_size); give scales up to "
+            f"{max(height, width)} pixels")
+
+
 # -- helpers ----------------------------------------------------------------------------------
 
 

@@ -151,7 +151,7 @@ def train(cfg: DictConfig, run_dir: str | Path | None = None) -> dict:
     verification.write_csv(run.metrics_csv, results)
     log_forecast_metrics(run.tensorboard, results)
     mark_complete(run, int(trainer.epochs))  # last: a kill before it means evaluate again
-    print(scoreboard.format_table(results), flush=True)
+    print(scoreboard.format_table(results, units=normalization.units), flush=True)
     summary = [
         f"outputs:     {run.root}",
         f"checkpoints: {run.best} (lowest val_loss), {run.last}",

@@ -14,12 +14,15 @@ from pathlib import Path
 
 import numpy as np
 
-# Forecast-grid row order; TensorBoard's image caption and docs/dashboards.md name them.
+# Forecast-grid row order, written left of each row; TensorBoard's image caption and
+# docs/dashboards.md name them too.
 FORECAST_ROWS = ("context", "truth", "forecast", "abs error")
 MOTION_ROW = "motion"  # the row a motion-head model's grid adds (`grid_with_motion`)
-# The lines of a grid with a motion row: grey, since a still (white) motion cell would
-# vanish between white ones.
-MOTION_GRID_PAD = 0.5
+# The lines between a grid's cells and between a GIF's panels: grey, since white lines
+# vanish between white cells (dry pixels in the radar colormap, still motion, bright
+# scenes) and black ones between black cells (digits' background).
+GRID_PAD = 0.5
+LABEL_SIZE = 11  # pixels: the row labels' font (Pillow's built-in one)
 CONTEXT_COLOR = (0.6, 0.6, 0.6)  # the bars over context frames
 FUTURE_COLOR = (1.0, 0.15, 0.15)  # and over future / forecast frames
 
@@ -119,16 +122,40 @@ def frame_grid(rows: Sequence, pad: int = 2, pad_value: float = 1.0, scale: int 
 
 def forecast_grid(context, truth, forecast, scale: int = 1, channel: int = 0,
                   colormap: str = "auto", motion=None,
-                  max_displacement: float | None = None) -> np.ndarray:
+                  max_displacement: float | None = None, labels: bool = True) -> np.ndarray:
     """One sequence's forecast as a grid `[H', W', C]`: rows are the context
     frames, the ground-truth future, the forecast and |truth - forecast|, each
     drawn through `picture(channel, colormap)`; with `motion` [steps, H, W, 2] a
-    fifth row of it in flow colours (`grid_with_motion`), the grid then in RGB."""
+    fifth row of it in flow colours (`grid_with_motion`), the grid then in RGB.
+    With `labels`, each row's name (FORECAST_ROWS, MOTION_ROW) stands left of it."""
     truth, forecast = np.asarray(truth, np.float32), np.asarray(forecast, np.float32)
     steps = min(len(truth), len(forecast))
     error = np.abs(truth[:steps] - forecast[:steps])
     rows = [picture(row, channel, colormap) for row in (context, truth, forecast, error)]
-    return grid_with_motion(rows, motion, max_displacement, scale=scale)
+    return grid_with_motion(rows, motion, max_displacement, scale=scale,
+                            labels=FORECAST_ROWS if labels else None)
+
+
+def label_rows(grid, labels: Sequence[str], row_height: int, pad: int = 2) -> np.ndarray:
+    """`grid` `[H', W', C]` (rows of cells `row_height` high, `pad` apart, as
+    `frame_grid` lays them out) with a white column on its left that names each row
+    in black: `[H', L + W', C]`. A name taller than its row is cut to the row."""
+    from PIL import Image, ImageDraw, ImageFont
+
+    font = ImageFont.load_default(size=LABEL_SIZE)
+    width = 2 * pad + max(int(np.ceil(font.getlength(label))) for label in labels)
+    column = Image.new("L", (width, grid.shape[0]), 255)
+    for index, label in enumerate(labels):
+        top = pad + index * (row_height + pad)
+        band = Image.new("L", (width, row_height), 255)
+        _, text_top, _, text_bottom = font.getbbox(label)
+        ImageDraw.Draw(band).text(
+            (pad, (row_height - (text_bottom - text_top)) // 2 - text_top), label, fill=0,
+            font=font)
+        column.paste(band, (0, top))
+    # [H', L] -> [H', L, C]
+    strip = np.repeat((np.asarray(column, np.float32) / 255.0)[..., None], grid.shape[-1], -1)
+    return np.concatenate([strip, grid], axis=1)
 
 
 def to_uint8(image) -> np.ndarray:
@@ -186,7 +213,7 @@ def save_gif(path: str | Path, frames, fps: float = 5.0) -> Path:
     return path
 
 
-def side_by_side(*panels, pad: int = 2, pad_value: float = 1.0) -> np.ndarray:
+def side_by_side(*panels, pad: int = 2, pad_value: float = GRID_PAD) -> np.ndarray:
     """Joins equally long sequences `[T, H, W, C]` left to right, per frame."""
     panels = [_as_frames(panel) for panel in panels]
     count, height, _, channels = panels[0].shape
@@ -205,8 +232,10 @@ def window_grid(windows, context_frames: int, scale: int = 1, pad: int = 2, chan
     with a red bar between the context frames and the future frames."""
     windows = [as_rgb(_as_frames(picture(window, channel, colormap), f"windows[{i}]"))
                for i, window in enumerate(windows)]
-    context = frame_grid([w[:context_frames] for w in windows], pad=pad, scale=scale)
-    future = frame_grid([w[context_frames:] for w in windows], pad=pad, scale=scale)
+    context = frame_grid([w[:context_frames] for w in windows], pad=pad, pad_value=GRID_PAD,
+                         scale=scale)
+    future = frame_grid([w[context_frames:] for w in windows], pad=pad, pad_value=GRID_PAD,
+                        scale=scale)
     bar = np.empty((context.shape[0], pad, 3), np.float32)
     bar[:] = FUTURE_COLOR
     # [H', Wc, 3] | bar | [H', Wf, 3]; the future grid's own left padding follows the bar.
@@ -295,12 +324,16 @@ def flow_key(size: int = 65) -> np.ndarray:
 
 
 def grid_with_motion(rows: Sequence, motion=None, max_displacement: float | None = None,
-                     scale: int = 1) -> np.ndarray:
-    """`frame_grid(rows)`, and when `motion` `[steps, H, W, 2]` is given a last row
-    (`MOTION_ROW`) of it in flow colours (`flow_to_rgb`): the grid is then RGB, with
-    grey lines (`MOTION_GRID_PAD`)."""
-    if motion is None:
-        return frame_grid(rows, scale=scale)
-    colours = flow_to_rgb(motion, max_displacement).astype(np.float32) / 255.0
-    rows = [as_rgb(_as_frames(row, f"rows[{i}]")) for i, row in enumerate(rows)]
-    return frame_grid([*rows, colours], pad_value=MOTION_GRID_PAD, scale=scale)
+                     scale: int = 1, labels: Sequence[str] | None = None) -> np.ndarray:
+    """`frame_grid(rows)` with grey lines (GRID_PAD), and when `motion`
+    `[steps, H, W, 2]` is given a last row (`MOTION_ROW`) of it in flow colours
+    (`flow_to_rgb`): the grid is then RGB. `labels`: the rows' names, written left of
+    them (`label_rows`), MOTION_ROW added for the motion row."""
+    if motion is not None:
+        colours = flow_to_rgb(motion, max_displacement).astype(np.float32) / 255.0
+        rows = [*(as_rgb(_as_frames(row, f"rows[{i}]")) for i, row in enumerate(rows)), colours]
+        labels = None if labels is None else [*labels, MOTION_ROW]
+    grid = frame_grid(rows, pad_value=GRID_PAD, scale=scale)
+    if labels is None:
+        return grid
+    return label_rows(grid, labels, row_height=_as_frames(rows[0]).shape[1] * scale)

@@ -59,6 +59,7 @@ from bench_train import describe_device  # noqa: E402
 from omegaconf import OmegaConf  # noqa: E402
 
 from framepred import data, models, scoreboard, verification  # noqa: E402
+from framepred.run.folder import strict_json  # noqa: E402
 
 # The best next_frame recipe measured (docs/recipes.md): scheduled sampling whose
 # probability of the true frame reaches 0 after 500 steps, about a 5-minute CPU budget.
@@ -352,7 +353,7 @@ def main(argv=None) -> None:
     else:
         report = run(args)
         out.parent.mkdir(parents=True, exist_ok=True)
-        out.with_suffix(".json").write_text(json.dumps(report, indent=1))
+        out.with_suffix(".json").write_text(strict_json(report, indent=1))
     table = markdown(report)
     out.with_suffix(".md").write_text(table + "\n")
     print(table)

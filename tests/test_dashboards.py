@@ -30,7 +30,7 @@ def test_frame_grid_places_each_frame_in_its_cell():
 def test_forecast_grid_rows_are_context_truth_forecast_error():
     rng = np.random.default_rng(0)
     context, truth, forecast = (rng.random((n, 5, 5, 3), dtype=np.float32) for n in (2, 3, 3))
-    grid = visualize.forecast_grid(context, truth, forecast)
+    grid = visualize.forecast_grid(context, truth, forecast, labels=False)
     pad = 2
     def cell(row, col):
         top, left = pad + row * (5 + pad), pad + col * (5 + pad)
@@ -119,13 +119,16 @@ def test_forecast_images_show_a_motion_heads_motion(compose_train, form, tmp_pat
     picture = np.asarray(Image.open(io.BytesIO(event.tensor_proto.string_val[2])))
     scale, pad = visualize.display_scale((16, 16)), 2
     size = 16 * scale
-    assert picture.shape == (pad + 5 * (size + pad), pad + 3 * (size + pad), 3)
+    names = picture.shape[1] - (pad + 3 * (size + pad))  # the rows' names, on the left
+    assert picture.shape == (pad + 5 * (size + pad), names + pad + 3 * (size + pad), 3)
+    assert names > 0
     top = pad + 4 * (size + pad)
     half_red = visualize.flow_to_rgb(np.array([[PAN]]), RADIUS)[0, 0]
     assert tuple(half_red) == (255, 128, 128)
-    assert tuple(picture[0, 0]) == (128, 128, 128)  # grey lines: white cells stay visible
+    # grey lines: white cells stay visible
+    assert tuple(picture[0, names]) == (128, 128, 128)
     for step in range(3):
-        left = pad + step * (size + pad)
+        left = names + pad + step * (size + pad)
         assert np.all(picture[top : top + size, left : left + size] == half_red), step
 
 
@@ -170,7 +173,9 @@ def test_forecast_images_every_epoch(fast_run):
     # The first cell is the first context frame of the first validation window (gray,
     # repeated in each channel where the motion row makes the grid RGB).
     size = 16 * scale
-    cell = picture[2 : 2 + size, 2 : 2 + size].reshape(size, size, -1)
+    names = expected.shape[1] - visualize.forecast_grid(  # the row names' column, on the left
+        context, window[3:], window[3:], scale=scale, motion=motion, labels=False).shape[1]
+    cell = picture[2 : 2 + size, names + 2 : names + 2 + size].reshape(size, size, -1)
     first = visualize.to_uint8(visualize.upscale(context[:1], scale))[0].reshape(size, size, -1)
     np.testing.assert_array_equal(cell, np.broadcast_to(first, (size, size, cell.shape[-1])))
 

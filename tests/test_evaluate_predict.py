@@ -149,11 +149,13 @@ def test_predict_npy_with_truth_beyond_the_trained_horizon(compose_train, fast_r
     assert [p.name for p in pngs] == [f"forecast_{t:02d}.png" for t in range(1, steps + 1)]
     forecast = np.load(out / "forecast.npy")
     assert forecast.shape == (steps, SIZE, SIZE, 1)
-    np.testing.assert_array_equal(np.asarray(Image.open(pngs[0])),
-                                  np.round(np.clip(forecast[0, ..., 0], 0, 1) * 255))
+    scale = 128 // SIZE  # the PNGs enlarged as the GIF: each pixel a scale x scale block
+    step_png = np.asarray(Image.open(pngs[0]))
+    assert step_png.shape == (SIZE * scale, SIZE * scale)
+    np.testing.assert_array_equal(step_png, np.kron(
+        np.round(np.clip(forecast[0, ..., 0], 0, 1) * 255), np.ones((scale, scale))))
     with Image.open(out / "forecast.gif") as gif:
         assert gif.n_frames == CONTEXT + steps
-        scale = 128 // SIZE
         # Truth and forecast side by side (2-px divider), a 2-px progress bar below.
         assert gif.size == (2 * SIZE * scale + 2, SIZE * scale + 2)
     # context, truth, forecast, error, and the motion of the default (flow) head
@@ -195,14 +197,17 @@ def test_predict_writes_a_motion_heads_motion(compose_train, tmp_path):
     assert {str(p) for p in pngs} <= set(result["clips"][0]["files"])
     from framepred import visualize
 
-    for png, field in zip(pngs, motion):  # full colour at the checkpoint's radius
-        np.testing.assert_array_equal(np.asarray(Image.open(png)),
+    scale = 128 // SIZE
+    for png, field in zip(pngs, motion):  # full colour at the checkpoint's radius, enlarged
+        drawn = np.asarray(Image.open(png))
+        assert drawn.shape == (SIZE * scale, SIZE * scale, 3)
+        np.testing.assert_array_equal(drawn[::scale, ::scale],
                                       visualize.flow_to_rgb(field, RADIUS))
     assert tuple(np.asarray(Image.open(pngs[0]))[0, 0]) == (255, 128, 128)  # right, R / 2
     with Image.open(out / "grid.png") as grid:  # a fifth row: the motion
-        scale = 128 // SIZE
         assert grid.mode == "RGB" and grid.size[1] == 2 + 5 * (SIZE * scale + 2)
-        cell = np.asarray(grid)[-2 - SIZE * scale : -2, 2 : 2 + SIZE * scale]
+        # The last cell of the last row (the row names stand left of the first column).
+        cell = np.asarray(grid)[-2 - SIZE * scale : -2, -2 - SIZE * scale : -2]
         assert np.all(cell == (255, 128, 128))
     _predict(compose_train, checkpoint, tmp_path / "clip.npy", tmp_path / "ahead")
     with Image.open(tmp_path / "ahead" / "grid.png") as grid:  # no truth: context, forecast

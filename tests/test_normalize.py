@@ -144,7 +144,7 @@ def test_a_field_in_mm_per_hour_trains_evaluates_and_predicts_in_data_units(comp
                             "split", "checkpoint", "data"}
     verdict = payload["beats_best_baseline"]
     assert "csi@2" in verdict and "far@2" in verdict and "bias@2" not in verdict  # bias: best at 1
-    assert set(verdict["csi@0.5"]["best_baseline"]) <= {"copy_last", "extrapolation"}
+    assert set(verdict["csi@0.5"]["best_baseline"]) <= {"copy_last", "extrapolation", None}
 
     np.save(tmp_path / "clip.npy", rates[0])  # [T, H, W] in mm/h
     predict(compose_train([f"checkpoint={checkpoint}", f"input={tmp_path / 'clip.npy'}",

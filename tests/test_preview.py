@@ -25,12 +25,16 @@ def grid_windows(png, frames: int, context: int) -> np.ndarray:
 
 def test_preview_writes_grid_and_animation(tmp_path, compose_train):
     clips = write_clips(tmp_path / "clips")
-    cfg = compose_train(["data=frames", f"data.path={clips}", "data.frame_size=[16,16]",
-                         "data.context_frames=3", "data.future_frames=2", "data.val_fraction=0",
-                         "data.test_fraction=0", "preview.windows=3"], config_name="preview")
+    # Every clip trains: validation reads the same clips (data.val_path), as preview
+    # checks it, train reading it too.
+    cfg = compose_train(["data=frames", f"data.path={clips}", f"data.val_path={clips}",
+                         "data.frame_size=[16,16]", "data.context_frames=3",
+                         "data.future_frames=2", "data.test_fraction=0", "preview.windows=3"],
+                        config_name="preview")
     written = preview(cfg, tmp_path / "out")
     windows, available = sample_windows(cfg.data, 3)
     assert windows.shape == (3, 5, 16, 16, 1) and written.windows == 3 and available == 4
+    assert written.splits == {"train": (4, 4), "val": (4, 4)}  # 8 frames: one 5-frame window
     with Image.open(written.png) as grid:
         # 3 rows of 64-px tiles (16 px drawn 4x) with 2-px gaps; 5 columns, a 2-px bar.
         assert grid.size == (5 * 66 + 2 + 2, 3 * 66 + 2)

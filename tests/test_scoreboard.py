@@ -162,3 +162,30 @@ def test_format_table_rows_columns_and_conventions():
     # Without the model there is nothing to judge: no verdict column.
     baselines_only = format_table({"copy_last": results["copy_last"]})
     assert "beats best baseline?" not in baselines_only and "copy_last" in baselines_only
+
+
+def test_verdict_names_no_best_baseline_where_every_entry_ties_or_has_no_value():
+    nan = float("nan")
+    results = {"model": {"csi@10": per_step(0.0, nan, 0.3)},
+               "copy_last": {"csi@10": per_step(0.0, nan, 0.2)},
+               "blank": {"csi@10": per_step(0.0, nan, 0.1)}}
+    verdict = beats_best_baseline(results)["csi@10"]
+    assert verdict["best_baseline"] == [None, None, "copy_last"]
+    assert verdict["per_step"] == [False, False, True]
+    table = format_table({**results, VERDICT_KEY: verdict})
+    rows = [line for line in table.splitlines() if line.lstrip().startswith("t+")]
+    assert [row.rsplit("|", 1)[1].strip() for row in rows] == [
+        "- (all tie)", "- (all tie)", "yes (copy_last)"]
+
+
+def test_format_table_names_the_units_and_orders_thresholds_as_numbers():
+    scores = {f"{name}@{t}": per_step(0.5) for name in ("csi", "pod") for t in ("10", "2", "0.5")}
+    results = {"model": {**scores, "mse_units": per_step(1.0)},
+               "copy_last": {**scores, "mse_units": per_step(2.0)}}
+    in_mm = format_table(results, units="mm/h")
+    titles = [line.split(":")[0] for line in in_mm.splitlines() if line.startswith("csi@")]
+    assert titles == ["csi@0.5", "csi@2", "csi@10"]
+    assert "Not shown: pod@0.5, pod@2, pod@10" in in_mm
+    assert "critical success index at 0.5 mm/h" in in_mm and "in mm/h squared" in in_mm
+    unknown = format_table(results)
+    assert "critical success index at 0.5 data units" in unknown and "mm/h" not in unknown

@@ -339,3 +339,24 @@ def test_rain_cells_need_one_channel(data_cfg):
     with pytest.raises(FramepredError, match=r"data=rain_cells makes one channel.*"
                        r"data.channels=3; set data.channels=1"):
         build_source(data_cfg("data=rain_cells", "data.channels=3"), "train")
+
+
+def test_the_unit_is_the_files_units_attribute(tmp_path, data_cfg):
+    """data.units: an HDF5 dataset's or netCDF variable's `units` attribute (CF), which
+    data.normalize's statistics carry into the run; None where a file names none."""
+    import xarray
+
+    from framepred.data import fit_normalization, units
+
+    write_h5(tmp_path / "radar.h5", "rate", rain(20), units="mm/h")
+    write_h5(tmp_path / "bare.h5", "rate", rain(20))
+    xarray.Dataset({"t2m": (("time", "y", "x"), rain(20) + 270.0, {"units": "K"})}).to_netcdf(
+        tmp_path / "t2m.nc", engine="h5netcdf")
+    radar = data_cfg("data=hdf5", f"data.path={tmp_path / 'radar.h5'}", "data.dataset=rate",
+                     *ONE_SPLIT)
+    assert units(radar) == "mm/h" and fit_normalization(radar).units == "mm/h"
+    assert units(data_cfg("data=hdf5", f"data.path={tmp_path / 'bare.h5'}",
+                          "data.dataset=rate", *ONE_SPLIT)) is None
+    assert units(data_cfg("data=netcdf", f"data.path={tmp_path / 't2m.nc'}",
+                          "data.variable=t2m", *ONE_SPLIT)) == "K"
+    assert units(data_cfg("data=rain_cells")) == "mm/h" and units(data_cfg()) is None

@@ -104,6 +104,9 @@ def test_preview_draws_the_windows_it_counts(session):
     (folder,) = (work / "outputs" / "preview").iterdir()  # relative to the user's folder
     assert {p.name for p in folder.iterdir()} >= {"preview.png", "preview.gif"}
     assert "training windows" in done["preview_0"].stdout
+    # Both splits train reads, as train's summary counts them (below).
+    assert ("  splits:    train 1 sequence(s), 4 window(s); val 1 sequence(s), 1 window(s)"
+            in done["preview_0"].stdout.splitlines())
 
 
 def test_train_speaks_plainly_in_the_users_folder(session):
@@ -116,6 +119,8 @@ def test_train_speaks_plainly_in_the_users_folder(session):
     # The data summary: 40 frames split 24 | 8 | 8 in time, windows of 6 frames.
     assert "data: train split: 1 sequence(s), 4 window(s) of 6 frames" in result.stdout
     assert "data: val split: 1 sequence(s), 1 window(s)" in result.stdout
+    # Every split's source cuts the one clip in time; the run says so once.
+    assert result.stdout.count("1 sequence(s) for 3 splits") == 1
     assert "fewer than one global batch of 4" in result.stdout  # the val split
     assert "1 step(s), 4 window(s) x 3 target steps" in (work / "runs/my_clip/train.log"
                                                           ).read_text()

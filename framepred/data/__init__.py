@@ -46,7 +46,7 @@ READS = {
 
 __all__ = [
     "SPLITS", "MovingDigits", "SequenceSource", "build_source", "split_window",
-    "training_pairs", "window_batches", "window_dataset", "window_length",
+    "training_pairs", "units", "window_batches", "window_dataset", "window_length",
 ]
 
 
@@ -204,11 +204,16 @@ def _reader(data: Any, path: str | None, key: str) -> SequenceSource:
     length = window_length(data)
     longest = max(reader.num_frames(i) for i in range(len(reader)))
     if longest < length:
+        # data=video reads one sequence per file: a folder of still images gives
+        # sequences of one frame, which data=frames reads as one sequence.
+        stills = ("; these are still images, and data=video reads each file as a sequence: "
+                  "for a folder of frames use data=frames" if name == "video" and longest == 1
+                  else "")
         raise FramepredError(
             f"{key}={path}: every sequence is shorter than one window: a window needs "
             f"{length} frames (data.context_frames={data.context_frames} + "
             f"data.future_frames={data.future_frames}), the longest of its {len(reader)} "
-            f"sequence(s) has {longest}"
+            f"sequence(s) has {longest}{stills}"
         )
     return reader
 
@@ -264,7 +269,20 @@ def fit_normalization(data: Any):
     source = build_source(data, "train")
     if str(data.normalize) == "none" and data.source in DATA_UNIT_SOURCES:
         normalize.check_unit_range(data, source, window_length(data))
-    return normalize.fit(data, source)
+    return normalize.fit(data, source, units(data))
+
+
+def units(data: Any) -> str | None:
+    """The unit of the values of `data.source`: mm/h for rain_cells, the `units`
+    attribute of an HDF5 dataset or netCDF variable; None for pictures and for files
+    that name none."""
+    if data.source == "rain_cells":
+        from framepred.data.rain_cells import RainCells
+
+        return RainCells.units
+    if data.source in ("hdf5", "netcdf"):
+        return _reader(data, data.path, "data.path").units  # built once, then cached
+    return None
 
 
 def window_batches(data: Any, split: str, batch_size: int, shuffle: bool = False, seed: int = 0,

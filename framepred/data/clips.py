@@ -13,6 +13,7 @@ clip that training accepted is one `predict` accepts, and one it refused is refu
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,6 +25,8 @@ from framepred.data.formats import FrameFormat
 from framepred.data.videos import FFMPEG_SUFFIXES, PILLOW_SUFFIXES
 from framepred.errors import FramepredError
 
+log = logging.getLogger("framepred.data")
+
 ARRAY_SUFFIXES = (".npy", ".npz")
 FIELD_SUFFIXES = {".h5": "hdf5", ".hdf5": "hdf5", ".nc": "netcdf", ".nc4": "netcdf"}
 
@@ -32,6 +35,29 @@ FIELD_SUFFIXES = {".h5": "hdf5", ".hdf5": "hdf5", ".nc": "netcdf", ".nc4": "netc
 class Clip:
     name: str  # names the clip's output folder when there are several
     frames: np.ndarray  # float32 [T, H, W, C] in [0, 1], at the run's format
+    # What the input file holds: "pictures" (image files, animations, video), "fields"
+    # (HDF5, netCDF: values in physical units), or "array" (.npy, read as the run reads).
+    holds: str = "array"
+
+
+def warn_if_other_kind(clips: list[Clip], data: Any, units: str | None, where: str) -> None:
+    """One warning where pictures go into a model of fields in physical units, or
+    fields into a model of pictures: the forecast runs, but its numbers mean nothing
+    (colours read as mm/h, or mm/h drawn as colours)."""
+    from framepred.data import DATA_UNIT_SOURCES
+
+    holds = {clip.holds for clip in clips}
+    fields = data.source in DATA_UNIT_SOURCES or str(data.normalize) != "none"
+    trained_on = (f"data={data.source}, data.normalize={data.normalize}" +
+                  (f", in {units}" if units else ""))
+    if fields and "pictures" in holds:
+        log.warning("%s holds pictures, but the checkpoint was trained on fields in physical "
+                    "units (%s): colours are read as [0, 1] and forecast.npy is not in those "
+                    "units; give a clip of the run's kind (.npy, .h5 or .nc)", where, trained_on)
+    elif not fields and "fields" in holds:
+        log.warning("%s holds a field in physical units, but the checkpoint was trained on "
+                    "pictures (%s): the values are scaled as colours; give frames, an "
+                    "animation or a video", where, trained_on)
 
 
 def read_clips(path: str | Path, data: Any) -> list[Clip]:
@@ -55,7 +81,7 @@ def read_clips(path: str | Path, data: Any) -> list[Clip]:
     except FramepredError as error:
         # The training sources name their key, data.path; here the user gave input=.
         raise FramepredError(str(error).replace("data.path=", "input=")) from None
-    return _clips(source, path.stem)
+    return _clips(source, path.stem, holds="pictures")
 
 
 def _field_kind(path: Path) -> str | None:
@@ -78,7 +104,7 @@ def _field_clips(path: Path, data: Any, kind: str) -> list[Clip]:
     layout = data.layout if data.source == kind else "auto"
     source = read_whole(OmegaConf.merge(data, {"source": kind, "layout": layout}), str(path),
                         "input")
-    return _clips(source, path.stem)
+    return _clips(source, path.stem, holds="fields")
 
 
 def _file_source(path: Path, frame_format: FrameFormat):
@@ -103,10 +129,10 @@ def _file_source(path: Path, frame_format: FrameFormat):
         f"({', '.join(FFMPEG_SUFFIXES)}) or a .npy array")
 
 
-def _clips(source, stem: str) -> list[Clip]:
+def _clips(source, stem: str, holds: str = "array") -> list[Clip]:
     """Every sequence of `source` as a clip, named by `_clip_names`."""
     names = _clip_names(source, stem)
-    return [Clip(name, source.read(index)) for index, name in enumerate(names)]
+    return [Clip(name, source.read(index), holds) for index, name in enumerate(names)]
 
 
 def _clip_names(source, stem: str) -> list[str]:

@@ -58,6 +58,16 @@ def listing(names: list[str]) -> str:
     return shown + (f" (and {len(names) - LISTED} more)" if len(names) > LISTED else "")
 
 
+def units_attribute(attrs) -> str | None:
+    """The `units` attribute of a variable or dataset (the CF conventions' name), as text;
+    None where there is none."""
+    value = attrs.get("units")
+    if isinstance(value, bytes):  # HDF5 stores fixed-length strings as bytes
+        value = value.decode(errors="replace")
+    value = str(value).strip() if value is not None else ""
+    return value or None
+
+
 class GriddedFile(SequenceSource):
     """Sequences of a field in data units, read window by window from files kept open
     per process, with `data.missing` applied.

@@ -36,7 +36,13 @@ from pathlib import Path
 
 import numpy as np
 
-from framepred.data.fields import FILL_ATTRIBUTES, GriddedFile, listing, weather_module
+from framepred.data.fields import (
+    FILL_ATTRIBUTES,
+    GriddedFile,
+    listing,
+    units_attribute,
+    weather_module,
+)
 from framepred.data.formats import FrameFormat
 from framepred.errors import FramepredError
 
@@ -84,6 +90,7 @@ class HDF5Field(GriddedFile):
             raise FramepredError(
                 f"{self.where} has dtype {dtype}; data=hdf5 reads numbers (integers or floats)")
         self.fill_values = _fill_values(stored)
+        self.units = units_attribute(stored.attrs)
         self.layout = _layout(self.shape, str(layout), frame_format.channels, self.where)
         self.channels_in_file = self.shape[-1] if self.layout in ("thwc", "bthwc") else 1
         frame_format.check_channels(self.channels_in_file, self.where, pictures=False,

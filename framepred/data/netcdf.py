@@ -31,7 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
-from framepred.data.fields import GriddedFile, listing, weather_module
+from framepred.data.fields import GriddedFile, listing, units_attribute, weather_module
 from framepred.data.formats import FrameFormat, natural_key
 from framepred.errors import FramepredError
 
@@ -169,6 +169,7 @@ class NetcdfSeries(GriddedFile):
         first = self.paths[0]
         head = _variable(opened[first], self.variable, first)
         self.dims = resolve_dims(head, time_dim, spatial_dims, frame_format, first)
+        self.units = units_attribute(head.attrs)
         grid = self._grid(head, first)
         found = []
         for path in self.paths:

@@ -46,6 +46,9 @@ class DataStatistics:
     maximum: list[float] = field(default_factory=list)
     mean: list[float] = field(default_factory=list)
     std: list[float] = field(default_factory=list)
+    # The unit of the data's values ("mm/h"), where the source names one: tables and
+    # thresholds say it after the run's folder is gone. None: not known.
+    units: str | None = None
 
     @property
     def active(self) -> bool:
@@ -81,7 +84,9 @@ class DataStatistics:
         return y
 
     def to_json(self) -> str:
-        return json.dumps(asdict(self), indent=2) + "\n"
+        # Strict JSON: statistics are finite (fit refuses a split without values), and
+        # a non-finite one would be a bug, not a `NaN` for other readers to choke on.
+        return json.dumps(asdict(self), indent=2, allow_nan=False) + "\n"
 
     @classmethod
     def from_json(cls, text: str, where: str = "normalization.json") -> DataStatistics:
@@ -125,12 +130,13 @@ class NormalizedSource(SequenceSource):
         return self.normalization.forward(self.source.read(index, start, stop))
 
 
-def fit(data: Any, source: SequenceSource) -> DataStatistics:
-    """The `data.normalize` statistics of the training split `source`, in one pass."""
+def fit(data: Any, source: SequenceSource, units: str | None = None) -> DataStatistics:
+    """The `data.normalize` statistics of the training split `source`, in one pass;
+    `units`: the unit its values are in, where known."""
     kind = str(data.normalize)
     clip = [float(v) for v in data.clip] if data.clip is not None else None
     if kind == "none":
-        return DataStatistics(clip=clip)
+        return DataStatistics(clip=clip, units=units)
     channels = int(data.channels)
     low = np.full(channels, np.inf)
     high = np.full(channels, -np.inf)
@@ -161,7 +167,8 @@ def fit(data: Any, source: SequenceSource) -> DataStatistics:
             f"{low.min():g}; set data.clip=[0, HIGH] or data.normalize=minmax or zscore")
     mean = total / count
     std = np.sqrt(np.maximum(squares / count - np.square(mean), 0.0))
-    fitted = DataStatistics(kind, clip, low.tolist(), high.tolist(), mean.tolist(), std.tolist())
+    fitted = DataStatistics(kind, clip, low.tolist(), high.tolist(), mean.tolist(), std.tolist(),
+                           units)
     log.info("data.normalize=%s from the training split (%d values): min %s, max %s, "
              "mean %s, std %s", kind, count, _fmt(low), _fmt(high), _fmt(mean), _fmt(std))
     return fitted

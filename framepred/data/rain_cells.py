@@ -142,6 +142,8 @@ class RainCells(SequenceSource):
     """`num_sequences` sequences of `frames` frames of rain rate, float32 [T, H, W, 1]
     in mm/h (>= 0; 0 where dry)."""
 
+    units = "mm/h"
+
     def __init__(self, num_sequences: int, frames: int, frame_size: tuple[int, int] = (64, 64),
                  channels: int = 1, wind: tuple[float, float] = (0.5, 3.0), seed: int = 0):
         if int(channels) != 1:

@@ -20,6 +20,9 @@ class SequenceSource:
     #: run slower than one (64x64 PNG frames on our 2-core CPU: 11.2k frames/s with
     #: one call, 7.3k with AUTOTUNE). Reading still overlaps training via prefetch.
     parallel_reads: int | None = None
+    #: The unit of the values of a field in physical units, where the source knows it
+    #: ("mm/h"); None for pictures and for files that name none.
+    units: str | None = None
 
     def __len__(self) -> int:
         raise NotImplementedError

@@ -79,6 +79,10 @@ def split_counts(n: int, val_fraction: float, test_fraction: float) -> tuple[int
     return n_val, n_test
 
 
+# The sequence lengths and fractions whose split in time this process has announced.
+_SAID_TIME_SPLIT: set[tuple] = set()
+
+
 def split_spans(
     lengths: list[int], val_fraction: float, test_fraction: float, seed: int
 ) -> dict[str, list[Span]]:
@@ -97,8 +101,11 @@ def split_spans(
             split: [Span(int(i), 0, lengths[i]) for i in sorted(indices)]
             for split, indices in chosen.items()
         }
-    log.info("%d sequence(s) for %d splits: splitting each sequence in time into "
-             "contiguous train | val | test chunks", n, wanted)
+    said = (tuple(lengths), val_fraction, test_fraction)
+    if said not in _SAID_TIME_SPLIT:  # every split's source comes here: say it once
+        _SAID_TIME_SPLIT.add(said)
+        log.info("%d sequence(s) for %d splits: splitting each sequence in time into "
+                 "contiguous train | val | test chunks", n, wanted)
     spans: dict[str, list[Span]] = {"train": [], "val": [], "test": []}
     for i, length in enumerate(lengths):
         val_start = round(length * (1.0 - val_fraction - test_fraction))

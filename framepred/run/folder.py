@@ -15,6 +15,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import tempfile
 from dataclasses import dataclass
@@ -159,13 +160,30 @@ def atomic_write(path: Path, write) -> None:
         raise
 
 
-def write_json(path: Path, payload: Any) -> None:
-    def write(tmp):
-        with open(tmp, "w") as handle:
-            json.dump(payload, handle, indent=2)
-            handle.write("\n")
+def strict_json(payload: Any, indent: int | None = 2) -> str:
+    """`payload` as strict JSON (RFC 8259): a NaN or infinite number is written `null`.
 
-    atomic_write(path, write)
+    Python's `json` writes `NaN` and `Infinity` by default, which JavaScript's
+    `JSON.parse`, Go's `encoding/json` and `json.loads(..., parse_constant=...)` reject.
+    A score that has no value (a skill score of a baseline with no events) is `null`.
+    """
+    return json.dumps(_finite_or_none(payload), indent=indent, allow_nan=False)
+
+
+def _finite_or_none(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {key: _finite_or_none(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite_or_none(item) for item in value]
+    if isinstance(value, float) and not math.isfinite(value):  # numpy's float64 too
+        return None
+    return value
+
+
+def write_json(path: Path, payload: Any) -> None:
+    """`payload` to `path` as strict JSON (`strict_json`), atomically."""
+    text = strict_json(payload) + "\n"
+    atomic_write(path, lambda tmp: Path(tmp).write_text(text))
 
 
 def read_json(path: Path) -> dict | None:
