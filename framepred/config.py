@@ -117,7 +117,7 @@ Normalize = _choices("Normalize", "none minmax zscore log1p")
 # A missing value (NaN or the file's fill value) in a window: stop, read it as 0, or
 # leave the window out.
 Missing = _choices("Missing", "error zero skip_window")
-# The trivial forecasts a model is scored against (framepred.metrics.BASELINES, and
+# The trivial forecasts a model is scored against (framepred.scoreboard.BASELINES, and
 # framepred.extrapolation's, which needs the weather extra).
 Baseline = _choices("Baseline", "copy_last background blank extrapolation")
 # How a channel is drawn (framepred.visualize.COLORMAPS); auto: gray or RGB as read.
