@@ -139,11 +139,14 @@ def _edge_pad(frames, radius: int, axis: int):
     """Repeats the first and last row (axis 1) or column (axis 2) `radius` times.
 
     What enters through a border is the border itself: zero padding would darken the
-    edges of natural footage and fields as they pan (tests/test_motion_head.py)."""
+    edges of natural footage and fields as they pan (tests/test_motion_head.py).
+
+    One concatenation of the edge slices, listed `radius` times: TF's pad has no edge
+    mode, and `ops.repeat` traced into about twice the graph; tracing, not arithmetic,
+    is most of a small run's time (docs/performance.md, "Tracing the motion head")."""
     first = frames[:, :1] if axis == 1 else frames[:, :, :1]
     last = frames[:, -1:] if axis == 1 else frames[:, :, -1:]
-    return ops.concatenate([ops.repeat(first, radius, axis=axis), frames,
-                            ops.repeat(last, radius, axis=axis)], axis=axis)
+    return ops.concatenate([first] * radius + [frames] + [last] * radius, axis=axis)
 
 
 def _tap_positions(radius: int, axis: int) -> np.ndarray:
