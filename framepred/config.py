@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any, Optional, get_type_hints
 
 from framepred import losses, ssim
+from framepred.data.registry import SOURCES, check_source
 from framepred.errors import FramepredError
 from framepred.models import sampling as scheduled_sampling
 
@@ -71,7 +72,7 @@ def _choices(name: str, values: str | Iterable[str]) -> type[Choice]:
     return Choice(name, [(value, value) for value in values], module=__name__)
 
 
-Source = _choices("Source", "moving_digits moving_mnist npy frames video hdf5 netcdf rain_cells")
+Source = _choices("Source", SOURCES)  # framepred/data/registry.py
 Interpolation = _choices("Interpolation", "nearest bilinear bicubic lanczos area")
 OnBadFile = _choices("OnBadFile", "error skip")
 Form = _choices("Form", "next_frame encoder_forecaster")
@@ -397,12 +398,6 @@ def validate_data(data: Any, key: str = "data") -> None:
         f"{key}.digit_size={list(data.digit_size)} must be [smallest, largest] glyph height, "
         "with 4 <= smallest <= largest",
     )
-    procedural = data.source in ("moving_digits", "moving_mnist")
-    _require(
-        not procedural or max(data.digit_size) < min(size),
-        f"{key}.digit_size={list(data.digit_size)} must be smaller than "
-        f"{key}.frame_size={size}",
-    )
     _require(
         len(data.speed) == 2 and 0 <= data.speed[0] <= data.speed[1],
         f"{key}.speed={list(data.speed)} must be [slowest, fastest] in px per frame, "
@@ -416,20 +411,10 @@ def validate_data(data: Any, key: str = "data") -> None:
         data.val_fraction + data.test_fraction < 1.0,
         f"{key}.val_fraction + {key}.test_fraction must leave sequences for training (< 1)",
     )
-    source = data.source
     if data.clip is not None:
         _require(len(data.clip) == 2 and data.clip[0] < data.clip[1],
                  f"{key}.clip={list(data.clip)} must be [lo, hi] with lo < hi, in data units")
-    _require(source != "hdf5" or bool(data.dataset),
-             f"{key}.dataset is not set; data=hdf5 reads one dataset of the file: give "
-             f"{key}.dataset=NAME")
-    _require(source != "netcdf" or bool(data.variable),
-             f"{key}.variable is not set; data=netcdf reads one variable: give "
-             f"{key}.variable=NAME")
-    _require(
-        source in ("moving_digits", "rain_cells") or bool(data.path),
-        f"{key}.path is not set; data={source} reads it: give {key}.path=FILE_OR_FOLDER",
-    )
+    check_source(data, key)  # what data.source itself needs (framepred/data/registry.py)
     _require(data.shuffle_buffer >= 1, f"{key}.shuffle_buffer={data.shuffle_buffer} must be >= 1")
     _require(data.parallel_calls == -1 or data.parallel_calls >= 1,
              f"{key}.parallel_calls={data.parallel_calls} must be -1 (autotune) or >= 1")

@@ -505,3 +505,19 @@ def test_fast_digits_in_small_frames_stay_inside():
     rng = np.random.default_rng(0)
     path = bounce_paths(rng, 50, (2, 0), (5.0, 9.0))
     assert path[:, 0].min() >= 0 and path[:, 0].max() <= 2 and (path[:, 1] == 0).all()
+
+
+def test_registry_and_presets_name_the_same_sources():
+    """Every source of the registry has its preset configs/data/<name>.yaml selecting
+    it, every preset is a registered source, and the schema offers exactly those."""
+    import yaml
+
+    from framepred.config import Source
+    from framepred.data.registry import SOURCES
+    from tests.helpers.cli import REPO
+
+    presets = {path.stem: yaml.safe_load(path.read_text())["source"]
+               for path in (REPO / "configs" / "data").glob("*.yaml")}
+    assert presets == {name: name for name in SOURCES}
+    assert all((REPO / "configs" / kind.preset).is_file() for kind in SOURCES.values())
+    assert [str(choice) for choice in Source] == list(SOURCES)

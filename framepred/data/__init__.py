@@ -1,9 +1,11 @@
 """Sequence data: every source feeds the same [batch, time, H, W, C] pipeline.
 
-`build_source(data_cfg, split)` picks the reader for `data.source`; `window_batches()`
-turns a split into batches: tf.data on the TensorFlow backend (`pipeline.py`),
-a PyDataset without TensorFlow on the others (`batches.py`).
+`build_source(data_cfg, split)` picks the reader for `data.source` from the
+registry (`registry.py`: every source's reader, config check, preset);
+`window_batches()` turns a split into batches: tf.data on the TensorFlow backend
+(`pipeline.py`), a PyDataset without TensorFlow on the others (`batches.py`).
 
+    registry.py        every source by name: its reader, its config check, its preset
     moving_digits.py   data=moving_digits: procedural digits, no file
     mnist.py           data=moving_mnist: real MNIST digits in the same generator
     rain_cells.py      data=rain_cells: procedural rain cells in mm/h, no file
@@ -25,24 +27,13 @@ from typing import Any
 
 import numpy as np
 
-from framepred.data.files import BadFiles, existing_path
+from framepred.data.files import existing_path
 from framepred.data.formats import FrameFormat
 from framepred.data.moving_digits import MovingDigits
+from framepred.data.registry import SPLITS, source_kind
 from framepred.data.source import SequenceSource, split_window
 from framepred.data.splits import Span, SpanSource, split_spans
 from framepred.errors import FramepredError
-
-SPLITS = ("train", "val", "test")
-
-# What each disk source reads, for error messages.
-READS = {
-    "npy": "a .npy or .npz array of sequences",
-    "frames": "a folder of sequence folders of image files",
-    "video": "an animated image or video file, or a folder of them",
-    "moving_mnist": "MNIST digits: mnist.npz or *-idx3-ubyte[.gz]",
-    "hdf5": "one dataset (data.dataset) of an HDF5 file",
-    "netcdf": "one variable (data.variable) of a netCDF file or of a folder of .nc files",
-}
 
 __all__ = [
     "SPLITS", "MovingDigits", "SequenceSource", "build_source", "split_window",
@@ -68,16 +59,9 @@ def build_source(data: Any, split: str) -> SequenceSource:
     """The sequences of one split ("train", "val" or "test") of `data.source`."""
     if split not in SPLITS:
         raise FramepredError(f"split={split!r} is not one of: {', '.join(SPLITS)}")
-    name = data.source
-    if name == "moving_digits":
-        return _moving_digits(data, split)
-    if name == "moving_mnist":
-        return _moving_mnist(data, split)
-    if name == "rain_cells":
-        return _rain_cells(data, split)
-    if name not in READS:
-        raise FramepredError(f"data.source={name!r} is not one of: moving_digits, "
-                             f"rain_cells, {', '.join(READS)}")
+    kind = source_kind(str(data.source))
+    if kind.generate is not None:
+        return kind.generate(data, split)
     length = window_length(data)
     val_path = data.val_path if split == "val" else None
     if val_path:
@@ -91,7 +75,7 @@ def build_source(data: Any, split: str) -> SequenceSource:
         spans = split_spans(lengths, val_fraction, float(data.test_fraction),
                             int(data.seed))[split]
     skipped = 0
-    if name in DATA_UNIT_SOURCES and str(data.missing) == "skip_window":
+    if kind.data_units and str(data.missing) == "skip_window":
         spans, skipped = _complete_stretches(reader, spans)
     source = SpanSource(reader, spans, where=_where(reader))
     longest = max((span.stop - span.start for span in spans), default=0)
@@ -145,14 +129,13 @@ _READERS: dict[tuple, SequenceSource] = {}
 def read_whole(data: Any, path: str, key: str) -> SequenceSource:
     """Every sequence of the file or folder at `path`, as `data.source` reads it, not
     split (predict's input, for the field sources)."""
-    if data.source in ("hdf5", "netcdf"):
-        _require_field_keys(data, key)
+    _require_field_key(data, key)
     return _reader(data, path, key)
 
 
-def _require_field_keys(data: Any, key: str) -> None:
-    name = "dataset" if data.source == "hdf5" else "variable"
-    if not data[name]:
+def _require_field_key(data: Any, key: str) -> None:
+    name = source_kind(str(data.source)).field_key
+    if name and not data[name]:
         raise FramepredError(f"{key} is a data={data.source} file; give data.{name}=NAME "
                              "(the run's is used when it trained on one)")
 
@@ -160,14 +143,15 @@ def _require_field_keys(data: Any, key: str) -> None:
 def _reader(data: Any, path: str | None, key: str) -> SequenceSource:
     """The whole source at `path`, built once per process for the splits to share
     (building scans every file, and checks float arrays value by value)."""
-    from framepred.data.arrays import ArrayFile, split_member
+    from framepred.data.arrays import split_member
 
-    name = data.source
+    name = str(data.source)
+    kind = source_kind(name)
     member = split_member(path)[1] if name == "npy" and path else None
     file_name = split_member(path)[0] if member else path
-    resolved = existing_path(file_name, key, name, READS[name])
+    resolved = existing_path(file_name, key, name, kind.reads)
     frame_format = FrameFormat.from_config(data)
-    if name in DATA_UNIT_SOURCES:
+    if kind.data_units:
         frame_format = frame_format.in_data_units()
     stat = resolved.stat()
     spatial_dims = list(data.spatial_dims) if data.spatial_dims else None
@@ -176,28 +160,7 @@ def _reader(data: Any, path: str | None, key: str) -> SequenceSource:
                  data.variable, data.time_dim, str(spatial_dims), str(data.missing))
     reader = _READERS.get(cache_key)
     if reader is None:
-        bad_files = BadFiles(str(data.on_bad_file))
-        if name == "npy":
-            reader = ArrayFile(f"{resolved}:{member}" if member else str(resolved),
-                               str(data.layout), frame_format)
-        elif name == "hdf5":
-            from framepred.data.hdf5 import HDF5Field
-
-            reader = HDF5Field(resolved, str(data.dataset), str(data.layout), frame_format,
-                               str(data.missing))
-        elif name == "netcdf":
-            from framepred.data.netcdf import NetcdfSeries
-
-            reader = NetcdfSeries(resolved, str(data.variable), data.time_dim, spatial_dims,
-                                  frame_format, str(data.missing))
-        elif name == "frames":
-            from framepred.data.folders import FrameFolders
-
-            reader = FrameFolders(resolved, frame_format, bad_files)
-        else:
-            from framepred.data.videos import VideoFiles
-
-            reader = VideoFiles(resolved, frame_format, bad_files)
+        reader = kind.open(data, f"{resolved}:{member}" if member else resolved, frame_format)
         if len(_READERS) >= 2:  # training path and val_path; a sweep reuses them
             _READERS.pop(next(iter(_READERS)))
         _READERS[cache_key] = reader
@@ -218,56 +181,13 @@ def _reader(data: Any, path: str | None, key: str) -> SequenceSource:
     return reader
 
 
-def _moving_mnist(data: Any, split: str) -> MovingDigits:
-    from framepred.data.mnist import MnistGlyphs, load_digit_sets, split_digits
-
-    path = existing_path(data.path, "data.path", "moving_mnist", READS["moving_mnist"])
-    sets = load_digit_sets(Path(path))
-    digits = split_digits(sets, split, float(data.val_fraction), float(data.test_fraction),
-                          int(data.seed))
-    return _moving_digits(data, split, glyphs=MnistGlyphs(digits, tuple(data.digit_size)))
-
-
-def _rain_cells(data: Any, split: str):
-    from framepred.data.rain_cells import RainCells
-
-    return RainCells(
-        num_sequences=getattr(data, f"{split}_sequences"),
-        frames=window_length(data),
-        frame_size=tuple(data.frame_size),
-        channels=int(data.channels),
-        wind=tuple(data.speed),
-        seed=int(data.seed) + SPLITS.index(split),  # as moving_digits: no repeats across splits
-    )
-
-
-def _moving_digits(data: Any, split: str, glyphs=None) -> MovingDigits:
-    """Moving Digits with rendered glyphs, or with `glyphs` (real MNIST digits)."""
-    return MovingDigits(
-        num_sequences=getattr(data, f"{split}_sequences"),
-        frames=window_length(data),
-        frame_size=tuple(data.frame_size),
-        channels=data.channels,
-        num_digits=data.num_digits,
-        digit_size=tuple(data.digit_size),
-        speed=tuple(data.speed),
-        # Different seeds per split: validation never repeats a training sequence.
-        seed=int(data.seed) + SPLITS.index(split),
-        glyphs=glyphs,
-    )
-
-
-# Sources of fields in physical units: their frames are never scaled to [0, 1].
-DATA_UNIT_SOURCES = ("hdf5", "netcdf", "rain_cells")
-
-
 def fit_normalization(data: Any):
     """`data.normalize` fitted on the training split (`framepred.data.normalize`); with
     `none`, a check that a source in data units already lies in [0, 1]."""
     from framepred.data import normalize
 
     source = build_source(data, "train")
-    if str(data.normalize) == "none" and data.source in DATA_UNIT_SOURCES:
+    if str(data.normalize) == "none" and source_kind(str(data.source)).data_units:
         normalize.check_unit_range(data, source, window_length(data))
     return normalize.fit(data, source, units(data))
 

@@ -22,13 +22,13 @@ import numpy as np
 
 from framepred.data.files import IMAGE_SUFFIXES, BadFiles
 from framepred.data.formats import FrameFormat
+from framepred.data.registry import SOURCES
 from framepred.data.videos import FFMPEG_SUFFIXES, PILLOW_SUFFIXES
 from framepred.errors import FramepredError
 
 log = logging.getLogger("framepred.data")
 
 ARRAY_SUFFIXES = (".npy", ".npz")
-FIELD_SUFFIXES = {".h5": "hdf5", ".hdf5": "hdf5", ".nc": "netcdf", ".nc4": "netcdf"}
 
 
 @dataclass(frozen=True)
@@ -74,7 +74,7 @@ def read_clips(path: str | Path, data: Any) -> list[Clip]:
     try:
         if file_name.suffix.lower() in ARRAY_SUFFIXES:
             return _array_clips(path, data, frame_format)
-        field = _field_kind(path)
+        field = _field_kind(path, str(data.source))
         if field is not None:
             return _field_clips(path, data, field)
         source = _file_source(path, frame_format)
@@ -84,13 +84,20 @@ def read_clips(path: str | Path, data: Any) -> list[Clip]:
     return _clips(source, path.stem, holds="pictures")
 
 
-def _field_kind(path: Path) -> str | None:
-    """hdf5 or netcdf for a field file, or a folder of netCDF files; else None."""
+def _field_kind(path: Path, run_source: str) -> str | None:
+    """The field source (hdf5, netcdf, ...) whose files `path` holds, or None: the run's
+    own source where its suffixes fit, else the first source of the registry they fit."""
     if path.is_dir():
         files = [p for p in path.iterdir() if p.is_file()]
-        return "netcdf" if files and all(
-            FIELD_SUFFIXES.get(p.suffix.lower()) == "netcdf" for p in files) else None
-    return FIELD_SUFFIXES.get(path.suffix.lower())
+        suffixes = {p.suffix.lower() for p in files}
+    else:
+        files, suffixes = [path], {path.suffix.lower()}
+    fitting = [name for name, kind in SOURCES.items()
+               if kind.field_key and files and suffixes <= set(kind.suffixes)
+               and (path.is_file() or kind.folders)]
+    if run_source in fitting:
+        return run_source
+    return fitting[0] if fitting else None
 
 
 def _field_clips(path: Path, data: Any, kind: str) -> list[Clip]:
