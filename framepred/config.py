@@ -160,6 +160,13 @@ class DataConfig:
     variable: str | None = None  # netcdf: the variable
     time_dim: str | None = None  # netcdf: the time dimension; null = inferred
     spatial_dims: list[str] | None = None  # netcdf: [y, x]; null = inferred
+    # odim (framepred/data/odim.py): the ODIM quantity read (DBZH, RATE, ACRR, ...); the
+    # dBZ of "no echo" (undetect); dBZ -> mm/h by Marshall-Palmer, Z = zr_a * R^zr_b.
+    quantity: str | None = None
+    dbz_floor: float = -30.0
+    to_rain_rate: bool = False
+    zr_a: float = 200.0
+    zr_b: float = 1.6
     missing: Missing = Missing.error
 
 

@@ -110,6 +110,22 @@ def test_hdf5_layouts_integers_and_resizing(tmp_path, data_cfg):
     np.testing.assert_allclose(source.read(0)[..., 0], big[:, ::2, ::2], rtol=1e-5)
 
 
+def test_hdf5_cf_packing_decoded_as_xarray_decodes_it(tmp_path, data_cfg):
+    """int16 packed with scale_factor, add_offset and _FillValue (CF 1.11, 8.1): the
+    values equal xarray's CF decoding of the same file, NaN where it gives NaN."""
+    codes = np.random.default_rng(7).integers(-3000, 3000, (12, 16, 16)).astype(np.int16)
+    codes[2, 3:5, 4:9] = -32767
+    path = write_h5(tmp_path / "packed.h5", "rate", codes, scale_factor=np.float32(0.01),
+                    add_offset=np.float32(30.0), _FillValue=np.int16(-32767))
+    source = build_source(data_cfg("data=hdf5", f"data.path={path}", "data.dataset=rate",
+                                   *ONE_SPLIT), "train")
+    ours = source.source.raw(0, 0, 12)[..., 0]
+    with xarray.open_dataset(path, engine="h5netcdf", phony_dims="sort") as opened:
+        expected = opened["rate"].values
+    assert np.isnan(ours).sum() == 10 and np.array_equal(np.isnan(ours), np.isnan(expected))
+    np.testing.assert_allclose(ours, expected, rtol=1e-6, atol=1e-5)
+
+
 # --- data=netcdf -------------------------------------------------------------------------
 
 
@@ -129,6 +145,30 @@ def test_netcdf_folder_is_one_series_in_time_order_read_lazily(tmp_path, data_cf
         np.testing.assert_array_equal(source.read(0, start, start + WINDOW),
                                       series[start:start + WINDOW, :, :, None])
     assert reads.longest("/rain") <= 5  # a file's part of one window at a time
+
+
+def test_netcdf_times_out_of_order_are_sorted_and_said(tmp_path, data_cfg, caplog):
+    series = rain(9, seed=8)
+    order = np.array([3, 0, 8, 1, 2, 7, 4, 6, 5])  # the file's time index of each stored frame
+    dataset = xarray.Dataset(
+        {"rain": (("time", "y", "x"), series[order])},
+        coords={"time": np.datetime64("2024-05-01T00") + order.astype("timedelta64[h]")})
+    dataset.to_netcdf(tmp_path / "shuffled.nc", engine="h5netcdf")
+    with caplog.at_level("WARNING", logger="framepred.data"):
+        source = build_source(data_cfg("data=netcdf", f"data.path={tmp_path / 'shuffled.nc'}",
+                                       "data.variable=rain", *ONE_SPLIT), "train")
+    assert "shuffled.nc: its 9 times are out of order; read in time order (2024-05-01T00:00:00 "\
+        "to 2024-05-01T08:00:00)" in caplog.text
+    for start in range(4):
+        np.testing.assert_array_equal(source.read(0, start, start + WINDOW)[..., 0],
+                                      series[start:start + WINDOW])
+    assert source.source.locate(0, 0).endswith("time index 1 (time=2024-05-01T00:00:00)")
+    twice = dataset.assign_coords(time=dataset.time.values[[0, 1, 2, 3, 4, 5, 6, 7, 1]])
+    twice.to_netcdf(tmp_path / "twice.nc", engine="h5netcdf")
+    with pytest.raises(FramepredError, match=r"twice.nc holds the time 2024-05-01T00:00:00 "
+                       r"twice"):
+        build_source(data_cfg("data=netcdf", f"data.path={tmp_path / 'twice.nc'}",
+                              "data.variable=rain", *ONE_SPLIT), "train")
 
 
 def test_netcdf_dims_inferred_or_given(tmp_path, data_cfg):

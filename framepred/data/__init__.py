@@ -124,6 +124,8 @@ def _where(reader: SequenceSource) -> str:
 
 
 _READERS: dict[tuple, SequenceSource] = {}
+READER_KEYS = ("layout", "on_bad_file", "dataset", "variable", "time_dim", "spatial_dims",
+               "missing", "quantity", "dbz_floor", "to_rain_rate", "zr_a", "zr_b")
 
 
 def read_whole(data: Any, path: str, key: str) -> SequenceSource:
@@ -154,10 +156,9 @@ def _reader(data: Any, path: str | None, key: str) -> SequenceSource:
     if kind.data_units:
         frame_format = frame_format.in_data_units()
     stat = resolved.stat()
-    spatial_dims = list(data.spatial_dims) if data.spatial_dims else None
+    # Every key a reader reads: another value is another reader.
     cache_key = (name, str(path), str(resolved.resolve()), stat.st_mtime_ns, stat.st_size,
-                 frame_format, str(data.layout), str(data.on_bad_file), data.dataset,
-                 data.variable, data.time_dim, str(spatial_dims), str(data.missing))
+                 frame_format, *(str(getattr(data, key)) for key in READER_KEYS))
     reader = _READERS.get(cache_key)
     if reader is None:
         reader = kind.open(data, f"{resolved}:{member}" if member else resolved, frame_format)

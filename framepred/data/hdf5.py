@@ -18,9 +18,14 @@ Windows are sliced from the h5py dataset as the pipeline asks for them; the file
 never read whole. Each process opens the file once (again after a fork), and every
 h5py call holds a lock: h5py is not safe to call from tf.data's threads at once.
 
+A dataset packed by the CF conventions (integers with `scale_factor` and
+`add_offset` attributes, as netCDF-4 writers pack them) is unpacked to
+`packed * scale_factor + add_offset`, as xarray and netCDF4 decode it.
+
 Missing values (`data.missing`) are NaN, inf, and the values of the dataset's
-`_FillValue`, `missing_value` or `fillvalue` attribute (HDF5's own fill value of
-unwritten chunks is 0 by default, a real value, so it is not one). `error` stops at
+`_FillValue`, `missing_value` or `fillvalue` attribute, compared with the packed
+values as CF defines them (HDF5's own fill value of unwritten chunks is 0 by
+default, a real value, so it is not one). `error` stops at
 the first window that holds one, naming the file and the time index; `zero` reads
 them as 0; `skip_window` finds the frames that hold one in a streaming pass when the
 source is built, and no window holds such a frame (framepred.data.build_source cuts
@@ -91,6 +96,7 @@ class HDF5Field(GriddedFile):
                 f"{self.where} has dtype {dtype}; data=hdf5 reads numbers (integers or floats)")
         self.fill_values = _fill_values(stored)
         self.units = units_attribute(stored.attrs)
+        self.scale_factor, self.add_offset = _packing(stored)
         self.layout = _layout(self.shape, str(layout), frame_format.channels, self.where)
         self.channels_in_file = self.shape[-1] if self.layout in ("thwc", "bthwc") else 1
         frame_format.check_channels(self.channels_in_file, self.where, pictures=False,
@@ -140,7 +146,10 @@ class HDF5Field(GriddedFile):
             values = stored[start:stop, index]
         else:
             values = stored[index, start:stop]
-        return _masked(values, self.fill_values)
+        frames = _masked(values, self.fill_values)
+        if self.scale_factor != 1.0 or self.add_offset != 0.0:
+            frames = (frames * self.scale_factor + self.add_offset).astype(np.float32)
+        return frames
 
 
 def _fill_values(stored) -> list:
@@ -150,6 +159,16 @@ def _fill_values(stored) -> list:
         if name in stored.attrs:
             values.extend(np.atleast_1d(np.asarray(stored.attrs[name])).ravel().tolist())
     return values
+
+
+def _packing(stored) -> tuple[float, float]:
+    """CF packing (CF conventions 1.11, section 8.1): `value = packed * scale_factor +
+    add_offset`, each 1 / 0 when absent. The fill values compare with the packed data."""
+    def number(name, default):
+        return float(np.asarray(stored.attrs[name]).ravel()[0]) if name in stored.attrs \
+            else default
+
+    return number("scale_factor", 1.0), number("add_offset", 0.0)
 
 
 def _masked(values: np.ndarray, fill_values: list) -> np.ndarray:

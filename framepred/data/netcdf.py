@@ -3,7 +3,9 @@
 `data.path` is a file or a folder of `.nc` / `.nc4` files; a folder's files are one
 series, concatenated in time order: sorted by the first value of their time
 coordinate (by natural file name when a file has none), and files whose times overlap
-stop with an error naming both. Files are opened with xarray: netCDF-4 (HDF5) through
+stop with an error naming both. A file whose own times are out of order is read in
+time order, with one log line saying so (two equal times in a file stop, naming
+it). Files are opened with xarray: netCDF-4 (HDF5) through
 the h5netcdf engine, classic netCDF-3 through scipy's; the netCDF4 package is not
 needed. xarray masks `_FillValue` / `missing_value` to NaN and applies
 `scale_factor` / `add_offset`, so values arrive in data units and stay so.
@@ -26,6 +28,7 @@ lock, as data=hdf5 (whose `GriddedFile` this shares, with `data.missing`).
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -34,6 +37,8 @@ import numpy as np
 from framepred.data.fields import GriddedFile, listing, units_attribute, weather_module
 from framepred.data.formats import FrameFormat, natural_key
 from framepred.errors import FramepredError
+
+log = logging.getLogger("framepred.data")
 
 SUFFIXES = (".nc", ".nc4")
 TIME_NAMES = ("time", "t")
@@ -56,7 +61,9 @@ class Part:
     path: Path
     start: int
     frames: int
-    times: np.ndarray | None  # the time coordinate, when the file has one
+    times: np.ndarray | None  # the time coordinate in time order, when the file has one
+    # Where each frame of the part, in time order, lies in the file; None: in file order.
+    order: np.ndarray | None = None
 
 
 def netcdf_files(root: Path) -> list[Path]:
@@ -219,7 +226,10 @@ class NetcdfSeries(GriddedFile):
     def locate(self, index: int, frame: int) -> str:
         part = self.parts[self._part(frame)]
         local = frame - part.start
-        when = f" ({self.dims.time}={_when(part.times[local])})" if part.times is not None else ""
+        if part.order is not None:
+            local = int(part.order[local])
+        when = f" ({self.dims.time}={_when(part.times[frame - part.start])})" \
+            if part.times is not None else ""
         return f"{part.path} variable {self.variable} time index {local}{when}"
 
     def _slab(self, opened: dict, index: int, start: int, stop: int) -> np.ndarray:
@@ -230,10 +240,15 @@ class NetcdfSeries(GriddedFile):
             part = self.parts[number]
             if part.start >= stop:
                 break
-            window = {self.dims.time: slice(max(start - part.start, 0), stop - part.start),
-                      **{d: 0 for d in self.dims.dropped}}
+            first, last = max(start - part.start, 0), min(stop - part.start, part.frames)
+            picked = None
+            if part.order is not None:  # the file's frames in time order: read their span
+                picked = part.order[first:last]
+                first, last = int(picked.min()), int(picked.max()) + 1
+            window = {self.dims.time: slice(first, last), **{d: 0 for d in self.dims.dropped}}
             array = opened[part.path][self.variable].isel(window).transpose(*order)
-            pieces.append(np.asarray(array.values, dtype=np.float32))  # reads the slice only
+            values = np.asarray(array.values, dtype=np.float32)  # reads the slice only
+            pieces.append(values if picked is None else values[picked - first])
         frames = np.concatenate(pieces) if len(pieces) > 1 else pieces[0]
         return frames if frames.ndim == 4 else frames[..., None]  # [T, H, W] -> [T, H, W, 1]
 
@@ -251,6 +266,21 @@ def _when(value) -> str:
 
 def _in_time_order(found: list[tuple[Path, int, np.ndarray | None]], root: Path) -> list[Part]:
     """The files as Parts, sorted by their first time; overlapping times stop."""
+    orders = {}
+    for number, (path, frames, times) in enumerate(found):
+        if times is None or len(times) < 2 or bool(np.all(times[1:] > times[:-1])):
+            continue
+        order = np.argsort(times, kind="stable")
+        ordered = times[order]
+        equal = np.flatnonzero(ordered[1:] == ordered[:-1])
+        if len(equal):
+            raise FramepredError(
+                f"{path} holds the time {_when(ordered[equal[0]])} twice; data=netcdf reads "
+                "one frame per time: remove the repeated one")
+        log.warning("%s: its %d times are out of order; read in time order (%s to %s)",
+                    path, len(times), _when(ordered[0]), _when(ordered[-1]))
+        found[number] = (path, frames, ordered)
+        orders[path] = order
     timed = all(times is not None and len(times) for _, _, times in found)
     if timed and len(found) > 1:
         found = sorted(found, key=lambda item: item[2][0])
@@ -262,6 +292,6 @@ def _in_time_order(found: list[tuple[Path, int, np.ndarray | None]], root: Path)
                     f"the files of data.path={root} must be one series, each after the last")
     parts, start = [], 0
     for path, frames, times in found:
-        parts.append(Part(path, start, frames, times))
+        parts.append(Part(path, start, frames, times, orders.get(path)))
         start += frames
     return parts

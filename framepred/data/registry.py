@@ -147,10 +147,33 @@ def _open_netcdf(data: Any, path, frame_format):
                         str(data.missing))
 
 
+def _open_odim(data: Any, path, frame_format):
+    from framepred.data.odim import OdimSeries
+
+    return OdimSeries(path, str(data.quantity), frame_format, str(data.missing),
+                      float(data.dbz_floor), bool(data.to_rain_rate), float(data.zr_a),
+                      float(data.zr_b))
+
+
+def _check_odim(data: Any, key: str) -> None:
+    from framepred.data.odim import DBZ_QUANTITIES
+
+    _requires("quantity", "one quantity of each file (DBZH, RATE, ACRR, ...)")(data, key)
+    if data.to_rain_rate and str(data.quantity) not in DBZ_QUANTITIES:
+        raise FramepredError(
+            f"{key}.to_rain_rate=true converts reflectivity (dBZ) to mm/h, but "
+            f"{key}.quantity={data.quantity} is no reflectivity; it takes "
+            f"{', '.join(DBZ_QUANTITIES)} (or set {key}.to_rain_rate=false)")
+    for name in ("zr_a", "zr_b"):
+        if not float(getattr(data, name)) > 0:
+            raise FramepredError(f"{key}.{name}={getattr(data, name)} must be > 0 (Z = a R^b, "
+                                 "Marshall-Palmer: a=200, b=1.6)")
+
+
 def _requires(name: str, what: str) -> Callable[[Any, str], None]:
     """A check that `data.<name>` is set: `what` says what the source reads by it."""
     def check(data: Any, key: str) -> None:
-        if not data[name]:
+        if not getattr(data, name):
             raise FramepredError(f"{key}.{name} is not set; data={data.source} reads {what}: "
                                  f"give {key}.{name}=NAME")
     return check
@@ -172,6 +195,9 @@ SOURCES: dict[str, SourceKind] = {kind.name: kind for kind in (
                reads="one variable (data.variable) of a netCDF file or of a folder of .nc files",
                open=_open_netcdf, check=_requires("variable", "one variable"), data_units=True,
                field_key="variable", suffixes=(".nc", ".nc4"), folders=True),
+    SourceKind("odim", reads="a folder of ODIM_H5 radar files, one per time", open=_open_odim,
+               check=_check_odim, data_units=True, field_key="quantity",
+               suffixes=(".h5", ".hdf5"), folders=True),
     SourceKind("rain_cells", generate=_rain_cells, data_units=True),
 )}
 
