@@ -118,9 +118,10 @@ Normalize = _choices("Normalize", "none minmax zscore log1p")
 # A missing value (NaN or the file's fill value) in a window: stop, read it as 0, or
 # leave the window out.
 Missing = _choices("Missing", "error zero skip_window")
-# The trivial forecasts a model is scored against (framepred.scoreboard.BASELINES, and
-# framepred.extrapolation's, which needs the weather extra).
-Baseline = _choices("Baseline", "copy_last background blank extrapolation")
+# The forecasts a model is scored against (framepred.scoreboard.BASELINES; with the
+# weather extra, framepred.extrapolation's and pysteps' own, framepred.nowcasts).
+Baseline = _choices(
+    "Baseline", "copy_last background blank extrapolation pysteps_extrapolation sprog")
 # How a channel is drawn (framepred.visualize.COLORMAPS); auto: gray or RGB as read.
 Colormap = _choices("Colormap", "auto gray radar viridis")
 
@@ -287,8 +288,9 @@ class EvaluateOptions:
     # bias at each threshold, FSS at each threshold and scale (pixels). Empty: none.
     thresholds: list[float] = field(default_factory=list)
     fss_scales: list[int] = field(default_factory=list)
-    # The trivial forecasts scored beside the model; `extrapolation` (optical flow +
-    # semi-Lagrangian advection) needs the weather extra.
+    # The forecasts scored beside the model; `extrapolation` (optical flow +
+    # semi-Lagrangian advection), `pysteps_extrapolation` and `sprog` (pysteps' S-PROG)
+    # need the weather extra.
     baselines: list[Baseline] = field(
         default_factory=lambda: [Baseline.copy_last, Baseline.background, Baseline.blank])
 

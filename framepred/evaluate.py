@@ -31,7 +31,7 @@ install_cli_error_handler()  # Hydra's errors as one `framepred: error:` line
 
 def evaluate(cfg: DictConfig, out_dir: str | Path | None = None) -> dict:
     """Evaluates `cfg.checkpoint` on `cfg.evaluate.split`; returns the metrics.json payload."""
-    from framepred import config, data, scoreboard, skill, verification
+    from framepred import config, data, nowcasts, scoreboard, skill, verification
     from framepred.callbacks.dashboards import log_forecast_metrics
     from framepred.run import trained
     from framepred.run.folder import RunPaths, write_json
@@ -41,6 +41,7 @@ def evaluate(cfg: DictConfig, out_dir: str | Path | None = None) -> dict:
     model = trained.load_checkpoint(cfg.checkpoint)
     data_cfg = trained.data_config(cfg.checkpoint, cfg.data)
     normalization = trained.normalization(cfg.checkpoint, int(data_cfg.channels))
+    nowcasts.check_baselines(cfg.evaluate.baselines, data_cfg.frame_size)  # before any work
     trained.check_frames(model, data_cfg.frame_size, data_cfg.channels,
                          data_cfg.context_frames, where=f"the {split} data (data=...)")
     skill.check_fss_scales_fit(cfg.evaluate.fss_scales, data_cfg.frame_size)

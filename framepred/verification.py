@@ -39,7 +39,8 @@ def evaluate_forecast(
             FAR, ETS, HSS and frequency bias at each, per step.
         fss_scales: FSS window sizes in pixels, at each threshold.
         baselines: The trivial forecasts to score: names of `scoreboard.BASELINES` and
-            `extrapolation` (`framepred.extrapolation`, the weather extra).
+            `extrapolation` (`framepred.extrapolation`), `pysteps_extrapolation` and
+            `sprog` (`framepred.nowcasts`, pysteps'): the weather extra.
 
     Returns:
         The metrics.json layout: `{"model": ..., <baseline>: ...}`, each
@@ -91,6 +92,10 @@ def _baseline(name: str):
         from framepred.extrapolation import extrapolation_baseline
 
         return extrapolation_baseline
+    if name in ("pysteps_extrapolation", "sprog"):
+        from framepred.nowcasts import BASELINES
+
+        return BASELINES[name]
     return scoreboard.BASELINES[name]
 
 

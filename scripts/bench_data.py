@@ -7,7 +7,8 @@ Run:
 
 For each source (npy, frames, video, moving_mnist, and the built-in moving_digits)
 at 64x64, gray and RGB, and for the fields in physical units (hdf5, netcdf and the
-built-in rain_cells, gray, with data.normalize=log1p), it writes a small data set of
+built-in rain_cells, and a folder of ODIM_H5 radar files (data=odim, one file per
+frame, RATE packed as bytes), gray, with data.normalize=log1p), it writes a small data set of
 20-frame sequences to a temporary folder, builds the source as training does, then
 times one pass over every training window through `framepred.data.window_batches` (tf.data, parallel
 reads, batch 16): `frames/s` counts the frames of the windows delivered. The
@@ -92,7 +93,7 @@ def write_sources(root: Path, count: int, channels: int) -> dict[str, dict]:
 
 
 def write_fields(root: Path, rates: np.ndarray, count: int) -> dict[str, dict]:
-    """HDF5 (bthw) and netCDF (one time series) copies of `rates`, and rain_cells."""
+    """HDF5 (bthw), netCDF and ODIM (one time series) copies of `rates`, and rain_cells."""
     import h5py
     import xarray as xr
 
@@ -102,11 +103,25 @@ def write_fields(root: Path, rates: np.ndarray, count: int) -> dict[str, dict]:
     xr.Dataset({"rain": (("time", "y", "x"), series)},
                coords={"time": np.arange(len(series))}).to_netcdf(
         root / "rain.nc", engine="h5netcdf")
+    (root / "odim").mkdir()
+    start = np.datetime64("2024-05-01T00:00")
+    for step, frame in enumerate(series):  # OPERA's RATE: bytes of 0.2 mm/h, 255 nodata
+        when = str(start + np.timedelta64(5 * step, "m")).replace("-", "").replace(":", "")
+        with h5py.File(root / "odim" / f"comp_{step:05d}.h5", "w") as file:
+            file.create_group("what").attrs.update(
+                {"date": np.bytes_(when[:8]), "time": np.bytes_(when[9:13] + "00")})
+            data = file.create_group("dataset1/data1")
+            data.create_dataset("data", data=np.minimum(np.rint(frame / 0.2), 254).astype(
+                np.uint8))
+            data.create_group("what").attrs.update({"quantity": np.bytes_("RATE"), "gain": 0.2,
+                                                    "offset": 0.0, "nodata": 255.0,
+                                                    "undetect": 0.0})
     field = {"normalize": "log1p", "clip": [0.0, 100.0]}
     return {
         "hdf5": {"path": str(root / "rain.h5"), "dataset": "rain", "layout": "bthw", **field},
         "netcdf": {"path": str(root / "rain.nc"), "variable": "rain", "stride": FRAMES,
                    **field},
+        "odim": {"path": str(root / "odim"), "quantity": "RATE", "stride": FRAMES, **field},
         "rain_cells": {"train_sequences": count, **field},
     }
 

@@ -195,15 +195,14 @@ def fit_normalization(data: Any):
 
 def units(data: Any) -> str | None:
     """The unit of the values of `data.source`: mm/h for rain_cells, the `units`
-    attribute of an HDF5 dataset or netCDF variable; None for pictures and for files
-    that name none."""
-    if data.source == "rain_cells":
-        from framepred.data.rain_cells import RainCells
-
-        return RainCells.units
-    if data.source in ("hdf5", "netcdf"):
-        return _reader(data, data.path, "data.path").units  # built once, then cached
-    return None
+    attribute of an HDF5 dataset or netCDF variable, the ODIM quantity's (dBZ, mm/h,
+    mm); None for pictures and for files that name none."""
+    kind = source_kind(str(data.source))
+    if not kind.data_units:
+        return None
+    if kind.generate is not None:
+        return build_source(data, "train").units
+    return _reader(data, data.path, "data.path").units  # built once, then cached
 
 
 def window_batches(data: Any, split: str, batch_size: int, shuffle: bool = False, seed: int = 0,

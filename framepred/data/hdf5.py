@@ -146,10 +146,7 @@ class HDF5Field(GriddedFile):
             values = stored[start:stop, index]
         else:
             values = stored[index, start:stop]
-        frames = _masked(values, self.fill_values)
-        if self.scale_factor != 1.0 or self.add_offset != 0.0:
-            frames = (frames * self.scale_factor + self.add_offset).astype(np.float32)
-        return frames
+        return decode(values, self.fill_values, (self.scale_factor, self.add_offset))
 
 
 def _fill_values(stored) -> list:
@@ -169,6 +166,16 @@ def _packing(stored) -> tuple[float, float]:
             else default
 
     return number("scale_factor", 1.0), number("add_offset", 0.0)
+
+
+def decode(values: np.ndarray, fill_values: list, packing: tuple[float, float]) -> np.ndarray:
+    """Stored values -> float32 [T, H, W, C] in data units, as xarray's CF decoding
+    gives them: the fill values NaN, then `* scale_factor + add_offset`."""
+    frames = _masked(values, fill_values)
+    scale_factor, add_offset = packing
+    if scale_factor != 1.0 or add_offset != 0.0:
+        frames = (frames * np.float32(scale_factor) + np.float32(add_offset)).astype(np.float32)
+    return frames
 
 
 def _masked(values: np.ndarray, fill_values: list) -> np.ndarray:

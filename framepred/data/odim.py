@@ -45,6 +45,8 @@ log = logging.getLogger("framepred.data")
 SUFFIXES = (".h5", ".hdf5")
 # Reflectivities (dBZ): horizontal and vertical, corrected (DBZ*) and total (T*).
 DBZ_QUANTITIES = ("DBZH", "DBZV", "TH", "TV")
+# The units of the quantities of ODIM 2.x's table of quantities that a rain forecast reads.
+UNITS = {**{name: "dBZ" for name in DBZ_QUANTITIES}, "RATE": "mm/h", "ACRR": "mm"}
 
 
 @dataclass(frozen=True)
@@ -148,6 +150,7 @@ class OdimSeries(GriddedFile):
         self.dbz = self.quantity in DBZ_QUANTITIES
         self.no_echo = float(dbz_floor) if self.dbz and not to_rain_rate else 0.0
         self.to_rain_rate, self.zr_a, self.zr_b = bool(to_rain_rate), float(zr_a), float(zr_b)
+        self.units = "mm/h" if self.to_rain_rate else UNITS.get(self.quantity)
         frames, shapes = [], {}
         for file in odim_files(self.root):
             frame, shape = read_frame_info(h5py, file, self.quantity)
