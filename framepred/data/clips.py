@@ -22,7 +22,7 @@ import numpy as np
 
 from framepred.data.files import IMAGE_SUFFIXES, BadFiles
 from framepred.data.formats import FrameFormat
-from framepred.data.registry import SOURCES
+from framepred.data.registry import SOURCES, source_kind
 from framepred.data.videos import FFMPEG_SUFFIXES, PILLOW_SUFFIXES
 from framepred.errors import FramepredError
 
@@ -44,10 +44,8 @@ def warn_if_other_kind(clips: list[Clip], data: Any, units: str | None, where: s
     """One warning where pictures go into a model of fields in physical units, or
     fields into a model of pictures: the forecast runs, but its numbers mean nothing
     (colours read as mm/h, or mm/h drawn as colours)."""
-    from framepred.data import DATA_UNIT_SOURCES
-
     holds = {clip.holds for clip in clips}
-    fields = data.source in DATA_UNIT_SOURCES or str(data.normalize) != "none"
+    fields = source_kind(str(data.source)).data_units or str(data.normalize) != "none"
     trained_on = (f"data={data.source}, data.normalize={data.normalize}" +
                   (f", in {units}" if units else ""))
     if fields and "pictures" in holds:
