@@ -81,11 +81,13 @@ def _pysteps(baseline: str):
     return lucaskanade, semilagrangian, sprog
 
 
-def _motion(lucaskanade, context):
+def motion(context, baseline: str = "pysteps_extrapolation"):
     """pysteps' dense Lucas-Kanade of one sample's context [T, H, W] -> [2, H, W], (x, y)
-    components in pixels per frame (pysteps' order)."""
+    components in pixels per frame (pysteps' order); `baseline` names the caller in
+    the error when pysteps is missing."""
+    lucaskanade = _pysteps(baseline)[0]
     with contextlib.redirect_stdout(io.StringIO()):
-        return lucaskanade.dense_lucaskanade(context.astype(np.float64))
+        return lucaskanade.dense_lucaskanade(np.asarray(context, np.float64))
 
 
 def _per_sample(context, future_frames, forecast_one):
@@ -121,10 +123,10 @@ def pysteps_extrapolation_baseline(context, future_frames):
     Returns:
         float32 numpy `[B, future_frames, H, W, C]`.
     """
-    lucaskanade, semilagrangian, _ = _pysteps("pysteps_extrapolation")
+    _, semilagrangian, _ = _pysteps("pysteps_extrapolation")
 
     def one(frames, steps):
-        velocity = _motion(lucaskanade, frames[..., 0])
+        velocity = motion(frames[..., 0])
         return np.stack([
             semilagrangian.extrapolate(frames[-1, :, :, c].astype(np.float64), velocity, steps,
                                        outval=float(frames[-1, :, :, c].min()))
@@ -163,14 +165,14 @@ def sprog_baseline(context, future_frames):
     Returns:
         float32 numpy `[B, future_frames, H, W, C]`.
     """
-    lucaskanade, semilagrangian, sprog = _pysteps("sprog")
+    _, semilagrangian, sprog = _pysteps("sprog")
 
     def one(frames, steps):
         height, width = frames.shape[1:3]
         levels = cascade_levels(height, width)
         if levels < MIN_CASCADE_LEVELS:
             check_baselines(["sprog"], (height, width))  # raises, naming the size
-        velocity = _motion(lucaskanade, frames[..., 0])
+        velocity = motion(frames[..., 0], "sprog")
         order = min(AR_ORDER, frames.shape[0] - 1)
         channels = []
         for c in range(frames.shape[-1]):
@@ -204,5 +206,5 @@ BASELINES = {
     "sprog": sprog_baseline,
 }
 
-__all__ = ["BASELINES", "cascade_levels", "check_baselines", "pysteps_extrapolation_baseline",
-           "sprog_baseline"]
+__all__ = ["BASELINES", "cascade_levels", "check_baselines", "motion",
+           "pysteps_extrapolation_baseline", "sprog_baseline"]
