@@ -5,6 +5,10 @@ used here only, each with the reason, and `tests/test_keras_internals.py` checks
 that each still does what framepred needs: a Keras upgrade that changes one fails
 there, naming it, instead of somewhere deep in a training run. Keras only, no
 TensorFlow: `models` and `metrics` import this module too.
+
+One more use cannot live here: `framepred.callbacks.checkpoints.Backup` subclasses
+Keras' `BackupAndRestore` and overrides its private `_save_model` hook (reading its
+`_current_epoch`), to make every save atomic; the same test file holds Keras to it.
 """
 
 from __future__ import annotations

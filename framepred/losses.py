@@ -207,7 +207,10 @@ class FrameLoss(keras.losses.Loss):
     def get_config(self):
         config = super().get_config()
         if self._dtype_arg is not None:
-            config["dtype"] = keras.dtype_policies.serialize(self._dtype_policy)
+            # From the argument, with Keras' public policy functions: Keras' own
+            # `Loss.get_config` leaves the dtype out.
+            policy = keras.dtype_policies.get(self._dtype_arg)
+            config["dtype"] = keras.dtype_policies.serialize(policy)
         return {**config, **self.fn_kwargs}
 
 

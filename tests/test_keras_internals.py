@@ -83,3 +83,20 @@ def test_summary_writers_are_keras_tensorboards_open_writers(tmp_path):
     assert len(record.writers) == 2  # train/ and validation/
     for writer in record.writers:
         writer.flush()
+
+
+def test_backup_and_restore_saves_through_its_private_hook(tmp_path):
+    """framepred.callbacks.checkpoints.Backup subclasses Keras' BackupAndRestore and
+    overrides its private `_save_model`, reading `_current_epoch`: Keras must still
+    save through that hook at each epoch end (after advancing the epoch) and every
+    `save_freq` batches."""
+    saves = []
+
+    class Probe(keras.callbacks.BackupAndRestore):
+        def _save_model(self):
+            saves.append((self.save_freq, self._current_epoch))
+
+    for save_freq in ("epoch", 2):
+        _frame_model().fit(FRAMES, FRAMES, epochs=2, batch_size=1, verbose=0,
+                           callbacks=[Probe(str(tmp_path / str(save_freq)), save_freq)])
+    assert saves == [("epoch", 1), ("epoch", 2)] + [(2, 0)] * 2 + [(2, 1)] * 2

@@ -512,6 +512,8 @@ def test_dtype_and_name_pass_through():
     assert loss.name == "structure"
     assert keras.backend.standardize_dtype(value.dtype) == "float64"
     assert SSIMLoss.from_config(loss.get_config()).dtype == "float64"
+    mixed = SSIMLoss(dtype=keras.DTypePolicy("mixed_float16"))
+    assert SSIMLoss.from_config(mixed.get_config()).dtype == "float16"
 
 
 # ---------------------------------------------------------------------------
