@@ -64,7 +64,7 @@ class Preview:
 
     png: Path
     gif: Path
-    windows: int
+    drawn: int  # windows drawn
     available: int
     splits: dict[str, tuple[int, int]]  # split_windows: each split train reads
 
@@ -91,7 +91,7 @@ def preview(cfg: DictConfig, output_dir: str | Path) -> Preview:
         *visualize.upscale(visualize.picture(windows, channel, colormap), scale))
     gif = visualize.save_gif(output / "preview.gif",
                              visualize.progress_bar(played, context), fps=4.0)
-    return Preview(png, gif, windows=len(windows), available=available, splits=splits)
+    return Preview(png, gif, drawn=len(windows), available=available, splits=splits)
 
 
 @hydra.main(version_base="1.3", config_path=config_dir(), config_name="preview")
@@ -102,8 +102,8 @@ def main(cfg: DictConfig) -> None:
             output = hydra.core.hydra_config.HydraConfig.get().runtime.output_dir
         written = preview(cfg, output)
         fewer = (f" (preview.windows={cfg.preview.windows}, but the training split holds "
-                 f"only {written.available})" if written.windows < cfg.preview.windows else "")
-        print(f"preview: {written.windows} training windows of {cfg.data.context_frames} context "
+                 f"only {written.available})" if written.drawn < cfg.preview.windows else "")
+        print(f"preview: {written.drawn} training windows of {cfg.data.context_frames} context "
               f"+ {cfg.data.future_frames} future frames{fewer}")
         print("  splits:    " + "; ".join(
             f"{split} {sequences} sequence(s), {count} window(s)"

@@ -33,7 +33,7 @@ def test_preview_writes_grid_and_animation(tmp_path, compose_train):
                         config_name="preview")
     written = preview(cfg, tmp_path / "out")
     windows, available = sample_windows(cfg.data, 3)
-    assert windows.shape == (3, 5, 16, 16, 1) and written.windows == 3 and available == 4
+    assert windows.shape == (3, 5, 16, 16, 1) and written.drawn == 3 and available == 4
     assert written.splits == {"train": (4, 4), "val": (4, 4)}  # 8 frames: one 5-frame window
     with Image.open(written.png) as grid:
         # 3 rows of 64-px tiles (16 px drawn 4x) with 2-px gaps; 5 columns, a 2-px bar.
