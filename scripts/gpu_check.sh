@@ -6,7 +6,7 @@
 #   2. runs the tests that need no TensorFlow, under KERAS_BACKEND=jax;
 #   3. times `framepred.train.train()` on experiment=moving_mnist for a fixed number of
 #      steps, float32 and mixed_bfloat16, each with trainer.steps_per_execution 1 and 8,
-#      through `scripts/bench_train.py --train-path` (frames/s of the Throughput callback,
+#      through `scripts/bench_train_path.py` (frames/s of the Throughput callback,
 #      TFLOP/s counted from the weight shapes, % of PEAK_TFLOPS, bf16/f32);
 #   4. times one ConvLSTM layer of that model (scripts/bench_convlstm.py): Keras' own
 #      loop against the matrix-product form framepred takes on CPUs, forced on the GPU;
@@ -206,14 +206,14 @@ OVERRIDES="experiment=moving_mnist data.source=moving_digits $SIZE_OVERRIDES
 say "timed runs (limit ${left} s): $STEPS steps x $EPOCHS epochs, precisions $PRECISIONS," \
     "steps per execution $SPE"
 # shellcheck disable=SC2086
-"$PYBIN" scripts/bench_train.py --train-path --backends jax --overrides "$OVERRIDES" \
+"$PYBIN" scripts/bench_train_path.py --backends jax --overrides "$OVERRIDES" \
   --precisions "$PRECISIONS" --steps-per-execution "$SPE" --train-steps "$STEPS" \
   --epochs "$EPOCHS" --peak-tflops "$PEAK_TFLOPS" --machine "$MACHINE" \
   --markdown "$REPORT" --json "$WORK/train_path.json" --timeout "$left" \
   > "$WORK/bench.log" 2> "$WORK/bench.err"
 BENCH_RC=$?
 grep -E '^  \[' "$WORK/bench.err"
-[ "$BENCH_RC" = 0 ] || { echo "bench_train.py exit $BENCH_RC; its stderr ends:"; tail -30 "$WORK/bench.err"; }
+[ "$BENCH_RC" = 0 ] || { echo "bench_train_path.py exit $BENCH_RC; its stderr ends:"; tail -30 "$WORK/bench.err"; }
 grep -q '^| ' "$REPORT" || tail -20 "$WORK/bench.log" >> "$REPORT"
 
 # One ConvLSTM layer of the model (16x16 patches of 16 channels -> 128 filters, kernel 5;

@@ -1,5 +1,6 @@
-"""scripts/bench_train.py --train-path's cases and table, and scripts/gpu_check.sh's syntax
-(no training here: the scripts themselves are run by hand, see docs/performance.md)."""
+"""scripts/bench_train_path.py's cases, table and reading of a run's records, and
+scripts/gpu_check.sh's syntax (no training here: the scripts themselves are run by hand,
+see docs/performance.md)."""
 
 from __future__ import annotations
 
@@ -15,14 +16,15 @@ from tests.helpers.cli import REPO
 
 @pytest.fixture(scope="module")
 def bench():
-    spec = importlib.util.spec_from_file_location("bench_train", REPO / "scripts/bench_train.py")
+    spec = importlib.util.spec_from_file_location("bench_train_path",
+                                                  REPO / "scripts/bench_train_path.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
 
 
 def test_train_path_cases_and_table(bench):
-    args = bench.parse_args(["--train-path", "--train-steps", "5", "--steps-per-execution",
+    args = bench.parse_args(["--train-steps", "5", "--steps-per-execution",
                              "1,4", "--precisions", "float32,mixed_bfloat16",
                              "--overrides", "experiment=moving_mnist 'data.digit_size=[28,28]'"])
     cases = bench.train_path_cases(args)
@@ -41,7 +43,21 @@ def test_train_path_cases_and_table(bench):
     assert table[2][5] == "0.50" and table[3][6] == "3.00" and table[3][-2] == "27%"
     assert table[4][4].startswith("failed: RuntimeError")
     # No --precisions: the config's own precision.
-    assert bench.parse_args(["--train-path"]).precisions == []
+    assert bench.parse_args([]).precisions == []
+
+
+def test_throughput_is_read_from_the_runs_own_events(bench, tmp_path):
+    """The frames/s a run recorded (Throughput's scalars, epochs counted from 0 there),
+    read back by TensorBoard's reader as {epoch from 1: frames/s}."""
+    from framepred.callbacks.summaries import SummaryWriter
+    from framepred.callbacks.throughput import TAG
+
+    with SummaryWriter(tmp_path) as writer:
+        for epoch, fps in enumerate([12.5, 40.0, 42.0]):
+            writer.scalar(TAG, fps, step=epoch)
+        writer.scalar("epoch_loss", 0.3, step=0)
+    assert bench.run_throughput(tmp_path) == {1: 12.5, 2: 40.0, 3: 42.0}
+    assert bench.run_throughput(tmp_path / "empty") == {}
 
 
 @pytest.mark.skipif(shutil.which("bash") is None, reason="no bash")
