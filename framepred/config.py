@@ -11,6 +11,7 @@ against the frame size) and raises `FramepredError` naming the key.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field, fields, make_dataclass
 from enum import Enum
@@ -363,6 +364,20 @@ def register_schemas() -> None:
 
     # hydra.output_subdir: only process 0 of a multi-process job writes .hydra/.
     OmegaConf.register_new_resolver("framepred_hydra_subdir", hydra_subdir, replace=True)
+    # --help's list of groups (configs/hydra/help/framepred.yaml).
+    OmegaConf.register_new_resolver("framepred_groups", command_groups, replace=True)
+
+
+def command_groups(*, _root_: Any) -> str:
+    """The config groups a command takes, with their options, for its `--help`: those
+    of its own defaults list. (Hydra's own list is every folder of configs/, the groups
+    of the other commands and the parts of a preset, such as debug/training, included.)"""
+    choices = _root_.hydra.runtime.choices
+    groups = sorted(g for g in choices if g != "hydra" and "/" not in g and "@" not in g)
+    options = {group: sorted(p.stem for p in Path(config_dir(), group).glob("*.yaml"))
+               for group in groups}
+    lines = [f"{group}: {', '.join(names)}" for group, names in options.items()]
+    return "\n".join(lines) or "(none: this command takes keys only, key=value)"
 
 
 def hydra_subdir(process_id: Any = None) -> str | None:
@@ -432,27 +447,66 @@ def validate_data(data: Any, key: str = "data") -> None:
 def check_known_keys(cfg: Any, schema: type, prefix: str = "") -> None:
     """FramepredError for a key the schema lacks, with the closest real key.
 
-    Hydra refuses `trainer.epoch=3` but accepts `+trainer.epoch=3` (its own hint): a
-    run would train with the default `epochs` beside an unused `epoch`. Every key of
-    the composed config must be one of the schema's."""
-    import difflib
-
+    Hydra refuses `trainer.epoch=3` (the entry points give `unknown_key`'s message for
+    that) but accepts `+trainer.epoch=3`: a run would train with the default `epochs`
+    beside an unused `epoch`. Every key of the composed config must be the schema's."""
     from omegaconf import DictConfig
 
-    names = [f.name for f in fields(schema)]
     hints = get_type_hints(schema)
     for key in cfg.keys() if isinstance(cfg, DictConfig) else ():
         if key == "hydra":
             continue
-        if key not in names:
-            close = difflib.get_close_matches(str(key), names, n=1)
-            hint = f"; did you mean {prefix}{close[0]}?" if close else ""
-            raise FramepredError(
-                f"{prefix}{key} is not a config key (framepred/config.py, {schema.__name__})"
-                f"{hint} Keys of {prefix.rstrip('.') or 'the config'}: {', '.join(names)}")
-        hint = hints[key]
-        if hasattr(hint, "__dataclass_fields__"):
-            check_known_keys(cfg[key], hint, f"{prefix}{key}.")
+        if key not in hints:
+            raise FramepredError(_not_a_key(str(key), schema, prefix))
+        if hasattr(hints[key], "__dataclass_fields__"):
+            check_known_keys(cfg[key], hints[key], f"{prefix}{key}.")
+
+
+def unknown_key(schema: type, key: str) -> str | None:
+    """The message for an override of `key` (dotted, `trainer.epoch`) where a part of
+    it is no key of `schema`: it names the closest key first, then the keys there.
+    None where every part is a key (or for Hydra's own `hydra.*`)."""
+    prefix = ""
+    for part in key.split("."):
+        hints = get_type_hints(schema)
+        if part not in hints:
+            return None if key.startswith("hydra.") else _not_a_key(part, schema, prefix)
+        if not hasattr(hints[part], "__dataclass_fields__"):
+            return None
+        schema, prefix = hints[part], f"{prefix}{part}."
+    return None
+
+
+def _not_a_key(key: str, schema: type, prefix: str) -> str:
+    import difflib
+
+    names = [f.name for f in fields(schema)]
+    close = difflib.get_close_matches(key, names, n=1)
+    hint = f"; did you mean {prefix}{close[0]}?" if close else ""
+    return (f"{prefix}{key} is not a config key{hint} (framepred/config.py, "
+            f"{schema.__name__}) Keys of {prefix.rstrip('.') or 'the config'}: "
+            f"{', '.join(names)}")
+
+
+# A value Hydra's override grammar reads back unquoted as itself (its primitives:
+# letters, digits and `_/-+.@%:`; `=`, `,`, quotes, brackets, spaces and `$` are syntax).
+_HYDRA_PLAIN = re.compile(r"[A-Za-z0-9_/+.@%:-]+")
+# ... and what it would read as a number, a bool or null rather than as the text.
+_HYDRA_TYPED = re.compile(r"[-+]?([0-9_.]+(e[-+]?[0-9]+)?|inf|nan)|true|false|null", re.I)
+
+
+def pasteable(key: str, value: Any) -> str:
+    """`key=value` as one shell word that Hydra reads back as `key` set to `value`: the
+    value is quoted for Hydra where its grammar needs it, the word for the shell."""
+    import shlex
+
+    text = str(value)
+    if not _HYDRA_PLAIN.fullmatch(text) or _HYDRA_TYPED.fullmatch(text):
+        # Hydra's quoted string: a backslash escapes a quote, and backslashes before
+        # a quote or at the end (https://hydra.cc/docs/advanced/override_grammar/basic/).
+        text = "'" + re.sub(r"(\\*)('|$)", lambda m: m.group(1) * 2 + ("\\'" if m.group(2)
+                                                                          else ""), text) + "'"
+    return shlex.quote(f"{key}={text}")
 
 
 def validate(cfg: Any) -> None:

@@ -7,8 +7,12 @@
   uses in its own log line). `TF_CPP_MIN_LOG_LEVEL` does not reach the lines written
   before absl starts, so the descriptor is captured around those two moments and
   only those known lines are dropped: any other warning or error is written through.
+  Under KERAS_BACKEND=jax, Keras imports TensorFlow (where installed) when it seeds
+  (`framepred.devices.configure`), which is filtered the same way.
 - `QuietFirstSteps` (framepred.callbacks): the first training and validation steps,
   where TensorFlow builds and optimizes the step's graph, are a third such moment.
+- `to_log_file(text)`: what a command prints beside its log lines (evaluate's table,
+  train's next commands, an error line) goes to its log file as printed.
 - `fit_verbosity(option)`: Keras' progress bar redraws with backspaces and colour
   codes, which fill a log file or a pipe; there, one line per epoch.
 - Keras' "`shuffle=True` was passed, but will be ignored" for tf.data input: our
@@ -68,6 +72,22 @@ def native_start_up():
             if kept:
                 sys.stderr.write("\n".join(kept) + "\n")
                 sys.stderr.flush()
+
+
+def to_log_file(text: str) -> None:
+    """Writes `text` as it is to the log file of the running command (Hydra's job log,
+    `<command>.log`), not to the console: what a command prints beside its log lines,
+    a table or the next commands, is in its log too."""
+    for handler in logging.getLogger().handlers:
+        if isinstance(handler, logging.FileHandler):
+            handler.acquire()
+            try:
+                if handler.stream is None:
+                    handler.stream = handler._open()
+                handler.stream.write(text.rstrip("\n") + "\n")
+                handler.flush()
+            finally:
+                handler.release()
 
 
 def fit_verbosity(option) -> int | str:

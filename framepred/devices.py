@@ -41,6 +41,7 @@ from typing import Any
 import keras
 import numpy as np
 
+from framepred.console import native_start_up
 from framepred.errors import FramepredError
 
 log = logging.getLogger(__name__)
@@ -351,8 +352,11 @@ def configure(trainer: Any) -> Setup:
     replicas = 1
     if distribution == "data_parallel":
         replicas = data_parallel(int(trainer.batch_size), processes)
-    # The same seed on every process: the same initial weights everywhere.
-    keras.utils.set_random_seed(int(trainer.seed))
+    # The same seed on every process: the same initial weights everywhere. Keras seeds
+    # TensorFlow too where it is installed, importing it here even on JAX: its start-up
+    # lines are filtered as on the TensorFlow backend.
+    with native_start_up():
+        keras.utils.set_random_seed(int(trainer.seed))
     keras.mixed_precision.set_global_policy(precision)
     return Setup(jit_compile=resolve_jit(trainer.jit_compile), precision=precision,
                  device=describe_devices(), replicas=replicas, process=process,

@@ -17,21 +17,25 @@ from __future__ import annotations
 
 import logging
 import shlex
+from functools import partial
 from pathlib import Path
 
 import hydra
 from omegaconf import DictConfig, OmegaConf
 
 import framepred  # noqa: F401  (registers Keras objects, quiets TF start-up)
+from framepred import config
 from framepred.config import config_dir
+from framepred.console import to_log_file
 from framepred.errors import exit_on_user_error, install_cli_error_handler
 
 log = logging.getLogger("framepred.evaluate")
-install_cli_error_handler()  # Hydra's errors as one `framepred: error:` line
+# Hydra's errors as one `framepred: error:` line; a misspelled key names the closest.
+install_cli_error_handler(unknown_key=partial(config.unknown_key, config.EvaluateSchema))
 
 def evaluate(cfg: DictConfig, out_dir: str | Path | None = None) -> dict:
     """Evaluates `cfg.checkpoint` on `cfg.evaluate.split`; returns the metrics.json payload."""
-    from framepred import config, data, nowcasts, scoreboard, skill, verification
+    from framepred import data, nowcasts, scoreboard, skill, verification
     from framepred.callbacks.dashboards import log_forecast_metrics
     from framepred.run import trained
     from framepred.run.folder import RunPaths, write_json
@@ -50,6 +54,14 @@ def evaluate(cfg: DictConfig, out_dir: str | Path | None = None) -> dict:
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
 
+    sequences, count = data.count_windows(data_cfg, split)
+    # What the table scores, said before it.
+    log.info("checkpoint:  %s", Path(str(cfg.checkpoint)).expanduser().resolve())
+    scored = count if steps is None else min(count, int(steps) * batch_size)
+    log.info("data:        %s split (data=%s): %d sequence(s), %d window(s) of %d context + "
+             "%d future frames%s", split, data_cfg.source, sequences, count,
+             int(data_cfg.context_frames), int(data_cfg.future_frames),
+             f"; scoring the first {scored} (evaluate.steps={steps})" if steps else "")
     windows = data.window_batches(data_cfg, split, batch_size, normalization=normalization)
     results = verification.evaluate_forecast(
         model, windows.numpy(), int(data_cfg.context_frames),
@@ -68,7 +80,9 @@ def evaluate(cfg: DictConfig, out_dir: str | Path | None = None) -> dict:
     verification.write_csv(written.metrics_csv, results)
     log_forecast_metrics(written.tensorboard, results)
     units = normalization.units or data.units(data_cfg)  # an older run's file names none
-    print(scoreboard.format_table(results, units=units), flush=True)
+    table = scoreboard.format_table(results, units=units)
+    print(table, flush=True)
+    to_log_file(table)
     log.info("metrics:     %s, %s", written.metrics, written.metrics_csv)
     log.info("tensorboard: tensorboard --logdir %s", shlex.quote(str(written.tensorboard)))
     return payload

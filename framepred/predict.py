@@ -18,13 +18,14 @@ forecast.gif (context then forecast; truth on the left and forecast on the right
 where the input has truth) and grid.png. A motion-head model (model.head=motion or
 flow) also writes motion_01.png ... (its motion per step in flow colours) and
 motion.npy (float32 [steps, H, W, 2], (dy, dx) in pixels), and grid.png gains a motion
-row. A failed predict leaves no folder behind that holds only its log.
+row. A failed predict leaves no folder behind that holds only its log
+(framepred.errors.after_failure).
 """
 
 from __future__ import annotations
 
 import logging
-import shutil
+from functools import partial
 from pathlib import Path
 
 import hydra
@@ -32,18 +33,20 @@ import numpy as np
 from omegaconf import DictConfig
 
 import framepred  # noqa: F401  (registers Keras objects, quiets TF start-up)
+from framepred import config
 from framepred.config import config_dir
 from framepred.errors import FramepredError, exit_on_user_error, install_cli_error_handler
 
 log = logging.getLogger("framepred.predict")
-install_cli_error_handler("output")  # Hydra's errors as one `framepred: error:` line
+# Hydra's errors as one `framepred: error:` line; a misspelled key names the closest.
+install_cli_error_handler("output", partial(config.unknown_key, config.PredictSchema))
 
 
 def predict(cfg: DictConfig) -> dict:
     """Forecasts each chosen clip of `cfg.input` into `cfg.output`. Returns
     {"output", "context_frames", "steps", "clips": [{"name", "output", "start",
     "truth_frames", "files"}]}."""
-    from framepred import config, models
+    from framepred import models
     from framepred.data.clips import read_clips, warn_if_other_kind
     from framepred.run import trained
 
@@ -177,24 +180,10 @@ def _grid(context, truth, forecast, options, motion=None, max_displacement=None)
                                       labels=names)
 
 
-def _remove_if_only_log(output: Path) -> None:
-    """After a failure: an output folder that holds nothing but the log Hydra started
-    in it goes, so a mistyped command leaves no empty results behind."""
-    try:
-        if output.is_dir() and all(p.name == "predict.log" for p in output.iterdir()):
-            shutil.rmtree(output)
-    except OSError:
-        pass
-
-
 @hydra.main(version_base="1.3", config_path=config_dir(), config_name="predict")
 def main(cfg: DictConfig) -> None:
-    try:
-        with exit_on_user_error():
-            predict(cfg)
-    except SystemExit:
-        _remove_if_only_log(Path(str(cfg.output)).expanduser())
-        raise
+    with exit_on_user_error():
+        predict(cfg)
 
 
 if __name__ == "__main__":

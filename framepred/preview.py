@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import hydra
@@ -25,11 +26,12 @@ import numpy as np
 from omegaconf import DictConfig
 
 from framepred import visualize
-from framepred.config import config_dir, validate_preview
+from framepred.config import PreviewSchema, config_dir, unknown_key, validate_preview
 from framepred.errors import exit_on_user_error, install_cli_error_handler
 
 log = logging.getLogger("framepred.preview")
-install_cli_error_handler("preview.output")  # Hydra's errors as one `framepred: error:` line
+# Hydra's errors as one `framepred: error:` line; a misspelled key names the closest.
+install_cli_error_handler("preview.output", partial(unknown_key, PreviewSchema))
 
 
 # The splits `train` reads: it fits on one and picks its best checkpoint on the other.

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import shlex
+from functools import partial
 from pathlib import Path
 
 import hydra
@@ -22,13 +23,14 @@ from omegaconf import DictConfig, OmegaConf
 import framepred  # noqa: F401  (registers Keras objects, quiets TF start-up)
 from framepred import config
 from framepred.config import config_dir
-from framepred.console import fit_verbosity
+from framepred.console import fit_verbosity, to_log_file
 from framepred.errors import FramepredError, exit_on_user_error, install_cli_error_handler
 from framepred.run.folder import RunPaths, atomic_write, write_json
 from framepred.run.resume import graceful_stop, mark_complete, prepare
 
 log = logging.getLogger("framepred.train")
-install_cli_error_handler()  # Hydra's errors as one `framepred: error:` line
+# Hydra's errors as one `framepred: error:` line; a misspelled key names the closest.
+install_cli_error_handler(unknown_key=partial(config.unknown_key, config.TrainSchema))
 
 
 def train(cfg: DictConfig, run_dir: str | Path | None = None) -> dict:
@@ -82,6 +84,7 @@ def train(cfg: DictConfig, run_dir: str | Path | None = None) -> dict:
                                           drop_remainder=sharded)
     if chief:  # after the checks that may refuse this start: the earlier config stays
         OmegaConf.save(cfg, run.config)
+        _record_overrides(run)
     normalization = data.fit_normalization(data_cfg)  # training split only
     if normalization.active and chief:  # evaluate and predict scale as training did
         atomic_write(run.normalization, lambda tmp: Path(tmp).write_text(normalization.to_json()))
@@ -151,7 +154,9 @@ def train(cfg: DictConfig, run_dir: str | Path | None = None) -> dict:
     verification.write_csv(run.metrics_csv, results)
     log_forecast_metrics(run.tensorboard, results)
     mark_complete(run, int(trainer.epochs))  # last: a kill before it means evaluate again
-    print(scoreboard.format_table(results, units=normalization.units), flush=True)
+    table = scoreboard.format_table(results, units=normalization.units)
+    print(table, flush=True)
+    to_log_file(table)
     summary = [
         f"outputs:     {run.root}",
         f"checkpoints: {run.best} (lowest val_loss), {run.last}",
@@ -160,7 +165,39 @@ def train(cfg: DictConfig, run_dir: str | Path | None = None) -> dict:
     ]
     for line in summary:
         log.info(line)
+    for line in next_commands(run, cfg.data):
+        print(line, flush=True)
+        to_log_file(line)
     return payload
+
+
+def next_commands(run: RunPaths, data_cfg) -> list[str]:
+    """The evaluate and predict commands of a finished run, ready to paste: each
+    argument quoted for Hydra and the shell (`config.pasteable`). Predict reads the
+    run's own data where it is a file or folder; a generated source has none, so the
+    command names a clip of the user's to give."""
+    best = run.best if run.best.exists() else run.last
+    checkpoint = config.pasteable("checkpoint", best.resolve())
+    clip = (config.pasteable("input", Path(str(data_cfg.path)).expanduser().resolve())
+            if data_cfg.get("path") else "input=CLIP")
+    lines = ["next:",
+             f"  python -m framepred.evaluate {checkpoint}",
+             f"  python -m framepred.predict {checkpoint} {clip} "
+             f"{config.pasteable('output', (run.root / 'forecast').resolve())}"]
+    if not data_cfg.get("path"):
+        lines.append("  (CLIP: a GIF, a video, a folder of frames or a .npy file of yours)")
+    return lines
+
+
+def _record_overrides(run: RunPaths) -> None:
+    """This start's command-line overrides, in overrides.txt (one a line) and the log:
+    a sweep's job folder is named by its number alone."""
+    if not hydra.core.hydra_config.HydraConfig.initialized():
+        return  # called as a function, not from the command line
+    overrides = list(hydra.core.hydra_config.HydraConfig.get().overrides.task)
+    atomic_write(run.overrides,
+                 lambda tmp: Path(tmp).write_text("".join(f"{o}\n" for o in overrides)))
+    log.info("overrides: %s", " ".join(shlex.quote(o) for o in overrides) or "(none)")
 
 
 def _leave_log_file_to_process_0() -> None:

@@ -169,7 +169,9 @@ def outcomes(tmp_path_factory, fast_run):
               "best": fast_run / "checkpoints" / "best.keras", "notes": tmp / "notes.txt",
               "fake": tmp / "fake.keras", "short": tmp / "short.npy", "readonly": readonly,
               "rates": tmp / "rates.npy", "mismatch": mismatch}
-    before = snapshot(fast_run), snapshot(finished, skip={".hydra"})
+    # A finished run's log gains the error line of a start it refused (framepred.errors).
+    kept = {".hydra", "train.log"}
+    before = snapshot(fast_run), snapshot(finished, skip=kept)
 
     cases = {}
     for case in CASES:
@@ -189,7 +191,7 @@ def outcomes(tmp_path_factory, fast_run):
         done = run_in_one_process([{"module": cases[i][0], "args": cases[i][1]} for i in ids],
                          tmp / group)
         results.update(zip(ids, done))
-    after = snapshot(fast_run), snapshot(finished, skip={".hydra"})
+    after = snapshot(fast_run), snapshot(finished, skip=kept)
     leftovers = [tmp / "failed-out"]
     return {i: (cases[i][2], results[i]) for i in cases}, before, after, leftovers
 

@@ -282,24 +282,3 @@ def test_next_frame_model_rolls_out_as_long_as_asked(compose_train, tmp_path):
     assert np.load(tmp_path / "out" / "forecast.npy").shape == (steps, SIZE, SIZE, 1)
     with Image.open(tmp_path / "out" / "forecast.gif") as gif:
         assert gif.n_frames == CONTEXT + steps
-
-
-@pytest.mark.slow
-def test_cli_evaluate_and_predict(fast_run, tmp_path):
-    checkpoint = fast_run / "checkpoints" / "best.keras"
-    result = run_cli("framepred.evaluate", f"checkpoint={checkpoint}", "evaluate.split=test",
-                     f"hydra.run.dir={tmp_path / 'eval'}")
-    assert result.returncode == 0, result.stderr[-2000:]
-    assert "beats best baseline?" in result.stdout and " t+3 |" in result.stdout
-    assert all(entry in result.stdout for entry in ENTRIES)
-    assert {p.name for p in (tmp_path / "eval").iterdir()} >= {
-        "metrics.json", "metrics.csv", "tensorboard"}
-
-    np.save(tmp_path / "clip.npy", np.zeros((4, SIZE, SIZE), np.uint8))
-    result = run_cli("framepred.predict", f"checkpoint={checkpoint}",
-                     f"input={tmp_path / 'clip.npy'}", f"output={tmp_path / 'pred'}",
-                     "predict.steps=4")
-    assert result.returncode == 0, result.stderr[-2000:]
-    with Image.open(tmp_path / "pred" / "forecast.gif") as gif:
-        assert gif.n_frames == CONTEXT + 4
-    assert len(list((tmp_path / "pred").glob("forecast_*.png"))) == 4

@@ -1,6 +1,7 @@
 """The run folder: one definition of where a run writes what.
 
     <run>/config.yaml          the composed config
+    <run>/overrides.txt        the command line's overrides, one a line
     <run>/train.log            the log (Hydra's job log)
     <run>/checkpoints/best.keras, last.keras, best.json (the best value and its epoch)
     <run>/tensorboard/         train/, validation/, images and hparams
@@ -40,6 +41,10 @@ class RunPaths:
     @property
     def config(self) -> Path:
         return self.root / "config.yaml"
+
+    @property
+    def overrides(self) -> Path:
+        return self.root / "overrides.txt"
 
     @property
     def log(self) -> Path:
