@@ -90,12 +90,12 @@ def test_sweep_runs_keep_apart(cli_runs):
     result = results["sweep"]
     assert result["rc"] == 0, result["stderr"][-3000:]
     runs = sorted(p for p in (tmp_path / "sweep").iterdir() if p.is_dir())
-    assert [p.name for p in runs] == [
-        "0_debug=fast,loss=ssim", "1_debug=fast,loss=mse", "2_debug=fast,loss=blend"]
-    for run_dir in runs:
+    # Job numbers: names without `=` or `,`, which paste back as `checkpoint=<path>`.
+    assert [p.name for p in runs] == ["0", "1", "2"]
+    for run_dir, loss in zip(runs, ("ssim", "mse", "blend")):
         assert (run_dir / "metrics.json").is_file()
         assert (run_dir / "checkpoints" / "best.keras").is_file()
-        loss = run_dir.name.rsplit("=", 1)[1]
+        assert (run_dir / "overrides.txt").read_text() == f"debug=fast\nloss={loss}\n"
         assert f"name: {loss}" in (run_dir / "config.yaml").read_text()
 
 
