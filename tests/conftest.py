@@ -80,6 +80,7 @@ def fast_run(tmp_path_factory) -> Path:
 SLOWEST_FILES = (
     "test_jax_training.py", "test_resume.py", "test_sampling.py", "test_your_own_footage.py",
     "test_motion_head.py", "test_jax_backend.py", "test_devices.py", "test_train.py",
+    "test_cli_output.py",
     "test_evaluate_predict.py", "test_radar_loop.py", "test_bad_input.py", "test_dashboards.py",
     "test_losses.py", "test_models.py",
 )
