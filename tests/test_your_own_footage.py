@@ -124,8 +124,10 @@ def test_train_speaks_plainly_in_the_users_folder(session):
     assert "fewer than one global batch of 4" in result.stdout  # the val split
     assert "1 step(s), 4 window(s) x 3 target steps" in (work / "runs/my_clip/train.log"
                                                           ).read_text()
-    # The end-of-run table: every line but the log's and Keras' one line per epoch.
-    table = [line for line in result.stdout.splitlines()
+    # The end-of-run table: every line but the log's, Keras' one line per epoch and the
+    # ready-to-paste commands after "next:" (paths, as long as the user's folders).
+    lines = result.stdout.splitlines()
+    table = [line for line in lines[:lines.index("next:")]
              if not re.match(r"\[|Epoch \d|\d+/\d+ - ", line)]
     assert "beats best baseline?" in "".join(table) and max(map(len, table)) <= 100
     assert (work / "runs/my_clip/metrics.csv").is_file()
@@ -174,8 +176,13 @@ def test_predict_with_a_copied_checkpoint_on_gray_arrays_and_folders(session):
 
 def test_train_sh_runs_in_the_callers_folder(session):
     _, work = session
-    done = subprocess.run([str(REPO / "scripts" / "train.sh"), "debug=fast",
-                           "trainer.epochs=0", "hydra.run.dir=rel_run"], cwd=work,
+    # A relative data.path that only the caller's folder holds, and that is no array:
+    # found there (not "does not exist"), so read from there, then refused before any
+    # folder is made, here or in the repository.
+    (work / "not_an_array.npy").write_text("not an array")
+    done = subprocess.run([str(REPO / "scripts" / "train.sh"), "debug=fast", "data=npy",
+                           "data.path=not_an_array.npy", "hydra.run.dir=rel_run"], cwd=work,
                           capture_output=True, text=True, timeout=600)
-    assert done.returncode == 2 and "trainer.epochs=0" in done.stderr  # refused, but...
-    assert (work / "rel_run").is_dir() and not (REPO / "rel_run").exists()  # ...right here
+    assert done.returncode == 2, done.stderr
+    assert "cannot read not_an_array.npy as a NumPy array" in done.stderr
+    assert not (work / "rel_run").exists() and not (REPO / "rel_run").exists()
