@@ -165,28 +165,24 @@ def train(cfg: DictConfig, run_dir: str | Path | None = None) -> dict:
     ]
     for line in summary:
         log.info(line)
-    for line in next_commands(run, cfg.data):
+    for line in next_commands(run):
         print(line, flush=True)
         to_log_file(line)
     return payload
 
 
-def next_commands(run: RunPaths, data_cfg) -> list[str]:
+def next_commands(run: RunPaths) -> list[str]:
     """The evaluate and predict commands of a finished run, ready to paste: each
-    argument quoted for Hydra and the shell (`config.pasteable`). Predict reads the
-    run's own data where it is a file or folder; a generated source has none, so the
-    command names a clip of the user's to give."""
+    argument quoted for Hydra and the shell (`config.pasteable`). Predict forecasts the
+    first validation sequence of the run's own data (`input=split:val`, which a built-in
+    source needs, having no file), from its start, so the truth is beside it."""
     best = run.best if run.best.exists() else run.last
     checkpoint = config.pasteable("checkpoint", best.resolve())
-    clip = (config.pasteable("input", Path(str(data_cfg.path)).expanduser().resolve())
-            if data_cfg.get("path") else "input=CLIP")
-    lines = ["next:",
-             f"  python -m framepred.evaluate {checkpoint}",
-             f"  python -m framepred.predict {checkpoint} {clip} "
-             f"{config.pasteable('output', (run.root / 'forecast').resolve())}"]
-    if not data_cfg.get("path"):
-        lines.append("  (CLIP: a GIF, a video, a folder of frames or a .npy file of yours)")
-    return lines
+    return ["next:",
+            f"  python -m framepred.evaluate {checkpoint}",
+            f"  python -m framepred.predict {checkpoint} input=split:val predict.sequence=0 "
+            f"predict.start=0 {config.pasteable('output', (run.root / 'forecast').resolve())}",
+            "  (or input=<your GIF, video, folder of frames or .npy file>)"]
 
 
 def _record_overrides(run: RunPaths) -> None:

@@ -67,8 +67,7 @@ def seen(tmp_path_factory):
     np.save(tmp / "clip.npy", np.zeros((4, 16, 16), np.uint8))
     pasted = {}
     for words in commands:
-        module, args = words[2], [("input=" + str(tmp / "clip.npy")) if word == "input=CLIP"
-                                  else word for word in words[3:]]
+        module, args = words[2], words[3:]
         # What a user may add to a pasted command.
         args += ([f"hydra.run.dir={tmp / 'evaluated'}", "evaluate.split=test"]
                  if module == EVALUATE else ["predict.steps=4"])
@@ -111,7 +110,9 @@ def test_sweep_folders_paste_back_and_keep_their_overrides(seen):
     assert evaluate[:3] == ["python", "-m", "framepred.evaluate"]
     assert evaluate[3] == f"checkpoint='{job / 'checkpoints' / 'best.keras'}'"
     assert predict[:4] == ["python", "-m", "framepred.predict", evaluate[3]]
-    assert predict[5] == f"output='{job / 'forecast'}'"
+    # Predict reads the run's own first validation sequence: Moving Digits has no file.
+    assert predict[4:7] == ["input=split:val", "predict.sequence=0", "predict.start=0"]
+    assert predict[7] == f"output='{job / 'forecast'}'"
     # ... and they ran as pasted.
     for name in ("evaluate", "predict"):
         assert results[name]["rc"] == 0, results[name]["stderr"][-3000:]
@@ -122,6 +123,8 @@ def test_sweep_folders_paste_back_and_keep_their_overrides(seen):
     with Image.open(forecast / "forecast.gif") as gif:
         assert gif.n_frames == 3 + 4  # context, then predict.steps=4
     assert len(list(forecast.glob("forecast_*.png"))) == 4
+    assert "val_000: context frames 0-2 of 6" in results["predict"]["stdout"] + (
+        forecast / "predict.log").read_text()
     # The lines are in the run's log too.
     assert shlex.join(evaluate) in (job / "train.log").read_text()
 

@@ -58,10 +58,18 @@ def warn_if_other_kind(clips: list[Clip], data: Any, units: str | None, where: s
                     "animation or a video", where, trained_on)
 
 
+# input=split:<name>: the sequences of one split of the run's own data, as training reads
+# them. A built-in source (Moving Digits, Rain Cells) has no file to give, and this is
+# what the ready-to-paste predict command at the end of a run names.
+SPLIT_INPUT = "split:"
+
+
 def read_clips(path: str | Path, data: Any) -> list[Clip]:
     """Every clip at `path`, in the run's frame format (`data`: its data config)."""
     from framepred.data.arrays import split_member
 
+    if str(path).startswith(SPLIT_INPUT):
+        return _split_clips(str(path)[len(SPLIT_INPUT):], data)
     path = Path(str(path)).expanduser()
     file_name = Path(split_member(str(path))[0])
     if not file_name.exists():
@@ -132,6 +140,17 @@ def _file_source(path: Path, frame_format: FrameFormat):
         f"input={path} has an unknown type {path.suffix!r}; give a folder of frames, an "
         f"animated image ({', '.join(PILLOW_SUFFIXES)}), a video "
         f"({', '.join(FFMPEG_SUFFIXES)}) or a .npy array")
+
+
+def _split_clips(split: str, data: Any) -> list[Clip]:
+    """The sequences of `split` of the run's data config, each a clip named by its index."""
+    from framepred.data import SPLITS, build_source
+
+    if split not in SPLITS:
+        raise FramepredError(f"input={SPLIT_INPUT}{split} names no split; use "
+                             + ", ".join(f"input={SPLIT_INPUT}{name}" for name in SPLITS))
+    source = build_source(data, split)
+    return [Clip(f"{split}_{index:03d}", source.read(index)) for index in range(len(source))]
 
 
 def _clips(source, stem: str, holds: str = "array") -> list[Clip]:
