@@ -69,6 +69,13 @@ class Setup:
         return self.process == 0
 
     @property
+    def sharded(self) -> bool:
+        """Whether keras.distribution splits each global batch over devices. Those
+        batches must divide evenly, so a short last batch is left out (tf.distribute
+        splits it unevenly instead)."""
+        return self.strategy is None and self.replicas > 1
+
+    @property
     def shard(self) -> tuple[int, int]:
         """(this process, every process): the slice of each global batch read here."""
         return self.process, self.processes

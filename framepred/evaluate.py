@@ -26,7 +26,6 @@ from omegaconf import DictConfig, OmegaConf
 import framepred  # noqa: F401  (registers Keras objects, quiets TF start-up)
 from framepred import config
 from framepred.config import config_dir
-from framepred.console import to_log_file
 from framepred.errors import exit_on_user_error, install_cli_error_handler
 
 log = logging.getLogger("framepred.evaluate")
@@ -35,10 +34,9 @@ install_cli_error_handler(unknown_key=partial(config.unknown_key, config.Evaluat
 
 def evaluate(cfg: DictConfig, out_dir: str | Path | None = None) -> dict:
     """Evaluates `cfg.checkpoint` on `cfg.evaluate.split`; returns the metrics.json payload."""
-    from framepred import data, nowcasts, scoreboard, skill, verification
-    from framepred.callbacks.dashboards import log_forecast_metrics
+    from framepred import data, nowcasts, skill, verification
     from framepred.run import trained
-    from framepred.run.folder import RunPaths, write_json
+    from framepred.run.folder import RunPaths
 
     config.validate_evaluate(cfg)
     split, batch_size, steps = cfg.evaluate.split, int(cfg.evaluate.batch_size), cfg.evaluate.steps
@@ -69,20 +67,12 @@ def evaluate(cfg: DictConfig, out_dir: str | Path | None = None) -> dict:
         thresholds=list(cfg.evaluate.thresholds), fss_scales=list(cfg.evaluate.fss_scales),
         baselines=list(cfg.evaluate.baselines),
     )
-    payload = {
-        **results,
+    written = RunPaths(out_dir)  # a run folder's metrics files and TensorBoard folder
+    payload = verification.write_scores(written, results, {
         "split": split,
         "checkpoint": str(Path(str(cfg.checkpoint)).expanduser().resolve()),
         "data": OmegaConf.to_container(data_cfg, resolve=True, enum_to_str=True),
-    }
-    written = RunPaths(out_dir)  # a run folder's metrics files and TensorBoard folder
-    write_json(written.metrics, payload)
-    verification.write_csv(written.metrics_csv, results)
-    log_forecast_metrics(written.tensorboard, results)
-    units = normalization.units or data.units(data_cfg)  # an older run's file names none
-    table = scoreboard.format_table(results, units=units)
-    print(table, flush=True)
-    to_log_file(table)
+    }, units=normalization.units or data.units(data_cfg))  # an older run's file names none
     log.info("metrics:     %s, %s", written.metrics, written.metrics_csv)
     log.info("tensorboard: tensorboard --logdir %s", shlex.quote(str(written.tensorboard)))
     return payload

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from framepred import metrics, models, scoreboard
-from framepred.run.folder import atomic_write
+from framepred.run.folder import atomic_write, write_json
 
 
 def evaluate_forecast(
@@ -119,3 +119,24 @@ def write_csv(path: Path, results: dict) -> None:
                     f"{values[name]['mean']:.6g}" for name in metric_names)])
 
     atomic_write(path, write)
+
+
+def write_scores(out, results: dict, about: dict, units: str | None) -> dict:
+    """Where `train` and `evaluate` put `evaluate_forecast`'s `results`: metrics.json
+    (the results and `about`, what was scored), metrics.csv and the TensorBoard
+    forecast scalars of the run folder `out` (`run.folder.RunPaths`), then the
+    per-step tables in `units` on stdout and in the command's log. Returns the
+    metrics.json payload."""
+    # Late: TensorBoard's writer and the console are the commands', not the scoring's
+    # (scripts/bench_quality.py scores without them).
+    from framepred.callbacks.dashboards import log_forecast_metrics
+    from framepred.console import to_log_file
+
+    payload = {**results, **about}
+    write_json(out.metrics, payload)
+    write_csv(out.metrics_csv, results)
+    log_forecast_metrics(out.tensorboard, results)
+    table = scoreboard.format_table(results, units=units)
+    print(table, flush=True)
+    to_log_file(table)
+    return payload

@@ -22,6 +22,7 @@ registry (`registry.py`: every source's reader, config check, preset);
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -36,8 +37,9 @@ from framepred.data.splits import Span, SpanSource, split_spans
 from framepred.errors import FramepredError
 
 __all__ = [
-    "SPLITS", "MovingDigits", "SequenceSource", "build_source", "split_window",
-    "training_pairs", "units", "window_batches", "window_dataset", "window_length",
+    "SPLITS", "MovingDigits", "SequenceSource", "TrainingBatches", "build_source",
+    "check_split_fills_batch", "split_window", "training_batches", "training_pairs", "units",
+    "window_batches", "window_dataset", "window_length",
 ]
 
 
@@ -258,3 +260,64 @@ def window_batches(data: Any, split: str, batch_size: int, shuffle: bool = False
         parallel_calls=data.parallel_calls,
         drop_remainder=drop_remainder,
     ))
+
+
+@dataclass
+class TrainingBatches:
+    """What `fit` reads: the training and validation batches as (inputs, targets)
+    pairs, and how an epoch is cut from them."""
+
+    train: Any  # window batches (`window_batches`) of the training split
+    train_pairs: Any
+    val_pairs: Any
+    steps_per_epoch: int
+    # One endless stream cut into epochs by steps, rather than one pass an epoch.
+    stream: bool
+    # The training windows one epoch reads; None where the windows repeat
+    # (trainer.steps_per_epoch).
+    windows_per_epoch: int | None
+
+
+def training_batches(data: Any, global_batch: int, *, form: str, seed: int,
+                     steps_per_epoch: int | None, windows: int, normalization=None,
+                     shard: tuple[int, int] = (0, 1),
+                     drop_remainder: bool = False) -> TrainingBatches:
+    """The training and validation batches of a run, for its model's `form`: the
+    training split shuffled by `seed`, `windows` of it in one pass (`count_windows`).
+    `steps_per_epoch` (trainer.steps_per_epoch) repeats the windows and cuts epochs
+    by steps; `drop_remainder` leaves out a short last batch (`devices.Setup.sharded`)."""
+    import keras
+
+    repeat = steps_per_epoch is not None
+    # The PyDataset pipeline is one endless stream cut into epochs by steps: which batch a
+    # step reads then depends on the step alone, although Keras reads ahead across the
+    # epoch's end, so a resumed run reads what an uninterrupted one would.
+    stream = repeat or keras.backend.backend() != "tensorflow"
+    if drop_remainder and not repeat:
+        windows -= windows % global_batch
+    batches = {"shard": shard, "drop_remainder": drop_remainder, "normalization": normalization}
+    train = window_batches(data, "train", global_batch, shuffle=True, seed=seed, repeat=stream,
+                           **batches)
+    val = window_batches(data, "val", global_batch, **batches)
+    return TrainingBatches(
+        train=train,
+        train_pairs=train.pairs(form, data.context_frames),
+        val_pairs=val.pairs(form, data.context_frames),
+        steps_per_epoch=steps_per_epoch or max(1, train.steps),
+        stream=stream,
+        windows_per_epoch=None if repeat else windows,
+    )
+
+
+def check_split_fills_batch(split: str, windows: int, global_batch: int,
+                            per_device: int) -> None:
+    """Refuses a split of fewer windows than one global batch where batches leave out
+    a short last one: it would give no batch at all, and a pass over none waits
+    forever."""
+    if windows < global_batch:
+        raise FramepredError(
+            f"the {split} split has {windows} window(s), fewer than one global batch of "
+            f"{global_batch} (trainer.batch_size={per_device} x "
+            f"{global_batch // per_device} devices); batches split over devices leave "
+            f"out a short last batch, so it would give none: give the {split} split at "
+            f"least {global_batch} windows or lower trainer.batch_size")
