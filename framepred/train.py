@@ -6,8 +6,9 @@
     python -m framepred.train debug=fast
     python -m framepred.train hydra.run.dir=outputs/ssim50   (rerun after a kill: resumes)
 
-Composes the config (configs/train.yaml), then: validate -> data -> model ->
-fit -> evaluate the forecast against the copy-last-frame baseline -> metrics.json.
+Composes the config (configs/train.yaml), then: validate -> devices -> data ->
+model -> fit -> score the forecast against the baselines (metrics.json, metrics.csv,
+TensorBoard, the tables), as `train` reads top to bottom.
 """
 
 from __future__ import annotations

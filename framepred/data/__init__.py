@@ -3,7 +3,9 @@
 `build_source(data_cfg, split)` picks the reader for `data.source` from the
 registry (`registry.py`: every source's reader, config check, preset);
 `window_batches()` turns a split into batches: tf.data on the TensorFlow backend
-(`pipeline.py`), a PyDataset without TensorFlow on the others (`batches.py`).
+(`pipeline.py`), a PyDataset without TensorFlow on the others (`batches.py`);
+`training_batches()` gives a run's training and validation batches and how an
+epoch is cut from them.
 
     registry.py        every source by name: its reader, its config check, its preset
     moving_digits.py   data=moving_digits: procedural digits, no file
