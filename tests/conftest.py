@@ -61,15 +61,17 @@ def data_cfg(compose_train):
 
 @pytest.fixture(scope="session")
 def fast_run(tmp_path_factory) -> Path:
-    """The folder of one finished `debug=fast` training run, made once per session."""
+    """The folder of one finished `debug=fast` training run with the default model's
+    flow head (debug=fast alone trains the residual head), made once per session."""
     from hydra import compose, initialize_config_dir
 
     from framepred.config import config_dir
     from framepred.train import train
+    from tests.helpers.cli import FAST_FLOW
 
     run_dir = tmp_path_factory.mktemp("fast_run")
     with initialize_config_dir(config_dir=config_dir(), version_base="1.3"):
-        cfg = compose("train", overrides=["debug=fast"])
+        cfg = compose("train", overrides=FAST_FLOW)
     train(cfg, run_dir=run_dir)
     return run_dir
 

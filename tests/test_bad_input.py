@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 
 from framepred.data.normalize import DataStatistics
-from tests.helpers.cli import error_lines, run_in_one_process
+from tests.helpers.cli import FAST_FLOW, error_lines, run_in_one_process
 from tests.helpers.files import snapshot
 from tests.helpers.run_if import run_if, unmet
 
@@ -179,7 +179,9 @@ def outcomes(tmp_path_factory, fast_run):
         filled = {**places, "run": tmp / "runs" / case.id}
         args = [arg.format(**filled) for arg in args]
         if module == TRAIN:
-            args = ["debug=fast", *args]
+            # A start in the finished run's folder keeps that run's model.
+            args = [*(FAST_FLOW if "{finished}" in str(case.values[1]) else ["debug=fast"]),
+                    *args]
             if not any(arg.startswith("hydra.run.dir") for arg in args):
                 args.append(f"hydra.run.dir={filled['run']}")
         cases[case.id] = (module, args, [text.format(**filled) for text in expect])

@@ -18,14 +18,21 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.helpers.cli import REPO, error_lines, run_in_one_process, without_tensorflow
+from tests.helpers.cli import (
+    FAST_FLOW,
+    REPO,
+    error_lines,
+    run_in_one_process,
+    without_tensorflow,
+)
 from tests.helpers.events import accumulator, plugin_name, scalars
 from tests.helpers.run_if import run_if
 
 pytestmark = run_if(extra="jax")
 
 TRAIN = "framepred.train"
-FAST = ["debug=fast", "trainer.epochs=2", "trainer.verbose=0"]
+# The default model's flow head, as users train it (debug=fast alone: the residual head).
+FAST = [*FAST_FLOW, "trainer.epochs=2", "trainer.verbose=0"]
 # The same global batch of 4 as FAST's one device with batch_size=4.
 TWO_DEVICES = ["trainer.distribution=data_parallel", "trainer.virtual_cpu_devices=2",
                "trainer.batch_size=2"]

@@ -24,7 +24,7 @@ from framepred.callbacks import Checkpoints
 from framepred.errors import FramepredError
 from framepred.run import resume
 from framepred.run.folder import RunPaths
-from tests.helpers.cli import REPO, error_lines, run_jax_script
+from tests.helpers.cli import FAST_FLOW, REPO, error_lines, run_jax_script
 from tests.helpers.files import snapshot
 
 # Epochs of ~1-2 s on 2 CPU cores: long enough to kill a run between two of them.
@@ -53,7 +53,7 @@ def test_finished_run_is_left_alone(fast_run, compose_train):
     from framepred.train import train
 
     before = snapshot(fast_run)
-    payload = train(compose_train(["debug=fast"]), run_dir=fast_run)
+    payload = train(compose_train([*FAST_FLOW]), run_dir=fast_run)
     assert payload == json.loads((fast_run / "metrics.json").read_text())
     assert snapshot(fast_run) == before
 
@@ -67,7 +67,7 @@ def test_kill_during_final_evaluation_resumes_to_evaluation_only(fast_run, compo
     shutil.copytree(fast_run, run)
     (run / "complete.json").unlink()
     (run / "metrics.json").unlink()
-    train(compose_train(["debug=fast"]), run_dir=run)
+    train(compose_train([*FAST_FLOW]), run_dir=run)
     assert json.loads((run / "complete.json").read_text())["epochs"] == 1
     assert epoch_steps(run) == {"train": [0], "validation": [0]}
 
@@ -85,7 +85,7 @@ def test_no_loadable_backup_stops_without_touching_the_checkpoints(fast_run, com
     before = snapshot(run / "checkpoints")
     with pytest.raises(FramepredError, match=r"no backup in .* can be loaded .*"
                                              r"trainer\.resume=false"):
-        train(compose_train(["debug=fast", "trainer.epochs=2"]), run_dir=run)
+        train(compose_train([*FAST_FLOW, "trainer.epochs=2"]), run_dir=run)
     assert snapshot(run / "checkpoints") == before
 
 
@@ -97,7 +97,7 @@ def test_resume_with_another_model_is_refused(fast_run, compose_train, tmp_path)
     before = snapshot(run)
     with pytest.raises(FramepredError, match=r"model\.filters: \[4\] -> \[8\].*"
                                              r"trainer\.resume=false"):
-        train(compose_train(["debug=fast", "model.filters=[8]"]), run_dir=run)
+        train(compose_train([*FAST_FLOW, "model.filters=[8]"]), run_dir=run)
     assert snapshot(run) == before
 
 
@@ -105,7 +105,7 @@ def test_resume_false_moves_the_finished_run_aside(fast_run, compose_train, tmp_
     run = tmp_path / "run"
     shutil.copytree(fast_run, run)
     before = snapshot(run)
-    resume.prepare(compose_train(["debug=fast", "trainer.resume=false"]), RunPaths(run))
+    resume.prepare(compose_train([*FAST_FLOW, "trainer.resume=false"]), RunPaths(run))
     (aside,) = (run / "replaced").iterdir()
     # Every file is still there, byte for byte, under replaced/<time>/.
     moved = snapshot(aside)
@@ -159,7 +159,7 @@ def test_complete_json_comes_after_the_tensorboard_scores(fast_run, compose_trai
     (run / "complete.json").unlink()  # all epochs done: this start only evaluates
     monkeypatch.setattr(dashboards, "log_forecast_metrics", killed)
     with pytest.raises(Killed):
-        train(compose_train(["debug=fast"]), run_dir=run)
+        train(compose_train([*FAST_FLOW]), run_dir=run)
     assert (run / "metrics.json").is_file() and not (run / "complete.json").exists()
 
 

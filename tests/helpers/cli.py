@@ -15,6 +15,11 @@ REPO = Path(__file__).resolve().parents[2]
 TF_NOISE = re.compile(r"^([IWEF]\d{4} |WARNING: All log messages before absl)")
 
 
+# debug=fast with the default model's flow head (debug=fast alone trains the residual
+# head): the session's fast_run, and every start in that run's folder or a copy of it.
+FAST_FLOW = ["debug=fast", "model.head=flow", "model.forecaster_input=forecast"]
+
+
 def run_cli(module: str, *args: str, cwd: Path | None = None, timeout: float = 600,
             env: dict | None = None) -> subprocess.CompletedProcess:
     """Runs `python -m <module> args...` as a user would; returns the finished process."""
