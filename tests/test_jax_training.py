@@ -191,7 +191,7 @@ def _base_env() -> dict:
 def test_two_processes_on_localhost_train_resume_and_agree(jax_runs, env, tmp_path):
     results, tmp = jax_runs
     run = tmp_path / "job"
-    job = ["debug=fast", "trainer.verbose=0", *TWO_PROCESSES, f"hydra.run.dir={run}"]
+    job = [*FAST_FLOW, "trainer.verbose=0", *TWO_PROCESSES, f"hydra.run.dir={run}"]
     first = start_job([*job, "trainer.epochs=1"], env, tmp_path / "first")
     for index, result in enumerate(first):
         assert result["rc"] == 0, (index, result["stderr"][-3000:])
