@@ -209,7 +209,7 @@ def join_processes(coordinator: str, process: int, processes: int, timeout: int)
     jax.config.update("jax_cpu_collectives_implementation", "gloo")
     # jax's preemption service takes SIGTERM for its own sync points, which framepred
     # does not use, and otherwise ignores it: a job could then not be stopped outside
-    # fit(), where `run.resume.graceful_stop` handles it (issue 22).
+    # fit(), where `run.resume.graceful_stop` handles it.
     jax.config.update("jax_enable_preemption_service", False)
     log.info("process %d of %d: joining the job at %s (trainer.coordinator_timeout=%d s)",
              process, processes, coordinator, timeout)

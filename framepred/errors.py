@@ -257,7 +257,12 @@ def _caller_file() -> str:
 
 
 def _command(path: str) -> str:
-    """`.../framepred/predict.py` or `framepred.predict` -> "predict"."""
+    """`.../framepred/predict.py`, `framepred.predict` or the installed console script
+    `.../bin/framepred-predict` (what sys.argv[0] is under `framepred-predict`) ->
+    "predict"."""
+    name = Path(path).name
+    if name.startswith("framepred-"):
+        return name[len("framepred-"):]
     return Path(path).stem if path.endswith(".py") else path.rpartition(".")[2]
 
 

@@ -37,7 +37,8 @@ def _ndimage():
     except ImportError as error:
         raise FramepredError(
             "the extrapolation baseline (evaluate.baselines: extrapolation) needs SciPy, "
-            'which comes with the weather extra: pip install "framepred[weather]"'
+            "pysteps and OpenCV, which come with the weather extra: "
+            'pip install "framepred[weather]"'
         ) from error
     return ndimage
 

@@ -32,6 +32,8 @@ import numpy as np
 from framepred.errors import FramepredError
 
 PYSTEPS_BASELINES = ("pysteps_extrapolation", "sprog")
+# framepred's own extrapolation advects along pysteps' Lucas-Kanade motion too.
+NEEDS_PYSTEPS = (*PYSTEPS_BASELINES, "extrapolation")
 # S-PROG's cascade: octave-wide bands (each level's scale twice the next), as many as
 # the frame holds, at most pysteps' default 6; pysteps' Gaussian bandpass filter
 # needs at least 3 (`pysteps.cascade.bandpass_filters.filter_gaussian`).
@@ -49,7 +51,7 @@ def cascade_levels(height: int, width: int) -> int:
 def check_baselines(names, frame_size) -> None:
     """FramepredError, in one line, for a pysteps baseline that cannot run: its package
     missing, or frames too small for S-PROG's cascade. Call it before any work."""
-    wanted = [name for name in names if str(name) in PYSTEPS_BASELINES]
+    wanted = [name for name in names if str(name) in NEEDS_PYSTEPS]
     if not wanted:
         return
     _pysteps(wanted[0])

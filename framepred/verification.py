@@ -92,7 +92,9 @@ def _baseline(name: str):
         from framepred.extrapolation import extrapolation_baseline
 
         return extrapolation_baseline
-    if name in ("pysteps_extrapolation", "sprog"):
+    from framepred.nowcasts import PYSTEPS_BASELINES
+
+    if name in PYSTEPS_BASELINES:
         from framepred.nowcasts import BASELINES
 
         return BASELINES[name]

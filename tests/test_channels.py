@@ -1,4 +1,4 @@
-"""Channels (issue 22): gray, RGB and RGBA convert only in pictures (image files, video,
+"""Channels: gray, RGB and RGBA convert only in pictures (image files, video,
 arrays read with data.normalize=none); variables, and every 2-channel array, must
 match data.channels one to one, or the source stops when built, naming the file.
 

@@ -67,6 +67,9 @@ def test_refusals_are_one_line_before_any_work(monkeypatch):
                        r'pip install "framepred\[weather\]"') as caught:
         check_baselines(["copy_last", "sprog"], (64, 64))
     assert "\n" not in str(caught.value)
+    # framepred's own extrapolation moves along pysteps' motion: refused up front too.
+    with pytest.raises(FramepredError, match=r"the extrapolation baseline .*needs pysteps"):
+        check_baselines(["copy_last", "extrapolation"], (64, 64))
 
 
 def test_sprog_with_rain_born_inside_the_context_is_extrapolation():

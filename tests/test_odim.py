@@ -3,7 +3,7 @@
 The files are written here with h5py in OPERA's layout (tests/helpers/fields.py,
 `write_odim`); the oracle is `pysteps.io.importers.import_odim_hdf5` on the same
 files, and `pysteps.utils.conversion.to_rainrate` for Marshall-Palmer. Every bad
-input of the issue stops with one line naming what is wrong.
+input stops with one line naming what is wrong.
 """
 
 from __future__ import annotations

@@ -104,3 +104,19 @@ def test_every_command_has_a_console_script():
     for target in scripts.values():
         module, _, function = target.partition(":")
         assert callable(getattr(importlib.import_module(module), function))
+
+
+def test_installed_commands_give_the_same_hints_as_python_m():
+    """`framepred-train` (what the Docker image runs) names the closest key first, as
+    `python -m framepred.train` does: the hints are looked up by the running command,
+    which sys.argv[0] names differently for a console script."""
+    from framepred.errors import _command
+
+    assert {_command(path) for path in ("/x/framepred/predict.py", "framepred.predict",
+                                        "/venv/bin/framepred-predict")} == {"predict"}
+    script = Path(sys.executable).parent / "framepred-train"
+    result = subprocess.run([str(script), "trainer.epoch=3"], capture_output=True, text=True,
+                            timeout=300, cwd=REPO)
+    assert result.returncode == 2, result.stderr[-3000:]
+    assert "did you mean trainer.epochs?" in result.stderr
+    assert "+trainer.epoch" not in result.stderr

@@ -1,7 +1,7 @@
 """The loop a radar user runs (docs/weather.md, "Radar archives: the loop"), end to end
 on a folder of synthetic ODIM_H5 files: preview, train on mm/h with log1p, evaluate
 at 0.1, 1 and 5 mm/h with FSS and the four baselines, predict (forecast.npy in mm/h,
-the radar-colour GIF); and each bad input of the issue as the command line gives it:
+the radar-colour GIF); and each bad input as the command line gives it:
 one `framepred: error:` line, exit 2, nothing written.
 
 All commands run in one interpreter, a forked child each (tests/helpers/cli.py), at

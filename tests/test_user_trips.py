@@ -118,7 +118,7 @@ FIELD_FILES = unmet(extra="weather") is None  # h5py writes the field file
 def commands(tmp_path_factory, fast_run):
     """{name: {"rc", "stdout", "stderr"}} of every command below, and their folder.
 
-    Pictures: the issue's clip, 30 frames with frame 13 corrupt and
+    Pictures: a clip of 30 frames with frame 13 corrupt and
     data.on_bad_file=skip, which cuts it into 13 + 16 frames: preview as given (train
     would find no validation window), with room for one (data.val_fraction=0.4), and
     with data=video on the folder of PNGs; a field file into the debug=fast model of

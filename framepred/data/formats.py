@@ -9,7 +9,7 @@ weights Pillow's "L" conversion uses, so images and arrays turn gray alike.
 Channels convert only in pictures: image files, video, and arrays read with
 `data.normalize=none`. Gray (1), RGB (3) and RGBA (4) turn into gray or RGB. Every
 other source holds variables (rain rate, temperature), and luma weights, a dropped
-"alpha" or a repeated "gray" would silently mix or lose them (issue 22), so their
+"alpha" or a repeated "gray" would silently mix or lose them, so their
 channel count must equal `data.channels`. So must a 2-channel array, whatever
 `data.normalize` is: gray plus alpha is rare in an array, two variables common.
 `FrameFormat.check_channels` says which counts a source may hold.

@@ -101,7 +101,7 @@ class RunPaths:
         lie inside these), less the log and `replaced/`: what a fresh start
         (`trainer.resume=false`) sets aside. Read off the properties, so that a file
         added to the layout cannot be left behind for the next run to pick up, as
-        normalization.json once was (issue 22). The log stays: Hydra holds it open
+        normalization.json once was. The log stays: Hydra holds it open
         for the start that sets the rest aside."""
         paths = (getattr(self, name) for name, member in vars(RunPaths).items()
                  if isinstance(member, property))

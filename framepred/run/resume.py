@@ -7,7 +7,7 @@
 - `graceful_stop()`: SIGTERM / Ctrl-C ask the backup callback
   (`framepred.callbacks.checkpoints.Backup`) to finish the current step, save a
   resumable state and exit 143 / 130; a second Ctrl-C kills at once, and so does a
-  stop not done within `STOP_WAIT_S` (issue 22: a step that waits on another
+  stop not done within `STOP_WAIT_S` (a step that waits on another
   process of a job may never end).
 """
 
