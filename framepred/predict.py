@@ -59,14 +59,8 @@ def predict(cfg: DictConfig) -> dict:
         data_cfg.future_frames)
     # The motion head's largest shift: the full colour of the motion pictures.
     motion_radius = trained.run_config(cfg.checkpoint).model.get("motion_radius")
-    clips = read_clips(cfg.input, data_cfg)
+    clips = read_clips(cfg.input, data_cfg, cfg.predict.sequence)
     warn_if_other_kind(clips, data_cfg, normalization.units, f"input={cfg.input}")
-    if cfg.predict.sequence is not None:
-        if cfg.predict.sequence >= len(clips):
-            raise FramepredError(
-                f"predict.sequence={cfg.predict.sequence}, but input={cfg.input} holds "
-                f"{len(clips)} clip(s) (0 to {len(clips) - 1})")
-        clips = [clips[cfg.predict.sequence]]
     output = Path(str(cfg.output)).expanduser()
     written = []
     for clip in clips:

@@ -64,13 +64,16 @@ def warn_if_other_kind(clips: list[Clip], data: Any, units: str | None, where: s
 SPLIT_INPUT = "split:"
 
 
-def read_clips(path: str | Path, data: Any) -> list[Clip]:
-    """Every clip at `path`, in the run's frame format (`data`: its data config)."""
+def read_clips(path: str | Path, data: Any, sequence: int | None = None) -> list[Clip]:
+    """Every clip at `path`, in the run's frame format (`data`: its data config), or
+    only clip `sequence` (0-based; `predict.sequence`): a source of several sequences
+    then reads that one alone."""
     from framepred.data.arrays import split_member
 
-    if str(path).startswith(SPLIT_INPUT):
-        return _split_clips(str(path)[len(SPLIT_INPUT):], data)
-    path = Path(str(path)).expanduser()
+    given = str(path)
+    if given.startswith(SPLIT_INPUT):
+        return _split_clips(given[len(SPLIT_INPUT):], data, sequence)
+    path = Path(given).expanduser()
     file_name = Path(split_member(str(path))[0])
     if not file_name.exists():
         raise FramepredError(
@@ -79,15 +82,23 @@ def read_clips(path: str | Path, data: Any) -> list[Clip]:
     frame_format = FrameFormat.from_config(data)
     try:
         if file_name.suffix.lower() in ARRAY_SUFFIXES:
-            return _array_clips(path, data, frame_format)
+            return _array_clips(path, data, frame_format, sequence, given)
         field = _field_kind(path, str(data.source))
         if field is not None:
-            return _field_clips(path, data, field)
+            return _field_clips(path, data, field, sequence, given)
         source = _file_source(path, frame_format)
     except FramepredError as error:
         # The training sources name their key, data.path; here the user gave input=.
         raise FramepredError(str(error).replace("data.path=", "input=")) from None
-    return _clips(source, path.stem, holds="pictures")
+    return _clips(source, _clip_names(source, path.stem), "pictures", sequence, given)
+
+
+def _chosen(sequence: int, count: int, given: str) -> int:
+    """`sequence`, where input `given` holds that many clips."""
+    if sequence >= count:
+        raise FramepredError(f"predict.sequence={sequence}, but input={given} holds {count} "
+                             f"clip(s) (0 to {count - 1})")
+    return sequence
 
 
 def _field_kind(path: Path, run_source: str) -> str | None:
@@ -106,7 +117,8 @@ def _field_kind(path: Path, run_source: str) -> str | None:
     return fitting[0] if fitting else None
 
 
-def _field_clips(path: Path, data: Any, kind: str) -> list[Clip]:
+def _field_clips(path: Path, data: Any, kind: str, sequence: int | None,
+                 given: str) -> list[Clip]:
     """HDF5 / netCDF input, read as the training source of that kind reads it (the
     run's data.dataset or data.variable, or the ones given to predict)."""
     from omegaconf import OmegaConf
@@ -117,7 +129,7 @@ def _field_clips(path: Path, data: Any, kind: str) -> list[Clip]:
     layout = data.layout if data.source == kind else "auto"
     source = read_whole(OmegaConf.merge(data, {"source": kind, "layout": layout}), str(path),
                         "input")
-    return _clips(source, path.stem, holds="fields")
+    return _clips(source, _clip_names(source, path.stem), "fields", sequence, given)
 
 
 def _file_source(path: Path, frame_format: FrameFormat):
@@ -142,7 +154,7 @@ def _file_source(path: Path, frame_format: FrameFormat):
         f"({', '.join(FFMPEG_SUFFIXES)}) or a .npy array")
 
 
-def _split_clips(split: str, data: Any) -> list[Clip]:
+def _split_clips(split: str, data: Any, sequence: int | None) -> list[Clip]:
     """The sequences of `split` of the run's data config, each a clip named by its index."""
     from framepred.data import SPLITS, build_source
 
@@ -150,13 +162,16 @@ def _split_clips(split: str, data: Any) -> list[Clip]:
         raise FramepredError(f"input={SPLIT_INPUT}{split} names no split; use "
                              + ", ".join(f"input={SPLIT_INPUT}{name}" for name in SPLITS))
     source = build_source(data, split)
-    return [Clip(f"{split}_{index:03d}", source.read(index)) for index in range(len(source))]
+    names = [f"{split}_{index:03d}" for index in range(len(source))]
+    return _clips(source, names, "array", sequence, f"{SPLIT_INPUT}{split}")
 
 
-def _clips(source, stem: str, holds: str = "array") -> list[Clip]:
-    """Every sequence of `source` as a clip, named by `_clip_names`."""
-    names = _clip_names(source, stem)
-    return [Clip(name, source.read(index), holds) for index, name in enumerate(names)]
+def _clips(source, names: list[str], holds: str, sequence: int | None,
+           given: str) -> list[Clip]:
+    """The sequences of `source` as clips named `names`: every one, or only `sequence`,
+    the only one read then."""
+    chosen = range(len(names)) if sequence is None else [_chosen(sequence, len(names), given)]
+    return [Clip(names[index], source.read(index), holds) for index in chosen]
 
 
 def _clip_names(source, stem: str) -> list[str]:
@@ -175,7 +190,8 @@ def _clip_names(source, stem: str) -> list[str]:
     return [f"sequence_{index:03d}" for index in range(len(source))]
 
 
-def _array_clips(path: Path, data: Any, frame_format: FrameFormat) -> list[Clip]:
+def _array_clips(path: Path, data: Any, frame_format: FrameFormat, sequence: int | None,
+                 given: str) -> list[Clip]:
     from framepred.data.arrays import ArrayFile, open_array, split_member
 
     file_name, member = split_member(str(path))
@@ -193,8 +209,11 @@ def _array_clips(path: Path, data: Any, frame_format: FrameFormat) -> list[Clip]
         found = array.shape[-1] if array.ndim == 4 else 1
         frame_format.check_channels(found, str(path), pictures, f"shape {tuple(array.shape)}")
         frames = _checked(array, path, frame_format.unit_range)
+        if sequence is not None:
+            _chosen(sequence, 1, given)  # the only clip is 0
         return [Clip(Path(file_name).stem, frame_format.array(frames, pictures=pictures))]
-    return _clips(ArrayFile(str(path), layout, frame_format), Path(file_name).stem)
+    source = ArrayFile(str(path), layout, frame_format)
+    return _clips(source, _clip_names(source, Path(file_name).stem), "array", sequence, given)
 
 
 def _checked(array: np.ndarray, path: Path, unit_range: bool) -> np.ndarray:
