@@ -18,7 +18,7 @@ from enum import Enum
 from pathlib import Path
 from typing import Any, Optional, get_type_hints
 
-from framepred import losses, ssim
+from framepred import extrapolation, losses, nowcasts, scoreboard, ssim
 from framepred.data.registry import SOURCES, check_source
 from framepred.errors import FramepredError
 from framepred.models import sampling as scheduled_sampling
@@ -119,10 +119,10 @@ Normalize = _choices("Normalize", "none minmax zscore log1p")
 # A missing value (NaN or the file's fill value) in a window: stop, read it as 0, or
 # leave the window out.
 Missing = _choices("Missing", "error zero skip_window")
-# The forecasts a model is scored against (framepred.scoreboard.BASELINES; with the
-# weather extra, framepred.extrapolation's and pysteps' own, framepred.nowcasts).
-Baseline = _choices(
-    "Baseline", "copy_last background blank extrapolation pysteps_extrapolation sprog")
+# The forecasts a model is scored against, named where they live: the scoreboard's,
+# and with the weather extra framepred.extrapolation's and pysteps' own (nowcasts).
+Baseline = _choices("Baseline", " ".join(
+    [*scoreboard.BASELINES, *extrapolation.BASELINES, *nowcasts.BASELINES]))
 # How a channel is drawn (framepred.visualize.COLORMAPS); auto: gray or RGB as read.
 Colormap = _choices("Colormap", "auto gray radar viridis")
 

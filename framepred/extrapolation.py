@@ -182,4 +182,7 @@ def extrapolation_baseline(context, future_frames):
     return forecast
 
 
-__all__ = ["advect", "extrapolation_baseline"]
+# The baseline this module gives evaluate.baselines (framepred.verification).
+BASELINES = {"extrapolation": extrapolation_baseline}
+
+__all__ = ["BASELINES", "advect", "extrapolation_baseline"]

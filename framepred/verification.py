@@ -87,18 +87,13 @@ def evaluate_forecast(
 
 
 def _baseline(name: str):
-    """The forecast function of a baseline name."""
-    if name == "extrapolation":
-        from framepred.extrapolation import extrapolation_baseline
+    """The forecast function of a baseline name, from the module it lives in."""
+    from framepred import extrapolation, nowcasts
 
-        return extrapolation_baseline
-    from framepred.nowcasts import PYSTEPS_BASELINES
-
-    if name in PYSTEPS_BASELINES:
-        from framepred.nowcasts import BASELINES
-
-        return BASELINES[name]
-    return scoreboard.BASELINES[name]
+    for baselines in (scoreboard.BASELINES, extrapolation.BASELINES, nowcasts.BASELINES):
+        if name in baselines:
+            return baselines[name]
+    raise KeyError(name)
 
 
 def write_csv(path: Path, results: dict) -> None:
