@@ -18,7 +18,7 @@ import keras
 import numpy as np
 
 import framepred  # noqa: F401  (registers framepred's Keras objects)
-from framepred import losses, metrics, models
+from framepred import losses, metrics, models, scoreboard
 from framepred.data import MovingDigits, split_window
 from framepred.ssim import ssim
 
@@ -92,7 +92,7 @@ model.fit(x_train, y_train, validation_data=(x_val, y_val), epochs=args.epochs,
 # repeats the last context frame, which a model must beat to have learned motion.
 
 forecast = models.forecast(model, x_val, steps=FUTURE)  # [N, FUTURE, H, W, 1]
-copy_last = np.repeat(x_val[:, -1:], FUTURE, axis=1)
+copy_last = scoreboard.copy_last_baseline(x_val, FUTURE)
 model_ssim = np.asarray(ssim(y_val, forecast)).mean(axis=0)  # [FUTURE]: mean per lead time
 copy_ssim = np.asarray(ssim(y_val, copy_last)).mean(axis=0)
 print("step  model SSIM  copy-last SSIM")
