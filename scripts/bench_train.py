@@ -249,13 +249,10 @@ def print_plain(table) -> None:
         print(" | ".join(c.ljust(w) for c, w in zip(line, widths)))
 
 
-
 def markdown(table) -> str:
     lines = ["| " + " | ".join(table[0]) + " |", "|" + "---|" * len(table[0])]
     lines += ["| " + " | ".join(line) + " |" for line in table[1:]]
     return "\n".join(lines) + "\n"
-
-
 
 
 def parse_args(argv=None):

@@ -209,9 +209,9 @@ def units(data: Any) -> str | None:
     return _reader(data, data.path, "data.path").units  # built once, then cached
 
 
-def window_batches(data: Any, split: str, batch_size: int, shuffle: bool = False, seed: int = 0,
-            repeat: bool = False, drop_remainder: bool = False, normalization=None,
-            shard: tuple[int, int] = (0, 1)):
+def window_batches(data: Any, split: str, batch_size: int, shuffle: bool = False,
+                   seed: int = 0, repeat: bool = False, drop_remainder: bool = False,
+                   normalization=None, shard: tuple[int, int] = (0, 1)):
     """Window batches [B, context+future, H, W, C] of one split, through
     `normalization` (`fit_normalization`) where given: tf.data on the TensorFlow
     backend (`pipeline.DatasetWindows`), a PyDataset on every other
