@@ -28,14 +28,15 @@ The model, per sequence:
   cells bring light to moderate rain, a few heavy convective rain.
 - Texture: `TEXTURED` of the cells carry small-scale structure: they are multiplied
   by a lognormal random field of mean 1 (a Gaussian field smoothed over
-  `TEXTURE_SCALE` px, exp(kappa g - kappa^2 / 2)) that drifts with the mean wind.
+  `TEXTURE_SCALE` px, exp(kappa g - kappa^2 / 2)), periodic over the frame's size,
+  that drifts with the mean wind.
 - Cells add up (where they overlap, with texture, a few pixels pass 100 mm/h;
   data=rain_cells clips at 100); rates under `DRY` mm/h are set to 0, so 60-90% of
   the pixels are dry on average (tests/test_weather_sources.py measures it).
 
 Everything is NumPy on arrays of the (frame, cell) pairs alive: a 64x64 sequence of
-20 frames takes about 4 ms on our 2-core CPU (16x16, 6 frames: 0.8 ms); over 200
-such sequences 79% of the pixels are dry.
+20 frames takes about 2.6 ms on our 2-core CPU (4 ms before the texture became periodic,
+2026-12-06); over 200 such sequences 79% of the pixels are dry.
 """
 
 from __future__ import annotations
@@ -84,7 +85,8 @@ def flow_map(rng: np.random.Generator, frames: int, centre: np.ndarray,
 
 
 def texture_field(rng: np.random.Generator, shape: tuple[int, int], scale: float) -> np.ndarray:
-    """A lognormal field of mean 1, smooth over `scale` px: float32 [h, w]."""
+    """A lognormal field of mean 1, smooth over `scale` px and periodic over `shape`:
+    float32 [h, w]."""
     noise = np.fft.rfft2(rng.standard_normal(shape))
     fy = np.fft.fftfreq(shape[0])[:, None]
     fx = np.fft.rfftfreq(shape[1])[None, :]
@@ -95,16 +97,15 @@ def texture_field(rng: np.random.Generator, shape: tuple[int, int], scale: float
 
 
 def drifted(texture: np.ndarray, corners: np.ndarray, height: int, width: int) -> np.ndarray:
-    """[F, height, width] windows of `texture` whose top-left corners are `corners`
-    [F, 2] (y, x; fractional: bilinear)."""
+    """[F, height, width] windows of the periodic `texture` whose top-left corners are
+    `corners` [F, 2] (y, x; fractional: bilinear; wrapping around the texture's edges)."""
     whole = np.floor(corners).astype(np.int64)
-    part = (corners - whole).astype(np.float32)
-    out = np.empty((len(corners), height, width), dtype=np.float32)
-    for f, ((y, x), (fy, fx)) in enumerate(zip(whole, part)):
-        block = texture[y:y + height + 1, x:x + width + 1]
-        rows = (1 - fy) * block[:-1] + fy * block[1:]  # [height, width + 1]
-        out[f] = (1 - fx) * rows[:, :-1] + fx * rows[:, 1:]
-    return out
+    fy, fx = (corners - whole).astype(np.float32).T[:, :, None, None]  # [F, 1, 1] each
+    tiled = np.pad(texture, ((0, height + 1), (0, width + 1)), mode="wrap")
+    windows = np.lib.stride_tricks.sliding_window_view(tiled, (height + 1, width + 1))
+    block = windows[whole[:, 0] % texture.shape[0], whole[:, 1] % texture.shape[1]]
+    block = (1 - fy) * block[:, :-1] + fy * block[:, 1:]  # [F, height, width + 1]
+    return (1 - fx) * block[:, :, :-1] + fx * block[:, :, 1:]
 
 
 def gaussians(frame_of: np.ndarray, where: np.ndarray, size: np.ndarray, aspect: np.ndarray,
@@ -189,10 +190,11 @@ class RainCells(SequenceSource):
         margin = 0.1 * np.array([height, width])
         placed = rng.uniform(-margin, np.array([height, width]) + margin, (count, 2))
         # The texture drifts with the wind at the frame's centre: [T, 2] (y, x).
+        # The texture is periodic over the frame's size, so the windows wrap instead of
+        # reading a field padded by the whole drift (an FFT up to 9x the frame's area:
+        # a fifth of a sequence's cost; scripts/bench_data.py).
         drift = matrices @ centre + offsets - centre
-        pad = int(np.ceil(np.abs(drift).max())) + 2
-        padded = (-(-(height + 2 * pad) // 16) * 16, -(-(width + 2 * pad) // 16) * 16)
-        texture = texture_field(rng, padded, TEXTURE_SCALE * scale)
+        texture = texture_field(rng, (height, width), TEXTURE_SCALE * scale)
         # Where each cell sits in frame 0, from where it sits mid-life.
         middle = np.clip(np.rint(birth + life / 2.0), 0, frames - 1).astype(np.int64)
         origin = np.linalg.solve(matrices[middle], (placed - offsets[middle])[..., None])[..., 0]
@@ -214,6 +216,6 @@ class RainCells(SequenceSource):
         video = gaussians(frame_of[plain], where[plain], *(v[plain] for v in shapes),
                           (frames, height, width))
         video += gaussians(frame_of[marked], where[marked], *(v[marked] for v in shapes),
-                           (frames, height, width)) * drifted(texture, pad - drift, height, width)
+                           (frames, height, width)) * drifted(texture, -drift, height, width)
         video[video < DRY] = 0.0
         return video[start:stop, :, :, None]  # [T, H, W] -> [T, H, W, 1]
