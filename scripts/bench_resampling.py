@@ -65,6 +65,14 @@ def ssim(forecast: np.ndarray, truth: np.ndarray) -> float:
                                  use_sample_covariance=False)
 
 
+def frame(glyph: np.ndarray, start: np.ndarray, velocity: np.ndarray, k: int) -> np.ndarray:
+    """The glyph at step k, at its position rounded to whole pixels, as the data set."""
+    canvas = np.zeros((CANVAS, CANVAS), np.float32)
+    y, x = np.rint(start + k * velocity).astype(int)
+    canvas[y:y + glyph.shape[0], x:x + glyph.shape[1]] = glyph
+    return canvas
+
+
 def run(digits: int, steps: int, seed: int) -> dict[str, np.ndarray]:
     rng = np.random.default_rng(seed)
     names = ("steps, bilinear", "steps, cubic", "once, bilinear", "copy_last", "blank")
@@ -74,18 +82,12 @@ def run(digits: int, steps: int, seed: int) -> dict[str, np.ndarray]:
                              float(rng.uniform(-30, 30)), int(rng.integers(1, 7)))
         angle = rng.uniform(0, 2 * np.pi)
         velocity = rng.uniform(2.5, 4.5) * np.array([np.sin(angle), np.cos(angle)])
-        start = np.array([CANVAS / 2, CANVAS / 2]) - np.array(glyph.shape) / 2 - steps / 2 * velocity
-
-        def frame(k: int) -> np.ndarray:
-            canvas = np.zeros((CANVAS, CANVAS), np.float32)
-            y, x = np.rint(start + k * velocity).astype(int)
-            canvas[y:y + glyph.shape[0], x:x + glyph.shape[1]] = glyph
-            return canvas
-
-        observed = frame(0)
+        start = (np.array([CANVAS / 2, CANVAS / 2]) - np.array(glyph.shape) / 2
+                 - steps / 2 * velocity)
+        observed = frame(glyph, start, velocity, 0)
         bilinear = cubic = observed
         for k in range(1, steps + 1):
-            truth = frame(k)
+            truth = frame(glyph, start, velocity, k)
             bilinear = ndimage.shift(bilinear, velocity, order=1, mode="nearest")
             cubic = np.clip(shift_cubic(cubic, velocity), 0.0, 1.0)
             once = ndimage.shift(observed, k * velocity, order=1, mode="nearest")
