@@ -35,8 +35,8 @@ The model, per sequence:
   the pixels are dry on average (tests/test_weather_sources.py measures it).
 
 Everything is NumPy on arrays of the (frame, cell) pairs alive: a 64x64 sequence of
-20 frames takes about 2.6 ms on our 2-core CPU (4 ms before the texture became periodic,
-2026-12-06); over 200 such sequences 79% of the pixels are dry.
+20 frames takes about 2.5 ms on our 2-core CPU (3.0 ms before the texture became
+periodic, 2026-12-06); over 200 such sequences 79% of the pixels are dry.
 """
 
 from __future__ import annotations
