@@ -33,7 +33,7 @@ from skimage.metrics import structural_similarity
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from framepred.data.moving_digits import render_digit  # noqa: E402
+from framepred.data.moving_digits import MovingDigits  # noqa: E402
 
 CANVAS, CROP = 128, slice(32, 96)
 
@@ -77,11 +77,12 @@ def run(digits: int, steps: int, seed: int) -> dict[str, np.ndarray]:
     rng = np.random.default_rng(seed)
     names = ("steps, bilinear", "steps, cubic", "once, bilinear", "copy_last", "blank")
     scores = {name: np.zeros(steps) for name in names}
+    # The data set's own glyph draw and speed range (data=moving_digits' defaults).
+    source = MovingDigits(num_sequences=digits, frames=steps + 1)
     for _ in range(digits):
-        glyph = render_digit(int(rng.integers(10)), int(rng.integers(18, 31)),
-                             float(rng.uniform(-30, 30)), int(rng.integers(1, 7)))
+        glyph = source.glyphs(rng)
         angle = rng.uniform(0, 2 * np.pi)
-        velocity = rng.uniform(2.5, 4.5) * np.array([np.sin(angle), np.cos(angle)])
+        velocity = rng.uniform(*source.speed) * np.array([np.sin(angle), np.cos(angle)])
         start = (np.array([CANVAS / 2, CANVAS / 2]) - np.array(glyph.shape) / 2
                  - steps / 2 * velocity)
         observed = frame(glyph, start, velocity, 0)
