@@ -258,12 +258,13 @@ class PerStepMeans:
 
     `update` takes the dict of `[B, T]` arrays from `per_frame_metrics`;
     `result` gives, for each metric, the mean over all sequences of each step
-    (`per_step`, length T) and the mean over steps (`mean`), as plain floats.
+    (`per_step`, length T) and the mean over steps (`mean`), as plain floats;
+    `per_sequence` every sequence's scores, which the verdict's paired intervals
+    resample (`scoreboard.beats_best_baseline`).
     """
 
     def __init__(self):
-        self._totals = {}
-        self._count = 0
+        self._rows = {}  # metric -> the [B, T] float64 arrays of every batch
 
     def update(self, frame_metrics):
         counts = set()
@@ -273,26 +274,27 @@ class PerStepMeans:
                 raise ValueError(
                     f"PerStepMeans.update needs [B, T] arrays; got {key} of shape {values.shape}."
                 )
-            # [B, T] -> [T]
-            step_sums = values.sum(axis=0)
-            if key in self._totals and self._totals[key].shape != step_sums.shape:
+            earlier = self._rows.setdefault(key, [])
+            if earlier and earlier[0].shape[1] != values.shape[1]:
                 raise ValueError(
-                    f"PerStepMeans.update got {key} with {step_sums.shape[0]} steps; "
-                    f"earlier batches had {self._totals[key].shape[0]}."
+                    f"PerStepMeans.update got {key} with {values.shape[1]} steps; "
+                    f"earlier batches had {earlier[0].shape[1]}."
                 )
-            self._totals[key] = self._totals.get(key, 0.0) + step_sums
+            earlier.append(values)
             counts.add(values.shape[0])
         if len(counts) > 1:
             raise ValueError(
                 f"PerStepMeans.update needs one batch size for all metrics; got {sorted(counts)}."
             )
-        if counts:
-            self._count += counts.pop()
+
+    def per_sequence(self):
+        """`{metric: [N, T]}`: each sequence's scores, in the order they came."""
+        return {key: np.concatenate(rows) for key, rows in self._rows.items()}
 
     def result(self):
         results = {}
-        for key, totals in self._totals.items():
-            per_step = totals / max(self._count, 1)
+        for key, values in self.per_sequence().items():
+            per_step = values.mean(axis=0)
             results[key] = {
                 "per_step": [float(v) for v in per_step],
                 "mean": float(per_step.mean()),

@@ -6,7 +6,9 @@ their per-step means); this module says what the numbers mean side by side:
 - the trivial forecasts a model is scored against: `copy_last_baseline`,
   `background_baseline` and `blank_baseline` (`BASELINES`);
 - `beats_best_baseline`: whether the model is strictly better than the best of
-  them, per step and per metric (the verdict in `metrics.json`);
+  them, per step and per metric (the verdict in `metrics.json`), and, from the
+  scores of each sequence, a paired bootstrap interval of that margin
+  (`margin_interval`): whether this many sequences settle the verdict's sign;
 - `format_table`: the plain-text tables `train` and `evaluate` print.
 
 Only `keras.ops` and numpy are used, never TensorFlow.
@@ -166,9 +168,91 @@ def _higher_is_better(metric):
     return metric in HIGHER_IS_BETTER
 
 
-def _metric_verdict(metric, model, baselines):
+# The verdict's intervals: a paired percentile bootstrap over sequences (Efron &
+# Tibshirani 1993), the resampling test forecast verification uses to tell two
+# forecasts apart (Hamill 1999, "Hypothesis tests for evaluating numerical
+# precipitation forecasts"). Each resampled sequence keeps its model and baseline
+# scores together, so what the two forecasts share (a hard sequence is hard for both)
+# cancels out of the margin.
+CONFIDENCE = 0.95
+RESAMPLES = 2000
+_RESAMPLE_CHUNK = 100  # resamples drawn at once: bounds the memory at N x T x 100
+
+
+def margin_interval(margins, confidence=CONFIDENCE, resamples=RESAMPLES, seed=0):
+    """The percentile bootstrap interval of the mean of per-sequence `margins`.
+
+    Formula:
+
+    ```python
+    for r in 1 ... resamples:
+        drawn = N sequences drawn from the N with replacement
+        means[r] = mean(margins[drawn], axis=0)
+    low, high = percentiles (1 - confidence) / 2 and (1 + confidence) / 2 of means
+    ```
+
+    Args:
+        margins: `[N, ...]`: one value per sequence (and per step), e.g. the model's
+            score minus a baseline's.
+        confidence: The interval's coverage.
+        resamples: Bootstrap resamples; the seed fixes them, so a verdict is
+            reproducible.
+
+    Returns:
+        `(low, high)`, each of shape `margins.shape[1:]`.
+    """
+    margins = np.asarray(margins, np.float64)
+    count = len(margins)
+    if count == 0:
+        raise ValueError("margin_interval needs at least one sequence.")
+    rng = np.random.default_rng(seed)
+    means = np.empty((resamples, *margins.shape[1:]))
+    for start in range(0, resamples, _RESAMPLE_CHUNK):
+        drawn = rng.integers(0, count, size=(min(_RESAMPLE_CHUNK, resamples - start), count))
+        means[start : start + len(drawn)] = margins[drawn].mean(axis=1)
+    tail = 50.0 * (1.0 - confidence)
+    low, high = np.percentile(means, [tail, 100.0 - tail], axis=0)
+    return low, high
+
+
+def _settled(low, high):
+    """Whether an interval keeps off zero: the sign of the margin is settled."""
+    return bool((low > 0 or high < 0) and math.isfinite(low) and math.isfinite(high))
+
+
+def _intervals(higher, model, baselines, best_per_step, best_of_mean):
+    """The verdict's interval fields, from per-sequence scores `[N, T]` of the model
+    and of each baseline: the model's margin over the best baseline of each step
+    and of the mean, signed so that positive means the model is better."""
+    sign = 1.0 if higher else -1.0
+    model = np.asarray(model, np.float64)
+    steps = model.shape[1]
+    # The best baseline's scores at each step; a step with no best one gets NaN.
+    best = np.stack([np.asarray(baselines[name], np.float64)[:, step] if name is not None
+                     else np.full(len(model), np.nan) for step, name in enumerate(best_per_step)],
+                    axis=1)
+    low, high = margin_interval(sign * (model - best))
+    fields = {
+        "sequences": len(model),
+        "confidence": CONFIDENCE,
+        "margin_interval": [[float(lo), float(hi)] for lo, hi in zip(low, high)],
+        "settled": [_settled(lo, hi) for lo, hi in zip(low, high)],
+    }
+    if best_of_mean is not None:
+        margin = sign * (model.mean(axis=1)
+                         - np.asarray(baselines[best_of_mean], np.float64)[:, :steps].mean(axis=1))
+        lo, hi = margin_interval(margin)
+        fields.update(margin_interval_of_mean=[float(lo), float(hi)],
+                      settled_mean=_settled(lo, hi))
+    else:
+        fields.update(margin_interval_of_mean=[math.nan, math.nan], settled_mean=False)
+    return fields
+
+
+def _metric_verdict(metric, model, baselines, samples=None):
     """`beats_best_baseline`'s verdict for one metric; `model` and each baseline are
-    `{"per_step": [...], "mean": float}`."""
+    `{"per_step": [...], "mean": float}`; `samples`, when given, each entry's
+    per-sequence scores `[N, T]` of this metric."""
     higher = _higher_is_better(metric)
     per_step = [
         _versus_best(value, {name: b["per_step"][step] for name, b in baselines.items()}, higher)
@@ -177,7 +261,7 @@ def _metric_verdict(metric, model, baselines):
     mean_beats, mean_best = _versus_best(
         model["mean"], {name: b["mean"] for name, b in baselines.items()}, higher
     )
-    return {
+    verdict = {
         "higher_is_better": higher,
         "per_step": [beats for beats, _ in per_step],
         "best_baseline": [best for _, best in per_step],
@@ -185,9 +269,14 @@ def _metric_verdict(metric, model, baselines):
         "mean": mean_beats,
         "best_baseline_of_mean": mean_best,
     }
+    if samples is not None and all(name in samples for name in (MODEL_ENTRY, *baselines)):
+        verdict.update(_intervals(higher, samples[MODEL_ENTRY],
+                                  {name: samples[name] for name in baselines},
+                                  verdict["best_baseline"], mean_best))
+    return verdict
 
 
-def beats_best_baseline(results):
+def beats_best_baseline(results, samples=None):
     """Whether the model beats the best baseline, at each forecast step, per metric.
 
     At each step the best baseline is the one with the highest value for
@@ -197,9 +286,18 @@ def beats_best_baseline(results):
     same value, or the model or every baseline has none (NaN), no baseline is
     best: the best baseline is None and the model does not beat it.
 
+    With `samples`, each metric's verdict also says how sure it is: the model's margin
+    over the best baseline, per sequence, signed so that positive means the model is
+    better, and its `margin_interval` (`margin_interval`, a paired bootstrap). Where
+    that interval holds zero, the sequences scored do not settle whether the model
+    or the baseline is better there (`settled` is False), whatever the means say.
+
     Args:
         results: `{entry_name: PerStepMeans.result()}` with the MODEL_ENTRY and
             baseline entries; a VERDICT_KEY item is ignored.
+        samples: `{entry_name: {metric: [N, T] per-sequence scores}}` of the same
+            sequences, or None. Metrics without them (the pooled nowcasting scores)
+            get no interval.
 
     Returns:
         `{metric: {"higher_is_better": bool, "per_step": [bool] * H,
@@ -208,15 +306,25 @@ def beats_best_baseline(results):
         `per_step[t]` says whether the model beats `best_baseline[t]` at step
         t+1, `every_step` whether it does at all steps, and `mean` whether the
         model's mean over steps beats the best baseline mean
-        (`best_baseline_of_mean`). `{}` without a model or a baseline entry.
+        (`best_baseline_of_mean`). With `samples`, also `"sequences": N,
+        "confidence": CONFIDENCE, "margin_interval": [[low, high]] * H,
+        "settled": [bool] * H, "margin_interval_of_mean": [low, high],
+        "settled_mean": bool`. `{}` without a model or a baseline entry.
     """
     entries = forecast_entries(results)
     model = entries.get(MODEL_ENTRY)
     baselines = {name: entry for name, entry in entries.items() if name != MODEL_ENTRY}
     if model is None or not baselines:
         return {}
+    samples = samples or {}
+
+    def of(metric):
+        found = {name: entry[metric] for name, entry in samples.items() if metric in entry}
+        return found or None
+
     return {
-        metric: _metric_verdict(metric, values, {name: b[metric] for name, b in baselines.items()})
+        metric: _metric_verdict(metric, values, {name: b[metric] for name, b in baselines.items()},
+                                of(metric))
         for metric, values in model.items() if _higher_is_better(metric) is not None
     }
 
@@ -227,6 +335,7 @@ def beats_best_baseline(results):
 TABLE_METRICS = ("ssim", "ssim_openstl", "mse", "mae", "mse_units")
 VERDICT_COLUMN = "beats best baseline?"
 ALL_TIE = "- (all tie)"  # the verdict column where no baseline is best
+UNSETTLED = "?"  # after yes/no where the margin's interval holds zero
 TABLE_WIDTH = 100  # the printed table's notes wrap here; metrics.csv has every column
 
 _COLUMN_NOTES = {
@@ -276,10 +385,10 @@ def _format_value(value):
     return f"{value:.4f}"
 
 
-def _format_verdict(beats, best_baseline):
+def _format_verdict(beats, best_baseline, settled=True):
     if best_baseline is None:
         return ALL_TIE
-    return f"{'yes' if beats else 'no'} ({best_baseline})"
+    return f"{'yes' if beats else 'no'}{'' if settled else UNSETTLED} ({best_baseline})"
 
 
 def _grid(header, rows):
@@ -305,6 +414,7 @@ def _metric_table(metric, entries, verdict, units):
     """One metric's block: a title, then a row per step and a mean row."""
     names = [name for name in entries if metric in entries[name]]
     steps = max(len(entries[name][metric]["per_step"]) for name in names)
+    settled = verdict.get("settled", [True] * steps) if verdict else None
     rows = []
     for step in range(steps):
         row = [f"t+{step + 1}"]
@@ -312,11 +422,13 @@ def _metric_table(metric, entries, verdict, units):
             per_step = entries[name][metric]["per_step"]
             row.append(_format_value(per_step[step] if step < len(per_step) else None))
         if verdict:
-            row.append(_format_verdict(verdict["per_step"][step], verdict["best_baseline"][step]))
+            row.append(_format_verdict(verdict["per_step"][step], verdict["best_baseline"][step],
+                                       settled[step]))
         rows.append(row)
     mean_row = ["mean", *(_format_value(entries[name][metric]["mean"]) for name in names)]
     if verdict:
-        mean_row.append(_format_verdict(verdict["mean"], verdict["best_baseline_of_mean"]))
+        mean_row.append(_format_verdict(verdict["mean"], verdict["best_baseline_of_mean"],
+                                        verdict.get("settled_mean", True)))
     header = ["step", *names, *([VERDICT_COLUMN] if verdict else [])]
     title = textwrap.fill(f"{metric}: {_column_note(metric, units)}", TABLE_WIDTH)
     return "\n".join([title, _grid(header, [*rows, mean_row])])
@@ -350,6 +462,11 @@ def format_table(results, units=None):
     if not entries:
         return "(no results)"
     verdict = beats_best_baseline(entries)
+    # The verdict the results carry has the intervals, where they were scored with them.
+    carried = results.get(VERDICT_KEY)
+    for metric, fields in (carried.items() if isinstance(carried, dict) else ()):
+        if metric in verdict and isinstance(fields, dict) and "settled" in fields:
+            verdict[metric] = fields
     present = {key for entry in entries.values() for key in entry}
     # Of the nowcasting scores (framepred.skill), CSI at each threshold; the rest is in
     # metrics.json and metrics.csv.
@@ -364,6 +481,13 @@ def format_table(results, units=None):
         intro.append(f"{VERDICT_COLUMN}: whether the model is strictly better than every "
                      f"baseline at that step; the best baseline in parentheses; {ALL_TIE} "
                      "where every entry has the same value, or none.")
+        sure = next((v for v in verdict.values() if "settled" in v), None)
+        if sure is not None:
+            intro.append(
+                f"{UNSETTLED} after yes/no: the {sure['confidence']:.0%} interval of the "
+                f"model's margin over that baseline (a paired bootstrap over the "
+                f"{sure['sequences']} sequences scored) holds zero, so they do not settle "
+                "which is better; metrics.json has the intervals.")
     intro = [textwrap.fill(line, TABLE_WIDTH) for line in intro]
     blocks = [_metric_table(key, entries, verdict.get(key), units or UNKNOWN_UNITS)
               for key in shown]
@@ -381,4 +505,5 @@ __all__ = [
     "copy_last_baseline",
     "forecast_entries",
     "format_table",
+    "margin_interval",
 ]

@@ -46,8 +46,9 @@ def evaluate_forecast(
         The metrics.json layout: `{"model": ..., <baseline>: ...}`, each
         `{metric: {"per_step": [...], "mean": float}}` (`PerStepMeans.result()`), and
         under `"beats_best_baseline"` (`scoreboard.VERDICT_KEY`) the verdict of
-        `scoreboard.beats_best_baseline`. `scoreboard.forecast_entries` gives the entries
-        without the verdict.
+        `scoreboard.beats_best_baseline`, with the paired bootstrap interval of the
+        model's margin over the best baseline at each step.
+        `scoreboard.forecast_entries` gives the entries without the verdict.
     """
     forecasters = {name: _baseline(name) for name in baselines}
     names = (scoreboard.MODEL_ENTRY, *forecasters)
@@ -83,7 +84,10 @@ def evaluate_forecast(
         results[name] = means[name].result()
         if skill is not None:
             results[name].update(skill[name].result())
-    return {**results, scoreboard.VERDICT_KEY: scoreboard.beats_best_baseline(results)}
+    # Each sequence's scores, for the verdict's paired intervals.
+    samples = {name: means[name].per_sequence() for name in names}
+    verdict = scoreboard.beats_best_baseline(results, samples=samples)
+    return {**results, scoreboard.VERDICT_KEY: verdict}
 
 
 def _baseline(name: str):

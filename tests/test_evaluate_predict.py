@@ -77,6 +77,16 @@ def _check_verdict(payload):
             assert verdict["per_step"][step] == (model > scores[best] if metric == "ssim"
                                                  else model < scores[best])
         assert verdict["every_step"] == all(verdict["per_step"])
+        # The paired bootstrap interval of the model's margin over that baseline holds
+        # the margin of the means, and settles the sign only where it keeps off zero.
+        sign = 1.0 if metric == "ssim" else -1.0
+        for step, (low, high) in enumerate(verdict["margin_interval"]):
+            best = verdict["best_baseline"][step]
+            margin = sign * (payload["model"][metric]["per_step"][step]
+                             - payload[best][metric]["per_step"][step])
+            assert low - 1e-9 <= margin <= high + 1e-9
+            assert verdict["settled"][step] == (low > 0 or high < 0)
+        assert len(verdict["margin_interval"]) == FUTURE and verdict["sequences"] >= 2
 
 
 def test_evaluate_test_split_writes_json_csv_and_tensorboard(compose_train, fast_run, tmp_path):

@@ -15,6 +15,7 @@ from framepred.scoreboard import (
     blank_baseline,
     copy_last_baseline,
     format_table,
+    margin_interval,
 )
 from tests.test_metrics import frame_pair
 
@@ -189,3 +190,66 @@ def test_format_table_names_the_units_and_orders_thresholds_as_numbers():
     assert "critical success index at 0.5 mm/h" in in_mm and "in mm/h squared" in in_mm
     unknown = format_table(results)
     assert "critical success index at 0.5 data units" in unknown and "mm/h" not in unknown
+
+
+# --- how sure the verdict is: the paired bootstrap ------------------------------------
+
+
+def test_margin_interval_matches_scipys_bootstrap():
+    """An independent oracle: scipy.stats.bootstrap's percentile interval of the mean."""
+    from scipy import stats
+
+    margins = np.random.default_rng(3).gamma(2.0, 0.01, size=(80, 3)) - 0.015  # skewed
+    low, high = margin_interval(margins, resamples=4000)
+    for step in range(3):
+        oracle = stats.bootstrap((margins[:, step],), np.mean, confidence_level=0.95,
+                                 n_resamples=4000, method="percentile",
+                                 random_state=np.random.default_rng(1)).confidence_interval
+        width = oracle.high - oracle.low
+        # Two Monte Carlo estimates of the same percentiles: equal to a few % of the width.
+        assert abs(low[step] - oracle.low) < 0.08 * width
+        assert abs(high[step] - oracle.high) < 0.08 * width
+    np.testing.assert_array_equal(margin_interval(margins)[0], margin_interval(margins)[0])
+
+
+def _scored(model, baseline, metric="ssim"):
+    """results and samples of a model and one baseline from per-sequence scores [N, T]."""
+    def entry(values):
+        return {metric: {"per_step": list(values.mean(axis=0)), "mean": values.mean()}}
+
+    return ({"model": entry(model), "blank": entry(baseline)},
+            {"model": {metric: model}, "blank": {metric: baseline}})
+
+
+def test_verdict_interval_is_paired_and_settles_only_a_clear_margin():
+    rng = np.random.default_rng(0)
+    # Sequences differ far more from each other (hard and easy ones) than the model
+    # from the baseline: step 1, a small margin the same on every sequence, which
+    # only a paired comparison can see; step 2, a margin of pure noise around zero.
+    baseline = rng.uniform(0.3, 0.9, size=(50, 1)) + np.zeros((50, 2))
+    model = baseline + np.stack([np.full(50, 0.002), rng.normal(0.0, 0.01, 50)], axis=1)
+    model[:, 1] -= model[:, 1].mean() - baseline[:, 1].mean() - 1e-4  # beats it, by noise
+    results, samples = _scored(model, baseline)
+    verdict = beats_best_baseline(results, samples=samples)["ssim"]
+    assert verdict["per_step"] == [True, True]
+    assert verdict["settled"] == [True, False]
+    assert verdict["sequences"] == 50 and verdict["confidence"] == 0.95
+    np.testing.assert_allclose(verdict["margin_interval"][0], [0.002, 0.002], atol=1e-12)
+    low, high = verdict["margin_interval"][1]
+    assert low < 0 < high
+    table = format_table({**results, VERDICT_KEY: {"ssim": verdict}})
+    rows = [line for line in table.splitlines() if line.lstrip().startswith(("t+", "mean"))]
+    assert rows[0].endswith("yes (blank)") and rows[1].endswith("yes? (blank)")
+    assert "paired bootstrap over the 50 sequences" in table.replace("\n", " ")
+
+
+def test_verdict_interval_of_a_lower_is_better_metric_is_positive_where_the_model_wins():
+    baseline = np.linspace(0.05, 0.10, 40)[:, None] + np.zeros((40, 3))
+    model = baseline * 0.5  # half the error on every sequence and step
+    results, samples = _scored(model, baseline, "mse")
+    verdict = beats_best_baseline(results, samples=samples)["mse"]
+    assert verdict["every_step"] and all(verdict["settled"]) and verdict["settled_mean"]
+    assert all(low > 0 for low, _ in verdict["margin_interval"])
+    assert verdict["margin_interval_of_mean"][0] > 0
+    # Without per-sequence scores the verdict is as before, with no interval.
+    assert "margin_interval" not in beats_best_baseline(results)["mse"]
