@@ -10,6 +10,7 @@ and Hydra made unimportable, and with the CPU split into 2 XLA devices for a rea
 
 from __future__ import annotations
 
+import os
 import subprocess
 
 import pytest
@@ -21,7 +22,8 @@ pytestmark = run_if(extra="jax")
 
 # As on a machine without TensorFlow and Hydra, with 2 CPU devices for XLA.
 UNIMPORTABLE = ("tensorflow", "hydra")
-TWO_DEVICES = {"XLA_FLAGS": "--xla_force_host_platform_device_count=2"}
+TWO_DEVICES = {"XLA_FLAGS": " ".join([os.environ.get("XLA_FLAGS", ""),
+                                      "--xla_force_host_platform_device_count=2"])}
 
 
 def run_jax(code: str, *args: str, timeout: float = 300) -> subprocess.CompletedProcess:

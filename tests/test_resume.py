@@ -61,6 +61,18 @@ def test_finished_run_is_left_alone(fast_run, compose_train, caplog):
     assert f"run in {fast_run} is already complete (1 epochs); nothing to do" in caplog.text
 
 
+def test_more_epochs_continue_a_finished_run(fast_run, compose_train, tmp_path, caplog):
+    from framepred.train import train
+
+    run = tmp_path / "run"
+    shutil.copytree(fast_run, run)
+    with caplog.at_level(logging.INFO, logger="framepred"):
+        train(compose_train([*FAST_FLOW, "trainer.epochs=2"]), run_dir=run)
+    assert "finished 1 epochs; continuing to trainer.epochs=2" in caplog.text
+    assert json.loads((run / "complete.json").read_text())["epochs"] == 2
+    assert epoch_steps(run) == {"train": [0, 1], "validation": [0, 1]}
+
+
 def test_kill_during_final_evaluation_resumes_to_evaluation_only(fast_run, compose_train,
                                                                 tmp_path):
     """All epochs backed up, no complete.json: the next start trains nothing more."""
@@ -311,12 +323,8 @@ def test_sigkill_then_same_command_resumes_and_finishes(tmp_path):
     assert json.loads((run / "complete.json").read_text())["epochs"] == 3
     assert epoch_steps(run) == {"train": [0, 1, 2], "validation": [0, 1, 2]}
     keras.models.load_model(run / "checkpoints" / "best.keras")
-
-    # A finished run started again is left alone: test_finished_run_is_left_alone.
-    output = finish(run, "trainer.epochs=4")  # more epochs continue the finished run
-    assert "continuing to trainer.epochs=4" in output
-    assert json.loads((run / "complete.json").read_text())["epochs"] == 4
-    assert epoch_steps(run) == {"train": [0, 1, 2, 3], "validation": [0, 1, 2, 3]}
+    # A finished run started again is left alone (test_finished_run_is_left_alone);
+    # with more epochs it goes on (test_more_epochs_continue_a_finished_run).
 
 
 @pytest.mark.slow
