@@ -85,12 +85,13 @@ def fast_run(tmp_path_factory) -> Path:
 # The files whose tests take longest, longest first (`./scripts/test.sh` prints the
 # slowest tests). The suite runs on two xdist workers, a file on one worker
 # (--dist loadfile); these start first, so no long file is left to run alone at the end.
-SLOWEST_FILES = (
-    "test_jax_training.py", "test_resume.py", "test_sampling.py", "test_your_own_footage.py",
-    "test_motion_head.py", "test_jax_backend.py", "test_devices.py", "test_train.py",
-    "test_cli_output.py",
-    "test_evaluate_predict.py", "test_radar_loop.py", "test_bad_input.py", "test_dashboards.py",
-    "test_losses.py", "test_models.py",
+SLOWEST_FILES = (  # by their tests' summed durations, 2026-12-06
+    "test_resume.py", "test_devices.py", "test_jax_training.py", "test_models.py",
+    "test_jax_backend.py", "test_train.py", "test_motion_head.py", "test_sampling.py",
+    "test_your_own_footage.py", "test_cli_output.py", "test_losses.py", "test_bad_input.py",
+    "test_evaluate_predict.py", "test_data_sources.py", "test_dashboards.py",
+    "test_radar_loop.py", "test_packaging.py", "test_channels.py", "test_ssim_backends.py",
+    "test_normalize.py",
 )
 
 
