@@ -12,7 +12,6 @@ from PIL import Image
 from framepred.errors import FramepredError
 from framepred.metrics import SUM_METRIC_NAMES
 from framepred.scoreboard import BASELINES, MODEL_ENTRY, VERDICT_KEY
-from tests.helpers.cli import run_cli
 from tests.helpers.events import accumulator
 from tests.helpers.motion import HEAD, PAN, RADIUS, panning_model
 
@@ -132,15 +131,15 @@ def test_evaluate_errors_name_the_mismatch(compose_train, fast_run, tmp_path):
         _evaluate(compose_train, tmp_path / "broken.keras", tmp_path)
 
 
-def test_evaluate_cli_error_is_one_line(tmp_path):
-    result = run_cli("framepred.evaluate", f"checkpoint={tmp_path / 'nope.keras'}",
-                     f"hydra.run.dir={tmp_path / 'out'}")
-    assert result.returncode == 2
-    errors = [line for line in result.stderr.splitlines() if line.startswith("framepred:")]
-    assert errors == [f"framepred: error: checkpoint={tmp_path / 'nope.keras'} does not exist; "
-                      "give a .keras file, e.g. checkpoint=outputs/<name>/<run>/checkpoints/"
-                      "best.keras"]
-    assert "Traceback" not in result.stderr
+def test_evaluate_error_names_the_checkpoint_and_what_to_give(compose_train, tmp_path):
+    """The message itself; the command line prints it as one line with exit 2
+    (test_bad_input's evaluate-missing-checkpoint)."""
+    with pytest.raises(FramepredError) as error:
+        _evaluate(compose_train, tmp_path / "nope.keras", tmp_path / "out")
+    assert str(error.value) == (f"checkpoint={tmp_path / 'nope.keras'} does not exist; give a "
+                                ".keras file, e.g. checkpoint=outputs/<name>/<run>/checkpoints/"
+                                "best.keras")
+    assert not (tmp_path / "out").exists()
 
 
 # --- predict -------------------------------------------------------------------------

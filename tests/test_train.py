@@ -9,7 +9,7 @@ import sys
 import pytest
 
 from framepred.run.folder import RunPaths
-from tests.helpers.cli import REPO, run_in_one_process
+from tests.helpers.cli import run_in_one_process
 
 METRICS = ("ssim", "ssim_openstl", "psnr", "mse", "mae", "mse_sum", "mae_sum")
 ENTRIES = ("model", "copy_last", "background", "blank")
@@ -97,16 +97,6 @@ def test_sweep_runs_keep_apart(cli_runs):
         assert (run_dir / "checkpoints" / "best.keras").is_file()
         assert (run_dir / "overrides.txt").read_text() == f"debug=fast\nloss={loss}\n"
         assert f"name: {loss}" in (run_dir / "config.yaml").read_text()
-
-
-def test_train_script_passes_overrides(tmp_path):
-    """./scripts/train.sh is Quickstart's first command; its arguments are Hydra overrides."""
-    result = subprocess.run(
-        [str(REPO / "scripts" / "train.sh"), "debug=fast", "--cfg", "job"],
-        capture_output=True, text=True, timeout=600,
-    )
-    assert result.returncode == 0, result.stderr[-2000:]
-    assert "frame_size:\n  - 16\n  - 16" in result.stdout
 
 
 def test_best_checkpoint_never_falls_below_the_copy_last_start(tmp_path, compose_train):

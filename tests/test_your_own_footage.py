@@ -175,6 +175,8 @@ def test_predict_with_a_copied_checkpoint_on_gray_arrays_and_folders(session):
 
 
 def test_train_sh_runs_in_the_callers_folder(session):
+    """./scripts/train.sh, Quickstart's first command: its arguments are Hydra overrides,
+    and relative paths in them are the caller's."""
     _, work = session
     # A relative data.path that only the caller's folder holds, and that is no array:
     # found there (not "does not exist"), so read from there, then refused before any
