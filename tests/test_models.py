@@ -221,10 +221,11 @@ def test_initialized_head_starts_exactly_as_copy_last(form, activation):
     models.init_head(model, level=0.5)
     clips = np.concatenate([_footage(kind) for kind in FOOTAGE])
     forecast = np.asarray(models.forecast(model, clips[:, :4], steps=2))
-    for index, kind in enumerate(FOOTAGE):
-        rows = slice(2 * index, 2 * index + 2)
-        np.testing.assert_allclose(forecast[rows], np.repeat(clips[rows, 3:4], 2, axis=1),
-                                   atol=models.COPY_EPSILON + 1e-6, err_msg=kind)
+    expected = np.repeat(clips[:, 3:4], 2, axis=1)
+    # The same number of clips of each kind, in FOOTAGE's order.
+    for kind, got, want in zip(FOOTAGE, np.split(forecast, len(FOOTAGE)),
+                               np.split(expected, len(FOOTAGE))):
+        np.testing.assert_allclose(got, want, atol=models.COPY_EPSILON + 1e-6, err_msg=kind)
 
 
 def test_head_without_skip_starts_at_the_data_mean():
